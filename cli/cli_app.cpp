@@ -1,0 +1,191 @@
+// gpucal's subcommands: estimate, models, gpus, engines. Flags follow vLLM's
+// engine arguments so serving flags can be pasted as they are.
+#include "cli_app.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+#include "estimate_report.hpp"
+#include "gpucal/model/catalog.hpp"
+#include "gpucal/model/errors.hpp"
+#include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/units.hpp"
+
+namespace gpucal::cli {
+
+namespace {
+
+struct estimate_flags {
+  std::string model;
+  std::string gpu;
+  std::string engine = "vllm";
+  std::string calibration;
+  model::estimate_options opt;
+  std::string dtype, quantization, kv_cache_dtype;
+  std::int64_t group_size = 0, max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, block_size = 0;
+  double utilization = 0;
+  bool json = false;
+};
+
+// Flags shared by the commands that describe one deployment (estimate today;
+// perf and plan reuse them).
+void add_deployment_flags(CLI::App& cmd, estimate_flags& f) {
+  cmd.add_option("--model,-m", f.model, "Catalog name (see `gpucal models`) or path to a config.json")->required();
+  cmd.add_option("--gpu,-g", f.gpu, "GPU name (see `gpucal gpus`)")->required();
+  cmd.add_option("--tp,--tensor-parallel-size,-t", f.opt.tp, "Tensor-parallel GPUs per replica (default 1)");
+  cmd.add_option("--dtype", f.dtype, "auto | bfloat16 | float16 | float32 (default auto: the config's torch_dtype)");
+  cmd.add_option("--quantization,-q", f.quantization,
+                 fmt::format("{} (default: the config's quantization_config, else none)", model::quantization_flag_values));
+  cmd.add_option("--group-size", f.group_size, "Group size of int4 weights (default: the config's, else 128)");
+  cmd.add_option("--kv-cache-dtype", f.kv_cache_dtype, "auto | bfloat16 | float16 | fp8 | fp8_e4m3 | fp8_e5m2 (default auto)");
+  cmd.add_option("--engine", f.engine, "Engine memory profile: vllm | sglang | tgi (default vllm)");
+  cmd.add_option("--gpu-memory-utilization,--mem-fraction-static,--cuda-memory-fraction", f.utilization,
+                 "Share of GPU memory the engine may use, in (0, 1] (default: the engine's)");
+  cmd.add_option("--max-model-len", f.max_model_len, "Longest request in tokens (default: the model's)");
+  cmd.add_option("--max-num-seqs", f.max_num_seqs, "Most sequences per step (default: the engine's)");
+  cmd.add_option("--max-num-batched-tokens", f.max_num_batched_tokens, "Most tokens per step (default: the engine's)");
+  cmd.add_option("--block-size", f.block_size, "KV block size in tokens (default: the engine's)");
+  cmd.add_flag("--enforce-eager", f.opt.enforce_eager, "No CUDA graphs");
+  cmd.add_option("--calibration", f.calibration, "Calibration or coefficients JSON (default: embedded defaults)");
+  cmd.add_flag("--json", f.json, "Print one JSON object");
+}
+
+// Moves the flags that were given into the optional fields of the options.
+void apply_flags(const CLI::App& cmd, estimate_flags& f) {
+  auto given = [&cmd](const char* name) { return cmd.count(name) > 0; };
+  if (given("--dtype")) f.opt.dtype = f.dtype;
+  if (given("--quantization")) f.opt.quantization = f.quantization;
+  if (given("--group-size")) {
+    if (f.group_size <= 0) throw input_error(fmt::format("--group-size: {} must be a positive integer", f.group_size));
+    f.opt.group_size = f.group_size;
+  }
+  if (given("--kv-cache-dtype")) f.opt.kv_cache_dtype = f.kv_cache_dtype;
+  if (given("--gpu-memory-utilization")) f.opt.gpu_memory_utilization = f.utilization;
+  if (given("--max-model-len")) f.opt.max_model_len = f.max_model_len;
+  if (given("--max-num-seqs")) f.opt.max_num_seqs = f.max_num_seqs;
+  if (given("--max-num-batched-tokens")) f.opt.max_num_batched_tokens = f.max_num_batched_tokens;
+  if (given("--block-size")) f.opt.block_size = f.block_size;
+}
+
+int run_estimate(const CLI::App& cmd, estimate_flags& f, std::ostream& out) {
+  apply_flags(cmd, f);
+  const model::model_spec m = model::resolve_model(f.model);
+  const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
+  const model::engine_profile engine = model::resolve_engine(f.engine);
+  const model::coefficients coeffs =
+      f.calibration.empty() ? model::default_coefficients() : model::load_coefficients_file(f.calibration);
+  const model::memory_estimate e = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  out << (f.json ? estimate_json(e) : estimate_text(e));
+  return 0;
+}
+
+int run_models(bool json, std::ostream& out) {
+  const auto models = model::list_models();
+  if (json) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (const auto& m : models)
+      j.push_back({{"name", m.name}, {"aliases", m.aliases}, {"hf_repo", m.hf_repo}, {"source", m.source}});
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << fmt::format("{:<26} {:<10} {:>16} {:>8}  {}\n", "name", "type", "params", "layers", "hf repo");
+  for (const auto& e : models) {
+    const model::model_spec m = model::resolve_model(e.name);
+    const auto inv = model::build_inventory(m, 1);
+    out << fmt::format("{:<26} {:<10} {:>16} {:>8}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
+                       m.num_layers, e.hf_repo);
+  }
+  return 0;
+}
+
+int run_gpus(bool json, std::ostream& out) {
+  const auto& gpus = model::list_gpus();
+  if (json) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (const auto& g : gpus)
+      j.push_back({{"name", g.name}, {"slug", g.slug}, {"aliases", g.aliases}, {"memory_bytes", g.memory_bytes},
+                   {"hbm_bandwidth_gbps", g.hbm_bandwidth_gbps}, {"peak_tflops", g.peak_tflops},
+                   {"compute_capability", g.compute_capability}, {"sm_count", g.sm_count}, {"sources", g.sources}});
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << fmt::format("{:<12} {:<16} {:>9} {:>10} {:>10} {:>10} {:>5} {:>5}\n", "name", "slug", "mem GiB", "HBM GB/s",
+                     "bf16 TF/s", "fp8 TF/s", "SMs", "cc");
+  for (const auto& g : gpus) {
+    const auto peak = [&g](const char* k) { return g.supports(k) ? fmt::format("{:.0f}", g.peak_tflops.at(k)) : std::string("-"); };
+    out << fmt::format("{:<12} {:<16} {:>9.1f} {:>10.0f} {:>10} {:>10} {:>5} {:>5}\n", g.name, g.slug,
+                       to_gib(static_cast<double>(g.memory_bytes)), g.hbm_bandwidth_gbps, peak("bf16"), peak("fp8"),
+                       g.sm_count, g.compute_capability);
+  }
+  return 0;
+}
+
+int run_engines(std::ostream& out) {
+  for (const auto& e : model::list_engines()) {
+    out << fmt::format("{:<8} {} {} (memory flag {}, default {:g}, block size {})\n", e.engine, e.display_name, e.version,
+                       e.fraction_flag, e.fraction_default, e.block_size);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"gpucal: what an LLM inference engine really costs on a GPU"};
+  app.name("gpucal");
+  app.require_subcommand(1);
+
+  estimate_flags ef;
+  CLI::App* estimate = app.add_subcommand("estimate", "Memory breakdown, KV capacity and verdict for one deployment");
+  add_deployment_flags(*estimate, ef);
+
+  bool models_json = false, gpus_json = false;
+  CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
+  models->add_flag("--json", models_json, "Print JSON");
+  CLI::App* gpus = app.add_subcommand("gpus", "List the embedded GPU catalog");
+  gpus->add_flag("--json", gpus_json, "Print JSON");
+  CLI::App* engines = app.add_subcommand("engines", "List the engine memory profiles");
+
+  std::vector<const char*> argv{"gpucal"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    out << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // A subcommand's --help arrives as CallForHelp from within that subcommand.
+    if (e.get_exit_code() == 0) {
+      for (CLI::App* sub : app.get_subcommands()) out << sub->help();
+      return 0;
+    }
+    err << "gpucal: error: " << e.what() << "\n";
+    return 2;
+  }
+
+  std::ostringstream buffer;  // nothing reaches `out` unless the command succeeds
+  try {
+    int rc = 1;
+    if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer);
+    else if (models->parsed()) rc = run_models(models_json, buffer);
+    else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
+    else if (engines->parsed()) rc = run_engines(buffer);
+    out << buffer.str();
+    return rc;
+  } catch (const input_error& e) {
+    err << "gpucal: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    err << "gpucal: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace gpucal::cli

@@ -1,0 +1,39 @@
+// The embedded catalogs: models (real config.json files), GPUs, engine
+// profiles and default coefficients, looked up by case-insensitive name or
+// alias. Unknown names fail with the nearest known name suggested.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/engine_profile.hpp"
+#include "gpucal/model/gpu_spec.hpp"
+#include "gpucal/model/model_spec.hpp"
+
+namespace gpucal::model {
+
+struct model_entry {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::string hf_repo;
+  std::string source;
+};
+
+std::vector<model_entry> list_models();
+/// A catalog name (case-insensitive) or a path to a config.json.
+model_spec resolve_model(std::string_view name_or_path);
+
+const std::vector<gpu_spec>& list_gpus();
+const gpu_spec& resolve_gpu(std::string_view name);
+
+std::vector<engine_profile> list_engines();
+engine_profile resolve_engine(std::string_view name);
+
+coefficients default_coefficients();
+
+/// The candidate closest to `query` by edit distance (case-insensitive).
+std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates);
+
+}  // namespace gpucal::model

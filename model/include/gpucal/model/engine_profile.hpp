@@ -1,0 +1,66 @@
+// How a serving engine spends GPU memory: the budget it takes
+// (total x a fraction), what it charges against that budget before the KV
+// pool, what it uses beyond it, and its defaults. One JSON file per engine
+// in model/catalog/engines/, facts cited from the engine's source.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gpucal::model {
+
+enum class memory_item { weights, activation_peak, non_torch, cuda_context, cuda_graphs };
+
+std::string_view memory_item_name(memory_item i);
+
+/// A default that depends on the GPU: the first rule whose conditions hold wins.
+struct tiered_value {
+  std::optional<double> min_gpu_memory_gib;
+  std::optional<int> min_tp;
+  double value = 0;
+};
+
+struct engine_source {
+  std::string fact;
+  std::string where;
+};
+
+struct engine_profile {
+  std::string engine;        ///< "vllm", "sglang", "tgi"
+  std::string display_name;
+  std::string version;       ///< version whose source the facts come from
+
+  std::string fraction_flag;  ///< e.g. "--gpu-memory-utilization"
+  double fraction_default = 0.9;
+  std::vector<tiered_value> fraction_rules;
+
+  std::vector<memory_item> budget_charges;  ///< subtracted from total x fraction before the KV pool
+  std::vector<memory_item> outside_budget;  ///< used beyond total x fraction
+  double kv_pool_factor = 1.0;
+
+  std::optional<std::string> forward_tokens_from;  ///< setting that sizes the profiled forward
+  std::optional<std::string> sampler_rows_from;    ///< setting that gives the profiled sampler's rows
+  double logits_bytes_per_element = 4;
+
+  std::int64_t block_size = 16;
+  std::optional<std::int64_t> mla_block_size;
+  std::vector<tiered_value> max_num_seqs;
+  std::vector<tiered_value> max_num_batched_tokens;
+  bool cuda_graphs = true;
+
+  std::vector<engine_source> sources;
+
+  bool charges(memory_item i) const;
+  bool outside(memory_item i) const;
+  double fraction_for(std::int64_t gpu_memory_bytes, int tp) const;
+  std::int64_t max_num_seqs_for(std::int64_t gpu_memory_bytes, int tp) const;
+  std::int64_t max_num_batched_tokens_for(std::int64_t gpu_memory_bytes, int tp) const;
+};
+
+/// Parses one profile (schema gpucal.engine/1); errors name the field.
+engine_profile parse_engine_profile(std::string_view json_text, std::string_view where);
+
+}  // namespace gpucal::model

@@ -1,0 +1,151 @@
+// The memory model: per GPU, weights (tensor by tensor, by storage format),
+// KV bytes per token, activation peak of the engine's profiling forward and
+// sampler pass, framework overhead, and the paged KV pool that is left:
+//   pool = (total x fraction - charged items) x kv_pool_factor
+//   num_blocks = floor(pool / (block_size x kv_bytes_per_token))
+// with the charged items, the fraction and the defaults taken from the
+// engine profile and the overheads from the coefficients.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/dtype.hpp"
+#include "gpucal/model/engine_profile.hpp"
+#include "gpucal/model/gpu_spec.hpp"
+#include "gpucal/model/model_spec.hpp"
+#include "gpucal/model/quantization.hpp"
+#include "gpucal/model/tensor_inventory.hpp"
+
+namespace gpucal::model {
+
+/// KV cache bytes per token on one GPU, split by layers that keep every
+/// token and sliding-window layers that keep at most `window` tokens.
+struct kv_layout {
+  std::int64_t full_bytes_per_token = 0;
+  std::int64_t sliding_bytes_per_token = 0;
+  std::optional<std::int64_t> window;
+
+  /// All layers: the figure vLLM's block size multiplies.
+  std::int64_t bytes_per_token() const { return full_bytes_per_token + sliding_bytes_per_token; }
+  /// Bytes a request of `tokens` tokens holds (sliding layers capped at the window).
+  std::int64_t request_bytes(std::int64_t tokens) const;
+};
+
+/// KV layout per GPU: 2 x kv_heads_per_rank x head_dim x kv_bytes per layer
+/// for MHA/GQA/MQA; (kv_lora_rank + qk_rope_head_dim) x kv_bytes per layer
+/// for MLA, replicated on every rank.
+kv_layout kv_cache_layout(const model_spec& m, int tp, dtype kv_dtype);
+
+/// Bytes of the weights one GPU holds, by tensor group.
+double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype);
+
+struct weight_row {
+  std::string role;
+  std::int64_t params = 0;  ///< whole model
+  double bytes = 0;         ///< one GPU
+};
+
+/// Flags as a user passes them; unset = the config's or the engine's default.
+struct estimate_options {
+  int tp = 1;
+  std::optional<std::string> dtype;           ///< auto, bfloat16, float16, float32
+  std::optional<std::string> quantization;    ///< see quantization_flag_values
+  std::optional<std::int64_t> group_size;
+  std::optional<std::string> kv_cache_dtype;  ///< auto, bfloat16, float16, fp8, fp8_e4m3, fp8_e5m2
+  std::optional<double> gpu_memory_utilization;
+  std::optional<std::int64_t> max_model_len;
+  std::optional<std::int64_t> max_num_seqs;
+  std::optional<std::int64_t> max_num_batched_tokens;
+  std::optional<std::int64_t> block_size;
+  bool enforce_eager = false;                 ///< no CUDA graphs
+};
+
+/// A resolved setting and where its value came from ("--flag", "vllm default", "config.json").
+struct setting_origin {
+  std::string name;
+  std::string value;
+  std::string origin;
+};
+
+struct resolved_settings {
+  int tp = 1;
+  dtype model_dtype = dtype::bfloat16;
+  quant_spec quant;
+  dtype kv_dtype = dtype::bfloat16;
+  double memory_fraction = 0.9;
+  std::int64_t max_model_len = 0;
+  std::int64_t max_num_seqs = 0;
+  std::int64_t max_num_batched_tokens = 0;
+  std::int64_t block_size = 16;
+  bool cuda_graphs = true;
+  std::vector<setting_origin> origins;
+};
+
+/// Applies flags over the config's and the engine's defaults, validating each.
+resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
+                                   const estimate_options& opt, std::int64_t gpu_total_bytes);
+
+struct activation_estimate {
+  std::int64_t forward_tokens = 0;  ///< tokens of the profiled forward
+  std::int64_t sampler_rows = 0;    ///< rows of logits in the profiled sampler pass
+  double forward_bytes = 0;         ///< live tensors of the widest layer stage
+  std::string widest_stage;         ///< "attention", "mlp" or "moe"
+  double sampler_bytes = 0;         ///< hidden states + logits and sampler temporaries
+  std::int64_t peak_bytes = 0;      ///< scale x max(forward, sampler) + fixed
+};
+
+/// Peak of one forward over `tokens` tokens and a sampler pass over `rows`
+/// rows, per GPU, in the activation dtype.
+activation_estimate estimate_activation(const model_spec& m, const resolved_settings& s, const engine_profile& engine,
+                                        const memory_coefficients& c, std::int64_t tokens, std::int64_t rows);
+
+struct memory_estimate {
+  model_spec model;
+  gpu_spec gpu;
+  engine_profile engine;
+  resolved_settings settings;
+  std::string coefficients_source;
+
+  std::int64_t params = 0;
+  std::int64_t active_params = 0;
+  std::vector<weight_row> weights_by_role;
+  std::int64_t weights_bytes = 0;
+
+  kv_layout kv;
+  activation_estimate activation;
+
+  std::int64_t cuda_context_bytes = 0;
+  std::int64_t non_torch_bytes = 0;  ///< workspaces, plus NCCL when tp > 1
+  std::int64_t nccl_bytes = 0;
+  std::int64_t cuda_graph_bytes = 0;
+
+  std::int64_t gpu_total_bytes = 0;
+  std::string gpu_total_source;
+  std::int64_t budget_bytes = 0;   ///< total x fraction
+  std::int64_t charged_bytes = 0;  ///< items charged against the budget before the pool
+  std::int64_t outside_bytes = 0;  ///< items the engine uses beyond the budget
+  std::int64_t kv_pool_bytes = 0;
+  std::int64_t block_bytes = 0;
+  std::int64_t num_blocks = 0;
+  std::int64_t max_tokens = 0;
+  double max_concurrency = 0;
+  std::int64_t request_bytes = 0;   ///< KV of one request at max_model_len
+  std::int64_t headroom_bytes = 0;  ///< total - budget - outside (negative: OOM risk)
+
+  bool fits = false;
+  std::vector<std::string> failures;  ///< why it does not fit, first reason first
+  std::int64_t margin_bytes = 0;      ///< smallest slack of the fit conditions (negative: short by)
+  std::vector<std::string> notes;
+
+  /// Framework overhead per GPU: CUDA context + non-torch (+ NCCL).
+  std::int64_t overhead_bytes() const { return cuda_context_bytes + non_torch_bytes; }
+};
+
+memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
+                                const coefficients& coeffs, const estimate_options& opt);
+
+}  // namespace gpucal::model

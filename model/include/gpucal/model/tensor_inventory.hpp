@@ -1,0 +1,56 @@
+// Every weight tensor of a model, grouped by kind, with its full shape and
+// the shape one GPU holds under tensor parallelism. Parameter counts and
+// weight bytes are both sums over this one list, so the two cannot disagree.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gpucal/model/model_spec.hpp"
+
+namespace gpucal::model {
+
+enum class tensor_role { embedding, lm_head, attention, mlp, expert, shared_expert, router, norm, bias };
+
+std::string_view tensor_role_name(tensor_role r);
+
+struct tensor_group {
+  std::string name;            ///< e.g. "layers.*.self_attn.q_proj.weight"
+  tensor_role role;
+  std::int64_t count = 1;      ///< instances (layers x experts)
+  std::int64_t rows = 0;       ///< full shape [rows, cols]; vectors have cols = 1
+  std::int64_t cols = 1;
+  std::int64_t rank_rows = 0;  ///< shape held by one GPU at the inventory's tp
+  std::int64_t rank_cols = 1;
+  bool linear = false;         ///< a linear layer weight that a quantization format converts
+  double active_fraction = 1;  ///< share used per token (routed experts: top_k / num_experts)
+
+  std::int64_t params() const { return count * rows * cols; }
+};
+
+struct tensor_inventory {
+  int tp = 1;
+  std::vector<tensor_group> groups;
+
+  std::int64_t total_params() const;
+  /// Parameters a token passes through (routed experts counted top_k of num_experts).
+  std::int64_t active_params() const;
+};
+
+/// vLLM pads the vocabulary of embeddings and LM head to a multiple of this
+/// (VocabParallelEmbedding's DEFAULT_VOCAB_PADDING_SIZE) before splitting it.
+inline constexpr std::int64_t vocab_padding = 64;
+
+/// KV heads one GPU holds: kv_heads / tp, or 1 when tp > kv_heads (replicated).
+std::int64_t kv_heads_per_rank(std::int64_t kv_heads, int tp);
+
+/// Checks that `tp` can split the model (attention heads divisible by tp; kv
+/// heads divisible by tp or tp divisible by kv heads). Throws input_error
+/// naming --tensor-parallel-size.
+void validate_tp(const model_spec& m, int tp);
+
+/// Builds the inventory for `tp` GPUs (validate_tp first).
+tensor_inventory build_inventory(const model_spec& m, int tp);
+
+}  // namespace gpucal::model

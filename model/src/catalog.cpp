@@ -1,0 +1,172 @@
+// Lookups in the embedded catalogs. Model entries wrap a verbatim
+// config.json with its name, aliases and source; the GPU list, engine
+// profiles and default coefficients are parsed once on first use.
+#include "gpucal/model/catalog.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "detail/json_fields.hpp"
+#include "gpucal/model/detail/embedded_files.hpp"
+
+namespace gpucal::model {
+
+namespace {
+
+using detail::field_reader;
+using detail::json;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view embedded(std::string_view path) {
+  for (const auto& f : detail::embedded_files())
+    if (f.path == path) return f.text;
+  throw std::logic_error(fmt::format("embedded catalog file '{}' is missing from the build", path));
+}
+
+struct model_record {
+  model_entry entry;
+  std::string path;              // embedded path
+  std::vector<std::string> keys;  // lowercase names that select it
+};
+
+const std::vector<model_record>& model_records() {
+  static const std::vector<model_record> records = [] {
+    std::vector<model_record> out;
+    for (const auto& f : detail::embedded_files()) {
+      if (!f.path.starts_with("models/") || !f.path.ends_with(".json")) continue;
+      const json root = detail::parse_json_text(f.text, f.path);
+      field_reader r(root, std::string(f.path));
+      model_record rec;
+      rec.path = std::string(f.path);
+      rec.entry.name = r.string("name");
+      rec.entry.hf_repo = r.string_or("hf_repo", "");
+      rec.entry.source = r.string("source");
+      for (const auto& a : r.array("aliases")) rec.entry.aliases.push_back(a.get<std::string>());
+      rec.keys.push_back(lower(rec.entry.name));
+      const std::string stem = std::filesystem::path(rec.path).stem().string();
+      rec.keys.push_back(lower(stem));
+      for (const auto& a : rec.entry.aliases) rec.keys.push_back(lower(a));
+      if (!rec.entry.hf_repo.empty()) rec.keys.push_back(lower(rec.entry.hf_repo));
+      out.push_back(std::move(rec));
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.entry.name < b.entry.name; });
+    return out;
+  }();
+  return records;
+}
+
+std::string read_file(const std::string& path, std::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(fmt::format("{}: cannot read '{}'", flag, path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates) {
+  const std::string q = lower(query);
+  std::string best;
+  std::size_t best_d = static_cast<std::size_t>(-1);
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(q, lower(c));
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+std::vector<model_entry> list_models() {
+  std::vector<model_entry> out;
+  for (const auto& r : model_records()) out.push_back(r.entry);
+  return out;
+}
+
+model_spec resolve_model(std::string_view name_or_path) {
+  const std::string key = lower(name_or_path);
+  for (const auto& r : model_records()) {
+    if (std::find(r.keys.begin(), r.keys.end(), key) == r.keys.end()) continue;
+    const json root = detail::parse_json_text(embedded(r.path), r.path);
+    field_reader env(root, r.path);
+    return parse_hf_config(env.object("config").dump(), r.entry.name, r.entry.source);
+  }
+  const std::string path(name_or_path);
+  const bool looks_like_path = path.find('/') != std::string::npos || path.ends_with(".json");
+  if (std::filesystem::is_regular_file(path) || (looks_like_path && std::filesystem::exists(path)))
+    return parse_hf_config(read_file(path, "--model"), path, path);
+  if (looks_like_path && !std::filesystem::exists(path) && path.ends_with(".json"))
+    throw input_error(fmt::format("--model: no such file '{}'", path));
+  std::vector<std::string> names;
+  for (const auto& r : model_records()) names.push_back(lower(r.entry.name));
+  throw input_error(fmt::format("--model: unknown model '{}' (did you mean '{}'? `gpucal models` lists them; "
+                                "a path to a config.json also works)", name_or_path, nearest_name(name_or_path, names)));
+}
+
+const std::vector<gpu_spec>& list_gpus() {
+  static const std::vector<gpu_spec> gpus = parse_gpu_catalog(embedded("gpus.json"), "gpus.json");
+  return gpus;
+}
+
+const gpu_spec& resolve_gpu(std::string_view name) {
+  const std::string key = lower(name);
+  for (const auto& g : list_gpus()) {
+    if (lower(g.name) == key || lower(g.slug) == key) return g;
+    for (const auto& a : g.aliases)
+      if (lower(a) == key) return g;
+  }
+  std::vector<std::string> names;
+  for (const auto& g : list_gpus()) {
+    names.push_back(lower(g.name));
+    for (const auto& a : g.aliases) names.push_back(a);
+  }
+  throw input_error(fmt::format("--gpu: unknown GPU '{}' (did you mean '{}'? `gpucal gpus` lists them)", name,
+                                nearest_name(name, names)));
+}
+
+std::vector<engine_profile> list_engines() {
+  std::vector<engine_profile> out;
+  for (const auto& f : detail::embedded_files())
+    if (f.path.starts_with("engines/") && f.path.ends_with(".json")) out.push_back(parse_engine_profile(f.text, f.path));
+  return out;
+}
+
+engine_profile resolve_engine(std::string_view name) {
+  const std::string key = lower(name);
+  std::vector<std::string> names;
+  for (auto& e : list_engines()) {
+    if (lower(e.engine) == key) return e;
+    names.push_back(e.engine);
+  }
+  std::string allowed;
+  for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
+  throw input_error(fmt::format("--engine: unknown engine '{}' (allowed: {})", name, allowed));
+}
+
+coefficients default_coefficients() {
+  return parse_coefficients(embedded("coefficients/default.json"), "coefficients/default.json");
+}
+
+}  // namespace gpucal::model

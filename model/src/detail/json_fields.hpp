@@ -1,0 +1,102 @@
+// Typed, error-naming reads from nlohmann::json objects, shared by every
+// parser of the model library (configs, catalogs, profiles, coefficients).
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gpucal/model/errors.hpp"
+
+namespace gpucal::model::detail {
+
+using json = nlohmann::json;
+
+/// Parses `text`, or throws input_error naming `where`.
+inline json parse_json_text(std::string_view text, std::string_view where) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw input_error(fmt::format("{}: not valid JSON ({})", where, e.what()));
+  }
+}
+
+// Reads typed fields from one JSON object, naming `where.key` in every error.
+class field_reader {
+public:
+  field_reader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+
+  const std::string& where() const { return where_; }
+  bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+  const json& raw(const char* key) const { return object_.at(key); }
+
+  std::int64_t positive_int(const char* key) const {
+    if (!has(key)) fail(key, "is missing");
+    return positive_int_value(key, object_.at(key));
+  }
+  std::int64_t positive_int_or(const char* key, std::int64_t fallback) const {
+    return has(key) ? positive_int_value(key, object_.at(key)) : fallback;
+  }
+  std::int64_t non_negative_int_or(const char* key, std::int64_t fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = object_.at(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0) fail(key, fmt::format("must be an integer >= 0, got {}", v.dump()));
+    return v.get<std::int64_t>();
+  }
+  bool boolean_or(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = object_.at(key);
+    if (!v.is_boolean()) fail(key, fmt::format("must be true or false, got {}", v.dump()));
+    return v.get<bool>();
+  }
+  std::string string_or(const char* key, std::string fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = object_.at(key);
+    if (!v.is_string()) fail(key, fmt::format("must be a string, got {}", v.dump()));
+    return v.get<std::string>();
+  }
+  double number(const char* key) const {
+    if (!has(key)) fail(key, "is missing");
+    const json& v = object_.at(key);
+    if (!v.is_number()) fail(key, fmt::format("must be a number, got {}", v.dump()));
+    return v.get<double>();
+  }
+  std::string string(const char* key) const {
+    if (!has(key)) fail(key, "is missing");
+    return string_or(key, "");
+  }
+  /// A finite number in [lo, hi].
+  double number_in(const char* key, double lo, double hi) const {
+    const double v = number(key);
+    if (!std::isfinite(v) || v < lo || v > hi) fail(key, fmt::format("must be a finite number in [{}, {}], got {}", lo, hi, v));
+    return v;
+  }
+  const json& array(const char* key) const {
+    if (!has(key) || !object_.at(key).is_array()) fail(key, "must be a list");
+    return object_.at(key);
+  }
+  const json& object(const char* key) const {
+    if (!has(key) || !object_.at(key).is_object()) fail(key, "must be an object");
+    return object_.at(key);
+  }
+  /// A reader for the nested object `key`.
+  field_reader child(const char* key) const { return field_reader(object(key), where_ + "." + key); }
+
+  [[noreturn]] void fail(const char* key, const std::string& what) const {
+    throw input_error(fmt::format("{}: field '{}' {}", where_, key, what));
+  }
+
+private:
+  std::int64_t positive_int_value(const char* key, const json& v) const {
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(key, fmt::format("must be a positive integer, got {}", v.dump()));
+    return v.get<std::int64_t>();
+  }
+
+  const json& object_;
+  std::string where_;
+};
+
+}  // namespace gpucal::model::detail

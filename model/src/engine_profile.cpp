@@ -1,0 +1,142 @@
+// Parser and lookups for engine memory profiles (schema gpucal.engine/1).
+#include "gpucal/model/engine_profile.hpp"
+
+#include <algorithm>
+
+#include "detail/json_fields.hpp"
+#include "gpucal/model/units.hpp"
+
+namespace gpucal::model {
+
+std::string_view memory_item_name(memory_item i) {
+  switch (i) {
+    case memory_item::weights: return "weights";
+    case memory_item::activation_peak: return "activation_peak";
+    case memory_item::non_torch: return "non_torch";
+    case memory_item::cuda_context: return "cuda_context";
+    case memory_item::cuda_graphs: return "cuda_graphs";
+  }
+  return "?";
+}
+
+bool engine_profile::charges(memory_item i) const {
+  return std::find(budget_charges.begin(), budget_charges.end(), i) != budget_charges.end();
+}
+bool engine_profile::outside(memory_item i) const {
+  return std::find(outside_budget.begin(), outside_budget.end(), i) != outside_budget.end();
+}
+
+namespace {
+
+using detail::field_reader;
+using detail::json;
+
+// The first matching rule's value, or `fallback`.
+double pick(const std::vector<tiered_value>& rules, std::int64_t gpu_memory_bytes, int tp, double fallback) {
+  const double gib = to_gib(static_cast<double>(gpu_memory_bytes));
+  for (const auto& r : rules) {
+    if (r.min_gpu_memory_gib && gib < *r.min_gpu_memory_gib) continue;
+    if (r.min_tp && tp < *r.min_tp) continue;
+    return r.value;
+  }
+  return fallback;
+}
+
+std::vector<tiered_value> parse_tiers(const field_reader& parent, const char* key, double lo, double hi,
+                                      bool require_fallback) {
+  std::vector<tiered_value> out;
+  const json& list = parent.array(key);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    field_reader r(list[i], fmt::format("{}.{}[{}]", parent.where(), key, i));
+    tiered_value t;
+    if (r.has("min_gpu_memory_gib")) t.min_gpu_memory_gib = r.number_in("min_gpu_memory_gib", 0, 1e6);
+    if (r.has("min_tp")) t.min_tp = static_cast<int>(r.positive_int("min_tp"));
+    t.value = r.number_in("value", lo, hi);
+    out.push_back(t);
+  }
+  // Lists of defaults end with an unconditional rule, so every GPU gets a value.
+  if (require_fallback && (out.empty() || out.back().min_gpu_memory_gib || out.back().min_tp))
+    parent.fail(key, "must end with a rule without conditions (the fallback)");
+  return out;
+}
+
+std::vector<memory_item> parse_items(const field_reader& parent, const char* key) {
+  std::vector<memory_item> out;
+  for (const auto& v : parent.array(key)) {
+    const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+    bool found = false;
+    for (memory_item i : {memory_item::weights, memory_item::activation_peak, memory_item::non_torch,
+                          memory_item::cuda_context, memory_item::cuda_graphs}) {
+      if (memory_item_name(i) == s) {
+        out.push_back(i);
+        found = true;
+      }
+    }
+    if (!found)
+      parent.fail(key, fmt::format("has unknown item '{}' (allowed: weights, activation_peak, non_torch, cuda_context, cuda_graphs)", s));
+  }
+  return out;
+}
+
+std::optional<std::string> setting_name(const field_reader& r, const char* key) {
+  if (!r.has(key)) return std::nullopt;
+  const std::string s = r.string(key);
+  if (s != "max_num_batched_tokens" && s != "max_num_seqs")
+    r.fail(key, fmt::format("is '{}' (allowed: max_num_batched_tokens, max_num_seqs, null)", s));
+  return s;
+}
+
+}  // namespace
+
+double engine_profile::fraction_for(std::int64_t gpu_memory_bytes, int tp) const {
+  return pick(fraction_rules, gpu_memory_bytes, tp, fraction_default);
+}
+std::int64_t engine_profile::max_num_seqs_for(std::int64_t gpu_memory_bytes, int tp) const {
+  return static_cast<std::int64_t>(pick(max_num_seqs, gpu_memory_bytes, tp, max_num_seqs.back().value));
+}
+std::int64_t engine_profile::max_num_batched_tokens_for(std::int64_t gpu_memory_bytes, int tp) const {
+  return static_cast<std::int64_t>(pick(max_num_batched_tokens, gpu_memory_bytes, tp, max_num_batched_tokens.back().value));
+}
+
+engine_profile parse_engine_profile(std::string_view json_text, std::string_view where) {
+  const json root = detail::parse_json_text(json_text, where);
+  field_reader top(root, std::string(where));
+  if (top.string("schema") != "gpucal.engine/1") top.fail("schema", "must be \"gpucal.engine/1\"");
+  engine_profile p;
+  p.engine = top.string("engine");
+  p.display_name = top.string("display_name");
+  p.version = top.string("version");
+
+  field_reader frac = top.child("memory_fraction");
+  p.fraction_flag = frac.string("flag");
+  p.fraction_default = frac.number_in("default", 0.01, 1.0);
+  p.fraction_rules = parse_tiers(frac, "rules", 0.01, 1.0, false);
+
+  p.budget_charges = parse_items(top, "budget_charges");
+  p.outside_budget = parse_items(top, "outside_budget");
+  for (memory_item i : p.budget_charges)
+    if (p.outside(i)) top.fail("outside_budget", fmt::format("repeats '{}', which budget_charges already has", memory_item_name(i)));
+  if (!p.charges(memory_item::weights)) top.fail("budget_charges", "must include \"weights\"");
+  p.kv_pool_factor = top.number_in("kv_pool_factor", 0.01, 1.0);
+
+  field_reader act = top.child("activation");
+  p.forward_tokens_from = setting_name(act, "forward_tokens_from");
+  p.sampler_rows_from = setting_name(act, "sampler_rows_from");
+  if (p.sampler_rows_from) p.logits_bytes_per_element = act.number_in("logits_bytes_per_element", 1, 8);
+
+  field_reader def = top.child("defaults");
+  p.block_size = def.positive_int("block_size");
+  if (def.has("mla_block_size")) p.mla_block_size = def.positive_int("mla_block_size");
+  p.max_num_seqs = parse_tiers(def, "max_num_seqs", 1, 1e7, true);
+  p.max_num_batched_tokens = parse_tiers(def, "max_num_batched_tokens", 1, 1e8, true);
+  p.cuda_graphs = def.boolean_or("cuda_graphs", true);
+
+  const json& sources = top.array("sources");
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    field_reader s(sources[i], fmt::format("{}: sources[{}]", where, i));
+    p.sources.push_back({s.string("fact"), s.string("where")});
+  }
+  return p;
+}
+
+}  // namespace gpucal::model

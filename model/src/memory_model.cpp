@@ -1,0 +1,323 @@
+// The memory model behind `gpucal estimate` (see memory_model.hpp and
+// DESIGN.md, "The memory model").
+#include "gpucal/model/memory_model.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "gpucal/model/errors.hpp"
+#include "gpucal/model/units.hpp"
+
+namespace gpucal::model {
+
+std::int64_t kv_layout::request_bytes(std::int64_t tokens) const {
+  const std::int64_t windowed = window ? std::min(tokens, *window) : tokens;
+  return full_bytes_per_token * tokens + sliding_bytes_per_token * windowed;
+}
+
+kv_layout kv_cache_layout(const model_spec& m, int tp, dtype kv_dtype) {
+  const auto kv_bytes = static_cast<std::int64_t>(dtype_bytes(kv_dtype));
+  // Per layer and token: MLA caches one latent (kv_lora_rank + rope dims), the
+  // same on every rank; GQA caches K and V for the rank's KV heads.
+  const std::int64_t per_layer = m.mla ? (m.mla->kv_lora_rank + m.mla->qk_rope_head_dim) * kv_bytes
+                                       : 2 * kv_heads_per_rank(m.num_kv_heads, tp) * m.head_dim * kv_bytes;
+  kv_layout k;
+  const std::int64_t sliding = m.num_sliding_layers();
+  k.full_bytes_per_token = (m.num_layers - sliding) * per_layer;
+  k.sliding_bytes_per_token = sliding * per_layer;
+  if (sliding > 0) k.window = m.sliding_window;
+  return k;
+}
+
+double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype) {
+  const bool quantize = (g.linear || (g.role == tensor_role::lm_head && q.quantize_lm_head)) && q.quantized();
+  const double one = quantize ? linear_weight_bytes(q, model_dtype, g.rank_rows, g.rank_cols)
+                              : static_cast<double>(g.rank_rows) * static_cast<double>(g.rank_cols) * dtype_bytes(model_dtype);
+  return one * static_cast<double>(g.count);
+}
+
+namespace {
+
+std::string fmt_double(double v) { return fmt::format("{:g}", v); }
+
+dtype parse_model_dtype_flag(const std::string& v, dtype config_dtype) {
+  if (v == "auto") {
+    // vLLM's auto: the checkpoint's dtype, float32 checkpoints run in bfloat16.
+    return config_dtype == dtype::float32 ? dtype::bfloat16 : config_dtype;
+  }
+  if (v == "bfloat16" || v == "bf16") return dtype::bfloat16;
+  if (v == "float16" || v == "half" || v == "fp16") return dtype::float16;
+  if (v == "float32" || v == "float") return dtype::float32;
+  throw input_error(fmt::format("--dtype: '{}' is not supported (allowed: auto, bfloat16, float16, float32)", v));
+}
+
+dtype parse_kv_dtype_flag(const std::string& v, dtype model_dtype) {
+  if (v == "auto") return model_dtype;
+  if (v == "bfloat16" || v == "bf16") return dtype::bfloat16;
+  if (v == "float16" || v == "fp16" || v == "half") return dtype::float16;
+  if (v == "fp8" || v == "fp8_e4m3") return dtype::fp8_e4m3;
+  if (v == "fp8_e5m2") return dtype::fp8_e5m2;
+  throw input_error(fmt::format("--kv-cache-dtype: '{}' is not supported (allowed: auto, bfloat16, float16, fp8, fp8_e4m3, fp8_e5m2)", v));
+}
+
+std::int64_t positive_flag(const char* flag, std::int64_t v) {
+  if (v <= 0) throw input_error(fmt::format("{}: {} must be a positive integer", flag, v));
+  return v;
+}
+
+}  // namespace
+
+resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
+                                   const estimate_options& opt, std::int64_t gpu_total_bytes) {
+  resolved_settings s;
+  const std::string engine_default = engine.engine + " default";
+  auto note = [&s](std::string name, std::string value, std::string origin) {
+    s.origins.push_back({std::move(name), std::move(value), std::move(origin)});
+  };
+
+  validate_tp(m, opt.tp);
+  s.tp = opt.tp;
+  note("tensor_parallel_size", std::to_string(s.tp), opt.tp == 1 ? "default" : "--tensor-parallel-size");
+
+  s.model_dtype = parse_model_dtype_flag(opt.dtype.value_or("auto"), m.torch_dtype);
+  note("dtype", std::string(dtype_name(s.model_dtype)), opt.dtype && *opt.dtype != "auto" ? "--dtype" : "config.json torch_dtype (auto)");
+
+  if (opt.quantization) {
+    s.quant = quant_from_flag(*opt.quantization, m.quantization, opt.group_size);
+  } else if (m.quantization) {
+    s.quant = *m.quantization;
+    if (opt.group_size && s.quant.granularity == scale_granularity::group) s.quant.group_size = positive_flag("--group-size", *opt.group_size);
+  }
+  note("quantization", s.quant.describe(), s.quant.origin);
+
+  s.kv_dtype = parse_kv_dtype_flag(opt.kv_cache_dtype.value_or("auto"), s.model_dtype);
+  note("kv_cache_dtype", std::string(dtype_name(s.kv_dtype)), opt.kv_cache_dtype ? "--kv-cache-dtype" : "auto (model dtype)");
+
+  if (opt.gpu_memory_utilization) {
+    const double u = *opt.gpu_memory_utilization;
+    if (!(u > 0.0 && u <= 1.0))
+      throw input_error(fmt::format("{}: {} is outside (0, 1]", engine.fraction_flag, fmt_double(u)));
+    s.memory_fraction = u;
+    note("memory_fraction", fmt_double(u), engine.fraction_flag);
+  } else {
+    s.memory_fraction = engine.fraction_for(gpu_total_bytes, s.tp);
+    note("memory_fraction", fmt_double(s.memory_fraction), engine_default + " (" + engine.fraction_flag + ")");
+  }
+
+  if (opt.max_model_len) {
+    s.max_model_len = positive_flag("--max-model-len", *opt.max_model_len);
+    if (s.max_model_len > m.max_model_len)
+      throw input_error(fmt::format("--max-model-len: {} exceeds the {} tokens {} supports (from max_position_embeddings "
+                                    "and rope_scaling in its config.json)", s.max_model_len, m.max_model_len, m.name));
+    note("max_model_len", std::to_string(s.max_model_len), "--max-model-len");
+  } else {
+    s.max_model_len = m.max_model_len;
+    note("max_model_len", std::to_string(s.max_model_len), "config.json (max_position_embeddings, rope_scaling)");
+  }
+
+  if (opt.max_num_seqs) {
+    s.max_num_seqs = positive_flag("--max-num-seqs", *opt.max_num_seqs);
+    note("max_num_seqs", std::to_string(s.max_num_seqs), "--max-num-seqs");
+  } else {
+    s.max_num_seqs = engine.max_num_seqs_for(gpu.memory_bytes, s.tp);
+    note("max_num_seqs", std::to_string(s.max_num_seqs), engine_default);
+  }
+  if (opt.max_num_batched_tokens) {
+    s.max_num_batched_tokens = positive_flag("--max-num-batched-tokens", *opt.max_num_batched_tokens);
+    note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), "--max-num-batched-tokens");
+  } else {
+    s.max_num_batched_tokens = engine.max_num_batched_tokens_for(gpu.memory_bytes, s.tp);
+    note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), engine_default);
+  }
+  if (s.max_num_batched_tokens < s.max_num_seqs && opt.max_num_batched_tokens)
+    throw input_error(fmt::format("--max-num-batched-tokens: {} is below max_num_seqs {} (vLLM requires at least one "
+                                  "token per scheduled sequence)", s.max_num_batched_tokens, s.max_num_seqs));
+
+  if (opt.block_size) {
+    static const std::int64_t allowed[] = {1, 8, 16, 32, 64, 128, 256};
+    if (std::find(std::begin(allowed), std::end(allowed), *opt.block_size) == std::end(allowed))
+      throw input_error(fmt::format("--block-size: {} is not supported (allowed: 1, 8, 16, 32, 64, 128, 256)", *opt.block_size));
+    s.block_size = *opt.block_size;
+    note("block_size", std::to_string(s.block_size), "--block-size");
+  } else if (m.mla && engine.mla_block_size) {
+    s.block_size = *engine.mla_block_size;
+    note("block_size", std::to_string(s.block_size), engine_default + " for MLA models");
+  } else {
+    s.block_size = engine.block_size;
+    note("block_size", std::to_string(s.block_size), engine_default);
+  }
+
+  s.cuda_graphs = engine.cuda_graphs && !opt.enforce_eager;
+  note("cuda_graphs", s.cuda_graphs ? "on" : "off", opt.enforce_eager ? "--enforce-eager" : engine_default);
+  return s;
+}
+
+activation_estimate estimate_activation(const model_spec& m, const resolved_settings& s, const engine_profile& engine,
+                                        const memory_coefficients& c, std::int64_t tokens, std::int64_t rows) {
+  activation_estimate a;
+  a.forward_tokens = tokens;
+  a.sampler_rows = std::min(rows, tokens);
+  const int tp = s.tp;
+  const double act = dtype_bytes(s.model_dtype == dtype::float32 ? dtype::float32 : s.model_dtype);
+  const double h = static_cast<double>(m.hidden_size);
+  const double heads = static_cast<double>(m.num_heads / tp);
+  const double residual = 2 * h;  // residual stream + normed hidden states
+
+  // Elements per token alive at the peak of each stage of a layer.
+  std::map<std::string, double> stage;
+  if (m.mla) {
+    const mla_spec& l = *m.mla;
+    const double qk = static_cast<double>(l.qk_nope_head_dim + l.qk_rope_head_dim);
+    // q latent, q, kv latent, expanded k_nope|v, assembled k, attention output.
+    stage["attention"] = residual + static_cast<double>(l.q_lora_rank) + heads * qk +
+                         static_cast<double>(l.kv_lora_rank + l.qk_rope_head_dim) +
+                         heads * static_cast<double>(l.qk_nope_head_dim + l.v_head_dim) + heads * qk +
+                         heads * static_cast<double>(l.v_head_dim);
+  } else {
+    const double q = heads * static_cast<double>(m.head_dim);
+    const double kv = static_cast<double>(kv_heads_per_rank(m.num_kv_heads, tp) * m.head_dim);
+    stage["attention"] = residual + (q + 2 * kv) + q;  // fused qkv output + attention output
+  }
+  const bool any_dense = !m.moe || std::find(m.moe->moe_layers.begin(), m.moe->moe_layers.end(), false) != m.moe->moe_layers.end();
+  if (any_dense) stage["mlp"] = residual + 3 * static_cast<double>(ceil_div(m.intermediate_size, tp));  // gate|up + silu(gate)*up
+  double moe_peak_bytes = 0;
+  if (m.moe) {
+    const moe_spec& e = *m.moe;
+    // vLLM's fused MoE processes at most VLLM_FUSED_MOE_CHUNK_SIZE (32768) tokens
+    // at a time; per routed token it holds gate|up, the activation and the output.
+    const double chunk = static_cast<double>(std::min<std::int64_t>(tokens, 32768));
+    const double per_routed = 3 * static_cast<double>(ceil_div(e.expert_intermediate_size, tp)) + h;
+    const double shared = 3 * static_cast<double>(ceil_div(e.shared_intermediate_size, tp));
+    const double router = 2 * static_cast<double>(e.num_experts);  // fp32 router logits, in 16-bit elements
+    moe_peak_bytes = (static_cast<double>(tokens) * (residual + shared + router) +
+                      chunk * static_cast<double>(e.experts_per_token) * per_routed) * act;
+  }
+  for (const auto& [name, width] : stage) {
+    const double bytes = static_cast<double>(tokens) * width * act;
+    if (bytes > a.forward_bytes) {
+      a.forward_bytes = bytes;
+      a.widest_stage = name;
+    }
+  }
+  if (moe_peak_bytes > a.forward_bytes) {
+    a.forward_bytes = moe_peak_bytes;
+    a.widest_stage = "moe";
+  }
+  // Sampler pass: the forward's hidden states stay alive; logits of the sampled
+  // rows are gathered over the whole vocabulary on every rank, in the model
+  // dtype, then upcast, with more FP32 temporaries of the same shape.
+  const double logits = static_cast<double>(a.sampler_rows) * static_cast<double>(m.vocab_size);
+  a.sampler_bytes = static_cast<double>(tokens) * h * act +
+                    logits * (act + engine.logits_bytes_per_element * c.sampler_fp32_copies.value);
+  if (!engine.sampler_rows_from) a.sampler_bytes = 0;
+  a.peak_bytes = static_cast<std::int64_t>(
+      std::llround(c.activation_scale.value * std::max(a.forward_bytes, a.sampler_bytes) + c.activation_fixed_bytes.value));
+  return a;
+}
+
+memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
+                                const coefficients& coeffs, const estimate_options& opt) {
+  memory_estimate r;
+  r.model = m;
+  r.gpu = gpu;
+  r.engine = engine;
+  r.coefficients_source = coeffs.source;
+  r.notes = m.notes;
+
+  // Usable memory: measured > published cudaMemGetInfo total > datasheet.
+  if (coeffs.usable_memory_bytes) {
+    r.gpu_total_bytes = *coeffs.usable_memory_bytes;
+    r.gpu_total_source = "measured (calibration)";
+  } else if (gpu.cuda_total_memory_bytes) {
+    r.gpu_total_bytes = *gpu.cuda_total_memory_bytes;
+    r.gpu_total_source = "cudaMemGetInfo total published for this SKU (gpus.json)";
+  } else {
+    r.gpu_total_bytes = gpu.memory_bytes;
+    r.gpu_total_source = "datasheet capacity (no measured total yet)";
+  }
+
+  r.settings = resolve_settings(m, gpu, engine, opt, r.gpu_total_bytes);
+  const resolved_settings& s = r.settings;
+
+  // Weights, tensor by tensor.
+  const tensor_inventory inv = build_inventory(m, s.tp);
+  r.params = inv.total_params();
+  r.active_params = inv.active_params();
+  std::map<std::string, weight_row> rows;
+  double weights = 0;
+  for (const auto& g : inv.groups) {
+    const double bytes = group_weight_bytes(g, s.quant, s.model_dtype);
+    weight_row& row = rows[std::string(tensor_role_name(g.role))];
+    row.role = tensor_role_name(g.role);
+    row.params += g.params();
+    row.bytes += bytes;
+    weights += bytes;
+  }
+  for (auto& [_, row] : rows) r.weights_by_role.push_back(row);
+  r.weights_bytes = static_cast<std::int64_t>(std::llround(weights));
+
+  r.kv = kv_cache_layout(m, s.tp, s.kv_dtype);
+
+  const auto setting_value = [&s](const std::optional<std::string>& name) -> std::int64_t {
+    if (!name) return 0;
+    return *name == "max_num_seqs" ? s.max_num_seqs : s.max_num_batched_tokens;
+  };
+  r.activation = estimate_activation(m, s, engine, coeffs.memory,
+                                     engine.forward_tokens_from ? setting_value(engine.forward_tokens_from) : s.max_num_batched_tokens,
+                                     engine.sampler_rows_from ? setting_value(engine.sampler_rows_from) : 0);
+
+  const memory_coefficients& c = coeffs.memory;
+  r.cuda_context_bytes = static_cast<std::int64_t>(c.cuda_context_bytes.value);
+  r.nccl_bytes = s.tp > 1 ? static_cast<std::int64_t>(c.nccl_bytes_per_gpu.value) : 0;
+  r.non_torch_bytes = static_cast<std::int64_t>(c.non_torch_bytes.value) + r.nccl_bytes;
+  r.cuda_graph_bytes = s.cuda_graphs ? static_cast<std::int64_t>(c.cuda_graph_bytes.value) : 0;
+
+  const std::map<memory_item, std::int64_t> item_bytes = {
+      {memory_item::weights, r.weights_bytes},
+      {memory_item::activation_peak, r.activation.peak_bytes},
+      {memory_item::non_torch, r.non_torch_bytes},
+      {memory_item::cuda_context, r.cuda_context_bytes},
+      {memory_item::cuda_graphs, r.cuda_graph_bytes},
+  };
+  for (memory_item i : engine.budget_charges) r.charged_bytes += item_bytes.at(i);
+  for (memory_item i : engine.outside_budget) r.outside_bytes += item_bytes.at(i);
+
+  r.budget_bytes = static_cast<std::int64_t>(std::floor(static_cast<double>(r.gpu_total_bytes) * s.memory_fraction));
+  const std::int64_t left = r.budget_bytes - r.charged_bytes;
+  r.kv_pool_bytes = left > 0 ? static_cast<std::int64_t>(std::floor(static_cast<double>(left) * engine.kv_pool_factor)) : 0;
+  r.block_bytes = s.block_size * r.kv.bytes_per_token();
+  r.num_blocks = r.kv_pool_bytes / r.block_bytes;
+  r.max_tokens = r.num_blocks * s.block_size;
+  // One request of max_model_len tokens holds whole blocks of every layer group.
+  const std::int64_t full_blocks = ceil_div(s.max_model_len, s.block_size);
+  const std::int64_t windowed = r.kv.window ? std::min(s.max_model_len, *r.kv.window) : s.max_model_len;
+  r.request_bytes = full_blocks * s.block_size * r.kv.full_bytes_per_token +
+                    ceil_div(windowed, s.block_size) * s.block_size * r.kv.sliding_bytes_per_token;
+  // As vLLM reports it: pool tokens over tokens per request (sliding layers capped).
+  r.max_concurrency = static_cast<double>(r.max_tokens) * static_cast<double>(r.kv.bytes_per_token()) /
+                      static_cast<double>(r.kv.request_bytes(s.max_model_len));
+  r.headroom_bytes = r.gpu_total_bytes - r.budget_bytes - r.outside_bytes;
+
+  // Fit conditions, in the order an engine hits them at start-up.
+  const std::int64_t pool_slack = left;
+  const std::int64_t request_slack = r.num_blocks * r.block_bytes - r.request_bytes;
+  r.margin_bytes = std::min({pool_slack, request_slack, r.headroom_bytes});
+  if (r.headroom_bytes < 0)
+    r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context and CUDA graphs) exceeds the {:.2f} GiB left "
+                                     "outside it; lower {}", engine.fraction_flag, to_gib(r.outside_bytes),
+                                     to_gib(r.gpu_total_bytes - r.budget_bytes), engine.fraction_flag));
+  if (pool_slack <= 0)
+    r.failures.push_back(fmt::format("weights, activations and overhead ({:.2f} GiB) exceed the budget of {:.2f} GiB by {:.2f} GiB",
+                                     to_gib(r.charged_bytes), to_gib(r.budget_bytes), to_gib(-pool_slack)));
+  else if (request_slack < 0)
+    r.failures.push_back(fmt::format("the KV pool ({:.2f} GiB) cannot hold one request of max_model_len {} tokens ({:.2f} GiB); "
+                                     "lower --max-model-len or add GPUs", to_gib(r.num_blocks * r.block_bytes),
+                                     s.max_model_len, to_gib(r.request_bytes)));
+  r.fits = r.failures.empty();
+  return r;
+}
+
+}  // namespace gpucal::model
