@@ -57,10 +57,10 @@ std::string estimate_text(const memory_estimate& e) {
   o += "\n\n";
 
   const auto row = [&](const std::string& label, double bytes) {
-    return fmt::format("  {:<44} {:>18} {:>10.2f} {:>7.1f}%\n", label, group_digits(std::llround(bytes)), to_gib(bytes),
+    return fmt::format("  {:<56} {:>18} {:>9.2f} {:>7.1f}%\n", label, group_digits(std::llround(bytes)), to_gib(bytes),
                        100.0 * bytes / total);
   };
-  o += fmt::format("Memory per GPU{:<32} {:>18} {:>10} {:>8}\n", "", "bytes", "GiB", "of GPU");
+  o += fmt::format("Memory per GPU{:<44} {:>18} {:>9} {:>8}\n", "", "bytes", "GiB", "of GPU");
   o += row(fmt::format("budget (total x {:g}, {})", s.memory_fraction, e.engine.fraction_flag),
            static_cast<double>(e.budget_bytes));
   const auto charged = [&](model::memory_item i) { return e.engine.charges(i) ? "" : " [outside budget]"; };
