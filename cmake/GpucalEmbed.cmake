@@ -1,7 +1,7 @@
 # Embeds data files (the model, GPU and engine catalogs) into a generated C++
 # source as raw string literals, so the CLI answers without files beside it.
-# The files are globbed with CONFIGURE_DEPENDS: adding or editing one
-# re-runs the generation on the next build.
+# The files are globbed with CONFIGURE_DEPENDS and registered as configure
+# dependencies: adding, removing or editing one regenerates on the next build.
 #
 # gpucal_embed_files(OUT <file.cpp> ROOT <dir> GLOBS <patterns...>)
 # defines gpucal::model::detail::embedded_files() in the generated file.
@@ -13,6 +13,8 @@ function(gpucal_embed_files)
   endforeach()
   file(GLOB_RECURSE _files CONFIGURE_DEPENDS ${_globs})
   list(SORT _files)
+  # Editing a file re-runs the configure step, which regenerates the source.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_files})
   set(_body "")
   foreach(f IN LISTS _files)
     file(RELATIVE_PATH _rel "${E_ROOT}" "${f}")

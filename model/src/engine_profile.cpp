@@ -32,9 +32,13 @@ using detail::field_reader;
 using detail::json;
 
 // The first matching rule's value, or `fallback`.
-double pick(const std::vector<tiered_value>& rules, std::int64_t gpu_memory_bytes, int tp, double fallback) {
-  const double gib = to_gib(static_cast<double>(gpu_memory_bytes));
+double pick(const std::vector<tiered_value>& rules, std::string_view slug, std::int64_t gpu_memory_bytes, int tp,
+            double fallback) {
+  const double gib = to_gib(gpu_memory_bytes);
   for (const auto& r : rules) {
+    if (std::any_of(r.except_gpus.begin(), r.except_gpus.end(),
+                    [slug](const std::string& x) { return slug.find(x) != std::string_view::npos; }))
+      continue;
     if (r.min_gpu_memory_gib && gib < *r.min_gpu_memory_gib) continue;
     if (r.min_tp && tp < *r.min_tp) continue;
     return r.value;
@@ -51,11 +55,14 @@ std::vector<tiered_value> parse_tiers(const field_reader& parent, const char* ke
     tiered_value t;
     if (r.has("min_gpu_memory_gib")) t.min_gpu_memory_gib = r.number_in("min_gpu_memory_gib", 0, 1e6);
     if (r.has("min_tp")) t.min_tp = static_cast<int>(r.positive_int("min_tp"));
+    if (r.has("except_gpus"))
+      for (const auto& x : r.array("except_gpus")) t.except_gpus.push_back(x.get<std::string>());
     t.value = r.number_in("value", lo, hi);
     out.push_back(t);
   }
   // Lists of defaults end with an unconditional rule, so every GPU gets a value.
-  if (require_fallback && (out.empty() || out.back().min_gpu_memory_gib || out.back().min_tp))
+  if (require_fallback && (out.empty() || out.back().min_gpu_memory_gib || out.back().min_tp ||
+                                            !out.back().except_gpus.empty()))
     parent.fail(key, "must end with a rule without conditions (the fallback)");
   return out;
 }
@@ -88,14 +95,15 @@ std::optional<std::string> setting_name(const field_reader& r, const char* key) 
 
 }  // namespace
 
-double engine_profile::fraction_for(std::int64_t gpu_memory_bytes, int tp) const {
-  return pick(fraction_rules, gpu_memory_bytes, tp, fraction_default);
+double engine_profile::fraction_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp) const {
+  return pick(fraction_rules, slug, gpu_memory_bytes, tp, fraction_default);
 }
-std::int64_t engine_profile::max_num_seqs_for(std::int64_t gpu_memory_bytes, int tp) const {
-  return static_cast<std::int64_t>(pick(max_num_seqs, gpu_memory_bytes, tp, max_num_seqs.back().value));
+std::int64_t engine_profile::max_num_seqs_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp) const {
+  return static_cast<std::int64_t>(pick(max_num_seqs, slug, gpu_memory_bytes, tp, max_num_seqs.back().value));
 }
-std::int64_t engine_profile::max_num_batched_tokens_for(std::int64_t gpu_memory_bytes, int tp) const {
-  return static_cast<std::int64_t>(pick(max_num_batched_tokens, gpu_memory_bytes, tp, max_num_batched_tokens.back().value));
+std::int64_t engine_profile::max_num_batched_tokens_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp) const {
+  return static_cast<std::int64_t>(
+      pick(max_num_batched_tokens, slug, gpu_memory_bytes, tp, max_num_batched_tokens.back().value));
 }
 
 engine_profile parse_engine_profile(std::string_view json_text, std::string_view where) {

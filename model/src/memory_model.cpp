@@ -103,7 +103,7 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     s.memory_fraction = u;
     note("memory_fraction", fmt_double(u), engine.fraction_flag);
   } else {
-    s.memory_fraction = engine.fraction_for(gpu_total_bytes, s.tp);
+    s.memory_fraction = engine.fraction_for(gpu.slug, gpu_total_bytes, s.tp);
     note("memory_fraction", fmt_double(s.memory_fraction), engine_default + " (" + engine.fraction_flag + ")");
   }
 
@@ -122,14 +122,14 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     s.max_num_seqs = positive_flag("--max-num-seqs", *opt.max_num_seqs);
     note("max_num_seqs", std::to_string(s.max_num_seqs), "--max-num-seqs");
   } else {
-    s.max_num_seqs = engine.max_num_seqs_for(gpu.memory_bytes, s.tp);
+    s.max_num_seqs = engine.max_num_seqs_for(gpu.slug, gpu.memory_bytes, s.tp);
     note("max_num_seqs", std::to_string(s.max_num_seqs), engine_default);
   }
   if (opt.max_num_batched_tokens) {
     s.max_num_batched_tokens = positive_flag("--max-num-batched-tokens", *opt.max_num_batched_tokens);
     note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), "--max-num-batched-tokens");
   } else {
-    s.max_num_batched_tokens = engine.max_num_batched_tokens_for(gpu.memory_bytes, s.tp);
+    s.max_num_batched_tokens = engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp);
     note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), engine_default);
   }
   if (s.max_num_batched_tokens < s.max_num_seqs && opt.max_num_batched_tokens)

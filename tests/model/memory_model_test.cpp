@@ -135,6 +135,10 @@ TEST(memory_model, engine_defaults_depend_on_gpu_memory) {
   const auto small = estimate("llama-3-8b", "l4");
   EXPECT_EQ(small.settings.max_num_batched_tokens, 2048);
   EXPECT_EQ(small.settings.max_num_seqs, 256);
+  // vLLM keeps the small defaults on A100s whatever their memory (a name check in arg_utils.py).
+  const auto a100 = estimate("llama-3-8b", "a100-80gb");
+  EXPECT_EQ(a100.settings.max_num_batched_tokens, 2048);
+  EXPECT_EQ(a100.settings.max_num_seqs, 256);
 }
 
 TEST(memory_model, flags_override_defaults_and_say_so) {

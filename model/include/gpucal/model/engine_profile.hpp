@@ -20,6 +20,7 @@ std::string_view memory_item_name(memory_item i);
 struct tiered_value {
   std::optional<double> min_gpu_memory_gib;
   std::optional<int> min_tp;
+  std::vector<std::string> except_gpus;  ///< GPU slugs containing any of these never match
   double value = 0;
 };
 
@@ -55,9 +56,10 @@ struct engine_profile {
 
   bool charges(memory_item i) const;
   bool outside(memory_item i) const;
-  double fraction_for(std::int64_t gpu_memory_bytes, int tp) const;
-  std::int64_t max_num_seqs_for(std::int64_t gpu_memory_bytes, int tp) const;
-  std::int64_t max_num_batched_tokens_for(std::int64_t gpu_memory_bytes, int tp) const;
+  /// Defaults for a GPU of `gpu_memory_bytes` whose catalog slug is `gpu_slug`, at `tp`.
+  double fraction_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
+  std::int64_t max_num_seqs_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
+  std::int64_t max_num_batched_tokens_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
 };
 
 /// Parses one profile (schema gpucal.engine/1); errors name the field.
