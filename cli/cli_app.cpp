@@ -151,10 +151,17 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* engines = app.add_subcommand("engines", "List the engine memory profiles");
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
-  const auto& cmd = args.empty() ? std::string() : args.front();
-  if (!cmd.empty() && !cmd.starts_with("-") && cmd != "estimate" && cmd != "models" && cmd != "gpus" && cmd != "engines") {
-    err << "gpucal: error: unknown command '" << args.front() << "' (allowed: estimate, models, gpus, engines)\n";
-    return 2;
+  if (!args.empty() && !args.front().starts_with("-")) {
+    std::string known;
+    bool found = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      found = found || sub->get_name() == args.front();
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!found) {
+      err << "gpucal: error: unknown command '" << args.front() << "' (allowed: " << known << ")\n";
+      return 2;
+    }
   }
   std::vector<const char*> argv{"gpucal"};
   for (const auto& a : args) argv.push_back(a.c_str());

@@ -32,17 +32,20 @@ std::optional<quant_spec> parse_quantization(const field_reader& cfg, dtype mode
   s.method = method;
   s.origin = "config.json quantization_config";
   if (method == "awq" || method == "gptq") {
-    const std::int64_t bits = q.positive_int_or(method == "awq" ? "bits" : "bits", 4);
-    if (bits != 4 && bits != 8) q.fail("bits", fmt::format("{} is not supported (allowed: 4, 8)", bits));
+    // AutoAWQ's older configs spell bits and group_size as w_bit and q_group_size.
+    const char* bits_key = q.has("w_bit") ? "w_bit" : "bits";
+    const char* group_key = q.has("q_group_size") ? "q_group_size" : "group_size";
+    const std::int64_t bits = q.positive_int_or(bits_key, 4);
+    if (bits != 4 && bits != 8) q.fail(bits_key, fmt::format("{} is not supported (allowed: 4, 8)", bits));
     s.weight = bits == 4 ? dtype::int4 : dtype::int8;
-    const std::int64_t group = q.has("group_size") ? q.raw("group_size").get<std::int64_t>() : 128;
-    if (group == -1) {
+    const json& g = q.has(group_key) ? q.raw(group_key) : json(128);
+    if (!g.is_number_integer() || (g.get<std::int64_t>() <= 0 && g.get<std::int64_t>() != -1))
+      q.fail(group_key, fmt::format("must be -1 (per channel) or a positive integer, got {}", g.dump()));
+    if (g.get<std::int64_t>() == -1) {
       s.granularity = scale_granularity::channel;
-    } else if (group > 0) {
-      s.granularity = scale_granularity::group;
-      s.group_size = group;
     } else {
-      q.fail("group_size", fmt::format("must be -1 or positive, got {}", group));
+      s.granularity = scale_granularity::group;
+      s.group_size = g.get<std::int64_t>();
     }
     s.scale_bytes = 2;  // AWQ and GPTQ checkpoints store fp16 scales
     s.zero_points = method == "awq" ? q.boolean_or("zero_point", true) : !q.boolean_or("sym", true);

@@ -136,6 +136,14 @@ TEST(hf_config, quantization_configs) {
   EXPECT_TRUE(gptq.quantization->act_order);
   EXPECT_EQ(gptq.quantization->group_size, 64);
 
+  const auto old_awq = parse(std::string(tiny_llama) +
+                             R"(, "quantization_config": {"quant_method": "awq", "w_bit": 4, "q_group_size": 64}})");
+  EXPECT_EQ(old_awq.quantization->group_size, 64);
+  const auto channel = parse(std::string(tiny_llama) +
+                             R"(, "quantization_config": {"quant_method": "gptq", "bits": 8, "group_size": -1}})");
+  EXPECT_EQ(channel.quantization->weight, gm::dtype::int8);
+  EXPECT_EQ(channel.quantization->granularity, gm::scale_granularity::channel);
+
   const auto ct = parse(std::string(tiny_llama) +
                         R"(, "quantization_config": {"quant_method": "compressed-tensors", "config_groups":
                              {"group_0": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel",
@@ -167,6 +175,10 @@ TEST(hf_config, errors_name_the_field) {
   expect_input_error([] { parse(std::string(tiny_llama) + R"(, "quantization_config": {"quant_method": "bitsandbytes"}})"); },
                      {"quantization_config", "'quant_method'", "bitsandbytes", "awq"});
   expect_input_error([] { parse(std::string(tiny_llama) + R"(, "torch_dtype": "int3"})"); }, {"torch_dtype", "int3"});
+  expect_input_error([] { parse(std::string(tiny_llama) + R"(, "quantization_config": {"quant_method": "gptq", "group_size": "128"}})"); },
+                     {"'group_size'", "\"128\""});
+  expect_input_error([] { parse(std::string(tiny_llama) + R"(, "quantization_config": {"quant_method": "awq", "bits": 3}})"); },
+                     {"'bits'", "allowed: 4, 8"});
   expect_input_error([] { parse(std::string(tiny_llama) + R"(, "layer_types": ["full_attention"]})"); },
                      {"'layer_types'", "one type per layer"});
   expect_input_error(
