@@ -92,11 +92,11 @@ int run_models(bool json, std::ostream& out) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << fmt::format("{:<26} {:<10} {:>16} {:>8}  {}\n", "name", "type", "params", "layers", "hf repo");
+  out << fmt::format("{:<32} {:<12} {:>16} {:>7}  {}\n", "name", "type", "params", "layers", "hf repo");
   for (const auto& e : models) {
     const model::model_spec m = model::resolve_model(e.name);
     const auto inv = model::build_inventory(m, 1);
-    out << fmt::format("{:<26} {:<10} {:>16} {:>8}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
+    out << fmt::format("{:<32} {:<12} {:>16} {:>7}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
                        m.num_layers, e.hf_repo);
   }
   return 0;
