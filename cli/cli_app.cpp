@@ -5,14 +5,18 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 
 #include "estimate_report.hpp"
+#include "perf_report.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/planner.hpp"
+#include "gpucal/model/throughput_model.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::cli {
@@ -71,15 +75,104 @@ void apply_flags(const CLI::App& cmd, estimate_flags& f) {
   if (given("--block-size")) f.opt.block_size = f.block_size;
 }
 
+model::coefficients load_coefficients(const std::string& calibration) {
+  return calibration.empty() ? model::default_coefficients() : model::load_coefficients_file(calibration);
+}
+
 int run_estimate(const CLI::App& cmd, estimate_flags& f, std::ostream& out) {
   apply_flags(cmd, f);
   const model::model_spec m = model::resolve_model(f.model);
   const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
   const model::engine_profile engine = model::resolve_engine(f.engine);
-  const model::coefficients coeffs =
-      f.calibration.empty() ? model::default_coefficients() : model::load_coefficients_file(f.calibration);
+  const model::coefficients coeffs = load_coefficients(f.calibration);
   const model::memory_estimate e = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
   out << (f.json ? estimate_json(e) : estimate_text(e));
+  return 0;
+}
+
+struct perf_flags {
+  double batch = 0, prompt_len = 0, output_len = 0;
+};
+
+int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::ostream& out) {
+  apply_flags(cmd, f);
+  const auto positive = [](const char* flag, double v) {
+    if (!(v > 0)) throw input_error(fmt::format("{}: {} must be a positive number", flag, v));
+  };
+  positive("--batch", p.batch);
+  positive("--prompt-len", p.prompt_len);
+  positive("--output-len", p.output_len);
+  const model::model_spec m = model::resolve_model(f.model);
+  const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
+  const model::engine_profile engine = model::resolve_engine(f.engine);
+  const model::coefficients coeffs = load_coefficients(f.calibration);
+  if (!f.opt.max_model_len) {
+    // Size the pool for the requests at hand unless the user set the length.
+    f.opt.max_model_len = std::min<std::int64_t>(m.max_model_len, static_cast<std::int64_t>(std::ceil(p.prompt_len + p.output_len)));
+  }
+  perf_run r;
+  r.memory = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  const model::throughput_model perf(m, gpu, r.memory.settings, coeffs.throughput, engine);
+  r.batch = p.batch;
+  r.prompt_len = p.prompt_len;
+  r.output_len = p.output_len;
+  r.prefill = perf.prefill(p.prompt_len);
+  r.decode = perf.decode_step(p.batch, p.prompt_len + p.output_len / 2);
+  r.gemm_kind = perf.gemm_kind();
+  r.link = r.memory.settings.tp > 1 ? fmt::format("{} {:g} GB/s", perf.link_name(), perf.link_gbps()) : "";
+  out << (f.json ? perf_json(r) : perf_text(r));
+  return 0;
+}
+
+struct plan_flags {
+  std::string model, engine = "vllm", calibration, prices;
+  model::workload w;
+  std::vector<std::string> gpus, quantizations, kv_dtypes;
+  int max_gpus = 64, top = 10;
+  bool json = false;
+};
+
+std::map<std::string, double> parse_prices(const std::string& text) {
+  std::map<std::string, double> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    const std::size_t eq = item.find('=');
+    double price = -1;
+    if (eq != std::string::npos) {
+      try {
+        std::size_t used = 0;
+        price = std::stod(item.substr(eq + 1), &used);
+        if (used != item.size() - eq - 1) price = -1;
+      } catch (const std::exception&) {
+        price = -1;
+      }
+    }
+    if (eq == std::string::npos || !(price >= 0))
+      throw input_error(fmt::format("--gpu-prices: '{}' is not GPU=PRICE with a non-negative $/GPU-hour", item));
+    out[model::resolve_gpu(item.substr(0, eq)).slug] = price;
+    start = end + 1;
+  }
+  return out;
+}
+
+int run_plan(const plan_flags& f, std::ostream& out) {
+  const model::model_spec m = model::resolve_model(f.model);
+  model::plan_options opt;
+  opt.gpus = f.gpus;
+  opt.max_gpus = f.max_gpus;
+  if (!f.quantizations.empty()) opt.quantizations = f.quantizations;
+  if (!f.kv_dtypes.empty()) {
+    for (const auto& k : f.kv_dtypes)
+      if (k != "auto" && k != "fp8") throw input_error(fmt::format("--kv-cache-dtype: '{}' is not a planner choice (allowed: auto, fp8)", k));
+    opt.kv_cache_dtypes = f.kv_dtypes;
+  }
+  opt.engine = f.engine;
+  opt.price_per_gpu_hour = parse_prices(f.prices);
+  if (f.top <= 0) throw input_error(fmt::format("--top: {} must be a positive integer", f.top));
+  const model::plan_result r = model::plan_deployment(m, f.w, opt, load_coefficients(f.calibration));
+  out << (f.json ? plan_json(r, m, f.w, f.top) : plan_text(r, m, f.w, f.top));
   return 0;
 }
 
@@ -143,6 +236,33 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* estimate = app.add_subcommand("estimate", "Memory breakdown, KV capacity and verdict for one deployment");
   add_deployment_flags(*estimate, ef);
 
+  estimate_flags pf;
+  perf_flags perf_args;
+  CLI::App* perf = app.add_subcommand("perf", "TTFT, TPOT, tokens/s and per-operator step times for one deployment");
+  add_deployment_flags(*perf, pf);
+  perf->add_option("--batch,-b", perf_args.batch, "Sequences decoded per step")->required();
+  perf->add_option("--prompt-len", perf_args.prompt_len, "Prompt tokens")->required();
+  perf->add_option("--output-len", perf_args.output_len, "Generated tokens")->required();
+
+  plan_flags plf;
+  CLI::App* plan = app.add_subcommand("plan", "Fewest GPUs that carry a workload within its latency targets");
+  plan->add_option("--model,-m", plf.model, "Catalog name or path to a config.json")->required();
+  plan->add_option("--qps", plf.w.qps, "Requests per second")->required();
+  plan->add_option("--prompt-len", plf.w.prompt_len, "Mean prompt tokens")->required();
+  plan->add_option("--output-len", plf.w.output_len, "Mean generated tokens")->required();
+  plan->add_option("--ttft-p99", plf.w.ttft_p99_s, "TTFT p99 target in seconds")->required();
+  plan->add_option("--tpot-p99", plf.w.tpot_p99_s, "TPOT p99 target in seconds")->required();
+  plan->add_option("--gpus", plf.gpus, "GPUs to consider, comma-separated (default: the whole catalog)")->delimiter(',');
+  plan->add_option("--max-gpus", plf.max_gpus, "Most GPUs in total (default 64)");
+  plan->add_option("--quantization,-q", plf.quantizations, "Weight formats to consider: none, fp8, int8, int4 (default all)")
+      ->delimiter(',');
+  plan->add_option("--kv-cache-dtype", plf.kv_dtypes, "KV dtypes to consider: auto, fp8 (default both)")->delimiter(',');
+  plan->add_option("--engine", plf.engine, "Engine profile: vllm | sglang | tgi (default vllm)");
+  plan->add_option("--calibration", plf.calibration, "Calibration or coefficients JSON (default: embedded defaults)");
+  plan->add_option("--gpu-prices", plf.prices, "$/GPU-hour to rank ties, e.g. h100-sxm=2.5,a100-80gb=1.6");
+  plan->add_option("--top", plf.top, "Plans to show (default 10)");
+  plan->add_flag("--json", plf.json, "Print one JSON object");
+
   bool models_json = false, gpus_json = false;
   CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
   models->add_flag("--json", models_json, "Print JSON");
@@ -187,6 +307,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     int rc = 1;
     if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer);
+    else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer);
+    else if (plan->parsed()) rc = run_plan(plf, buffer);
     else if (models->parsed()) rc = run_models(models_json, buffer);
     else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);

@@ -25,6 +25,35 @@ coefficient read_coefficient(const field_reader& parent, const char* key, double
   return out;
 }
 
+gemm_curve read_curve(const field_reader& parent, const std::string& key) {
+  field_reader c(parent.object(key.c_str()), parent.where() + "." + key);
+  gemm_curve g;
+  for (const auto& v : c.array("m")) g.m.push_back(v.is_number() ? v.get<double>() : -1);
+  for (const auto& v : c.array("compute_efficiency")) g.compute_efficiency.push_back(v.is_number() ? v.get<double>() : -1);
+  if (g.m.empty() || g.m.size() != g.compute_efficiency.size())
+    c.fail("compute_efficiency", "must have one value per entry of 'm' (and at least one)");
+  for (std::size_t i = 0; i < g.m.size(); ++i) {
+    if (!(g.m[i] >= 1) || (i > 0 && g.m[i] <= g.m[i - 1])) c.fail("m", "must be increasing values >= 1");
+    if (!(g.compute_efficiency[i] > 0 && g.compute_efficiency[i] <= 1)) c.fail("compute_efficiency", "values must be in (0, 1]");
+  }
+  g.memory_efficiency = c.number_in("memory_efficiency", 0.01, 1.0);
+  g.source = c.string("source");
+  g.note = c.string_or("note", "");
+  return g;
+}
+
+throughput_coefficients read_throughput(const field_reader& t) {
+  throughput_coefficients out;
+  field_reader gemm = t.child("gemm");
+  for (const char* kind : {"bf16", "fp8", "int8", "w4a16"}) out.gemm[kind] = read_curve(gemm, kind);
+  out.hbm_efficiency = read_coefficient(t, "hbm_efficiency", 0.01, 1);
+  out.decode_attention_efficiency = read_coefficient(t, "decode_attention_efficiency", 0.01, 1);
+  out.prefill_attention_efficiency = read_coefficient(t, "prefill_attention_efficiency", 0.01, 1);
+  out.allreduce_efficiency = read_coefficient(t, "allreduce_efficiency", 0.01, 1);
+  out.allreduce_latency_us = read_coefficient(t, "allreduce_latency_us", 0, 1e5);
+  return out;
+}
+
 coefficients read_coefficients_object(const field_reader& r, std::string source) {
   coefficients out;
   out.source = std::move(source);
@@ -39,10 +68,26 @@ coefficients read_coefficients_object(const field_reader& r, std::string source)
   m.activation_scale = read_coefficient(mem, "activation_scale", 0.1, 10);
   m.activation_fixed_bytes = read_coefficient(mem, "activation_fixed_bytes", 0, max_bytes);
   m.sampler_fp32_copies = read_coefficient(mem, "sampler_fp32_copies", 0, 16);
+  out.throughput = read_throughput(r.child("throughput"));
   return out;
 }
 
 }  // namespace
+
+double gemm_curve::compute_at(double m_rows) const {
+  if (m_rows <= m.front()) return compute_efficiency.front();
+  if (m_rows >= m.back()) return compute_efficiency.back();
+  std::size_t i = 1;
+  while (m[i] < m_rows) ++i;
+  const double t = (std::log2(m_rows) - std::log2(m[i - 1])) / (std::log2(m[i]) - std::log2(m[i - 1]));
+  return compute_efficiency[i - 1] + t * (compute_efficiency[i] - compute_efficiency[i - 1]);
+}
+
+const gemm_curve& throughput_coefficients::curve(const std::string& kind) const {
+  const auto it = gemm.find(kind);
+  if (it == gemm.end()) throw std::logic_error("no GEMM curve for " + kind);
+  return it->second;
+}
 
 coefficients parse_coefficients(std::string_view json_text, std::string_view where) {
   const json root = detail::parse_json_text(json_text, where);

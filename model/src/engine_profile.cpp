@@ -132,6 +132,11 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   p.sampler_rows_from = setting_name(act, "sampler_rows_from");
   if (p.sampler_rows_from) p.logits_bytes_per_element = act.number_in("logits_bytes_per_element", 1, 8);
 
+  field_reader step = top.child("step_overhead_us");
+  p.step_overhead_us.value = step.number_in("value", 0, 1e6);
+  p.step_overhead_us.source = step.string("source");
+  p.step_overhead_us.note = step.string_or("note", "");
+
   field_reader def = top.child("defaults");
   p.block_size = def.positive_int("block_size");
   if (def.has("mla_block_size")) p.mla_block_size = def.positive_int("mla_block_size");

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gpucal/model/coefficients.hpp"
+
 namespace gpucal::model {
 
 enum class memory_item { weights, activation_peak, non_torch, cuda_context, cuda_graphs };
@@ -45,6 +47,8 @@ struct engine_profile {
   std::optional<std::string> forward_tokens_from;  ///< setting that sizes the profiled forward
   std::optional<std::string> sampler_rows_from;    ///< setting that gives the profiled sampler's rows
   double logits_bytes_per_element = 4;
+
+  coefficient step_overhead_us;  ///< per decode/prefill step beyond the kernels (scheduling, sampling, launches)
 
   std::int64_t block_size = 16;
   std::optional<std::int64_t> mla_block_size;

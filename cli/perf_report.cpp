@@ -1,0 +1,166 @@
+// Renderings of `gpucal perf` (per-operator step times) and `gpucal plan`
+// (ranked deployments and the first reason each rejected family failed).
+#include "perf_report.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "estimate_report.hpp"
+#include "gpucal/model/units.hpp"
+
+namespace gpucal::cli {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+double ttft_s(const perf_run& r) { return r.prefill.total_s; }
+double tpot_s(const perf_run& r) { return r.decode.total_s; }
+
+std::string op_table(const model::step_time& s) {
+  std::string o = fmt::format("  {:<16} {:>11} {:>8} {:>7} {:>12} {:>12}\n", "operator", "time", "bound", "share",
+                              "GFLOP", "MB moved");
+  for (const auto& op : s.ops)
+    o += fmt::format("  {:<16} {:>8.3f} ms {:>8} {:>6.1f}% {:>12.2f} {:>12.1f}\n", op.name, op.time_s * 1e3,
+                     model::bound_name(op.bound_by), 100 * op.time_s / s.total_s, op.flops / 1e9, op.bytes / 1e6);
+  o += fmt::format("  {:<16} {:>8.3f} ms\n", "total", s.total_s * 1e3);
+  return o;
+}
+
+ordered_json op_json(const model::step_time& s) {
+  ordered_json a = ordered_json::array();
+  for (const auto& op : s.ops)
+    a.push_back({{"name", op.name}, {"time_s", op.time_s}, {"bound", model::bound_name(op.bound_by)},
+                 {"share", op.time_s / s.total_s}, {"flops", op.flops}, {"bytes", op.bytes}});
+  return a;
+}
+
+}  // namespace
+
+std::string perf_text(const perf_run& r) {
+  const auto& e = r.memory;
+  std::string o;
+  o += fmt::format("gpucal perf: {} on {} x{} (tp={}), {} linear layers ({}), KV {}, {} {}\n", e.model.name, e.gpu.name,
+                   e.settings.tp, e.settings.tp, r.gemm_kind, e.settings.quant.describe(),
+                   model::dtype_name(e.settings.kv_dtype), e.engine.display_name, e.engine.version);
+  o += fmt::format("coefficients: {}; all-reduce over {}\n", e.coefficients_source, r.link.empty() ? "-" : r.link);
+  o += fmt::format("workload: batch {:g}, prompt {:g} tokens, output {:g} tokens (mean context {:g})\n\n", r.batch,
+                   r.prompt_len, r.output_len, r.prompt_len + r.output_len / 2);
+  o += fmt::format("TTFT (prefill of one prompt): {:.1f} ms\n", ttft_s(r) * 1e3);
+  o += fmt::format("TPOT (decode step at batch {:g}): {:.2f} ms\n", r.batch, tpot_s(r) * 1e3);
+  o += fmt::format("output tokens/s: {:.0f} per replica ({:.0f} per GPU)\n", r.batch / tpot_s(r),
+                   r.batch / tpot_s(r) / e.settings.tp);
+  const std::int64_t need = static_cast<std::int64_t>(r.batch) * e.kv.request_bytes(static_cast<std::int64_t>(r.prompt_len + r.output_len));
+  o += fmt::format("KV for the batch at prompt + output: {:.2f} GiB of a {:.2f} GiB pool ({})\n\n", to_gib(need),
+                   to_gib(e.kv_pool_bytes), need <= e.kv_pool_bytes ? "fits" : "DOES NOT FIT");
+  o += "Decode step\n" + op_table(r.decode);
+  o += "\nPrefill step\n" + op_table(r.prefill);
+  return o;
+}
+
+std::string perf_json(const perf_run& r) {
+  const auto& e = r.memory;
+  ordered_json j;
+  j["schema"] = "gpucal.perf/1";
+  j["model"] = e.model.name;
+  j["gpu"] = e.gpu.name;
+  j["tp"] = e.settings.tp;
+  j["engine"] = e.engine.engine;
+  j["quantization"] = e.settings.quant.quantized() ? e.settings.quant.method : "none";
+  j["gemm_kind"] = r.gemm_kind;
+  j["kv_cache_dtype"] = model::dtype_name(e.settings.kv_dtype);
+  j["batch"] = r.batch;
+  j["prompt_len"] = r.prompt_len;
+  j["output_len"] = r.output_len;
+  j["ttft_s"] = ttft_s(r);
+  j["tpot_s"] = tpot_s(r);
+  j["output_tokens_per_s"] = r.batch / tpot_s(r);
+  j["prefill_s"] = r.prefill.total_s;
+  j["decode_step_s"] = r.decode.total_s;
+  j["operators"] = op_json(r.decode);
+  j["prefill_operators"] = op_json(r.prefill);
+  j["kv_pool_bytes"] = e.kv_pool_bytes;
+  j["kv_needed_bytes"] = static_cast<std::int64_t>(r.batch) * e.kv.request_bytes(static_cast<std::int64_t>(r.prompt_len + r.output_len));
+  j["coefficients_source"] = e.coefficients_source;
+  return j.dump(2) + "\n";
+}
+
+std::string plan_text(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top) {
+  std::string o;
+  o += fmt::format("gpucal plan: {} at {:g} req/s, {:g} prompt + {:g} output tokens, TTFT p99 <= {:g} ms, TPOT p99 <= {:g} ms\n",
+                   m.name, w.qps, w.prompt_len, w.output_len, w.ttft_p99_s * 1e3, w.tpot_p99_s * 1e3);
+  o += fmt::format("engine {}; coefficients: {}; {} candidate families searched\n", r.engine, r.coefficients_source,
+                   r.candidates);
+  o += fmt::format("rules: {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT = step(C) / (1 - prefill share)\n\n",
+                   model::ttft_p99_rule, model::tpot_p99_rule);
+  if (r.plans.empty()) {
+    o += "No plan meets the workload.\n";
+  } else {
+    o += fmt::format("{:>3} {:<10} {:>3} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
+                     "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT p99", "KV need", "KV pool", "prefill", "$/h");
+    const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
+    for (int i = 0; i < n; ++i) {
+      const auto& p = r.plans[static_cast<std::size_t>(i)];
+      const auto& s = p.state;
+      o += fmt::format("{:>3} {:<10} {:>3} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
+                       i + 1, p.gpu, p.tp, p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
+                       s.ttft_p99_s * 1e3, s.tpot_p99_s * 1e3, to_gib(s.kv_needed_bytes), to_gib(s.kv_pool_bytes),
+                       100 * s.prefill_share, p.cost_per_hour ? fmt::format("{:.2f}", *p.cost_per_hour) : "-");
+    }
+    const auto& b = r.plans.front();
+    o += fmt::format("\nBest: {} x {} ({} replicas of tp={}, {} weights, {} KV). Per replica: {:.2f} req/s, "
+                     "{:.1f} requests in flight, prefill {:.1f} ms ({:.0f}% of GPU time), decode step {:.1f} ms, "
+                     "{:.0f} output tokens/s.\n",
+                     b.total_gpus, b.gpu, b.replicas, b.tp, b.quantization, b.kv_cache_dtype, b.state.arrival_qps,
+                     b.state.concurrency, b.state.prefill_s * 1e3, 100 * b.state.prefill_share,
+                     b.state.decode_step_s * 1e3, b.state.output_tokens_per_s);
+  }
+  if (!r.rejected.empty()) {
+    o += "\nRejected families (GPU x weights x KV; first reason of the tp that came closest):\n";
+    for (const auto& x : r.rejected)
+      o += fmt::format("  {:<10} {:<5} kv {:<5} {:<11} tp={}: {}\n", x.gpu, x.quantization, x.kv_cache_dtype, x.kind,
+                       x.tp, x.reason);
+  }
+  return o;
+}
+
+std::string plan_json(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top) {
+  ordered_json j;
+  j["schema"] = "gpucal.plan/1";
+  j["model"] = m.name;
+  j["workload"] = {{"qps", w.qps}, {"prompt_len", w.prompt_len}, {"output_len", w.output_len},
+                   {"ttft_p99_s", w.ttft_p99_s}, {"tpot_p99_s", w.tpot_p99_s}};
+  j["engine"] = r.engine;
+  j["coefficients_source"] = r.coefficients_source;
+  j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}};
+  j["candidates"] = r.candidates;
+  ordered_json plans = ordered_json::array();
+  const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
+  for (int i = 0; i < n; ++i) {
+    const auto& p = r.plans[static_cast<std::size_t>(i)];
+    const auto& s = p.state;
+    ordered_json x = {{"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"tp", p.tp}, {"replicas", p.replicas},
+                      {"total_gpus", p.total_gpus}, {"quantization", p.quantization},
+                      {"kv_cache_dtype", p.kv_cache_dtype}, {"gemm_kind", p.gemm_kind}, {"batch", s.concurrency},
+                      {"batch_p99", s.batch_p99}, {"qps_per_replica", s.arrival_qps}, {"ttft_s", s.ttft_mean_s},
+                      {"ttft_p99_s", s.ttft_p99_s}, {"tpot_s", s.tpot_mean_s}, {"tpot_p99_s", s.tpot_p99_s},
+                      {"prefill_s", s.prefill_s}, {"prefill_share", s.prefill_share}, {"decode_step_s", s.decode_step_s},
+                      {"output_tokens_per_s", s.output_tokens_per_s}, {"kv_needed_bytes", s.kv_needed_bytes},
+                      {"kv_pool_bytes", s.kv_pool_bytes}};
+    x["cost_per_hour"] = p.cost_per_hour ? ordered_json(*p.cost_per_hour) : ordered_json(nullptr);
+    plans.push_back(x);
+  }
+  j["plans"] = plans;
+  ordered_json rej = ordered_json::array();
+  for (const auto& x : r.rejected) {
+    ordered_json by_tp = ordered_json::array();
+    for (const auto& f : x.by_tp) by_tp.push_back({{"tp", f.tp}, {"reason_kind", f.kind}, {"reason", f.reason}});
+    rej.push_back({{"gpu", x.gpu}, {"quantization", x.quantization}, {"kv_cache_dtype", x.kv_cache_dtype}, {"tp", x.tp},
+                   {"reason_kind", x.kind}, {"reason", x.reason}, {"by_tp", by_tp}});
+  }
+  j["rejected"] = rej;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace gpucal::cli

@@ -1,0 +1,27 @@
+// `gpucal perf` and `gpucal plan` output: human tables and JSON.
+#pragma once
+
+#include <string>
+
+#include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/planner.hpp"
+#include "gpucal/model/throughput_model.hpp"
+
+namespace gpucal::cli {
+
+struct perf_run {
+  model::memory_estimate memory;
+  double batch = 1, prompt_len = 0, output_len = 0;
+  model::step_time prefill;  ///< one prompt
+  model::step_time decode;   ///< one step at `batch`, mean context prompt + output / 2
+  std::string gemm_kind;
+  std::string link;
+};
+
+std::string perf_text(const perf_run& r);
+std::string perf_json(const perf_run& r);
+
+std::string plan_text(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top);
+std::string plan_json(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top);
+
+}  // namespace gpucal::cli

@@ -1,0 +1,121 @@
+// The deployment planner: searches GPU SKU x GPUs per replica (tp) x weight
+// quantization x KV-cache dtype x replicas for the fewest GPUs that carry a
+// workload within its latency targets. Each candidate's steady state is the
+// fixed point of Little's law with a step time that grows with the batch.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/engine_profile.hpp"
+#include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/model_spec.hpp"
+#include "gpucal/model/throughput_model.hpp"
+
+namespace gpucal::model {
+
+struct workload {
+  double qps = 0;          ///< requests per second, all replicas together
+  double prompt_len = 0;   ///< tokens per prompt
+  double output_len = 0;   ///< tokens generated per request
+  double ttft_p99_s = 0;   ///< target
+  double tpot_p99_s = 0;   ///< target
+};
+
+/// Steady state of one replica at `arrival_qps`.
+struct replica_state {
+  double arrival_qps = 0;
+  double prefill_s = 0;        ///< one prompt's prefill step
+  double prefill_share = 0;    ///< rho: share of GPU time spent in prefill
+  double concurrency = 0;      ///< mean requests in the system (Little's law fixed point)
+  double batch_p99 = 0;        ///< p99 of the decode batch: C + 2.326 sqrt(C)
+  double decode_step_s = 0;    ///< decode step at the mean batch
+  double ttft_mean_s = 0;
+  double ttft_p99_s = 0;
+  double tpot_mean_s = 0;
+  double tpot_p99_s = 0;
+  double output_tokens_per_s = 0;
+  std::int64_t kv_needed_bytes = 0;  ///< batch_p99 requests of prompt + output tokens, in whole blocks
+  std::int64_t kv_pool_bytes = 0;
+  bool converged = false;
+  std::string failure;       ///< "", or the first reason this state misses the workload
+  std::string failure_kind;  ///< "throughput", "memory", "ttft", "tpot"
+  int failure_stage = 0;     ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT (see candidate_failure)
+};
+
+/// Solves one replica's steady state. The rules (documented in the README):
+/// - prefill share rho = arrival x prefill(P); rho >= 1 cannot keep up;
+/// - TPOT mean = decode_step(C) / (1 - rho); C = arrival x (TTFT + O x TPOT) solved by bisection;
+/// - TTFT p99 = prefill + p99 wait of an M/M/1 prefill queue (s ln(rho / 0.01) / (1 - rho)) + one decode step;
+/// - TPOT p99 = decode step at the p99 batch, plus one prefill chunk of
+///   min(P, max_num_batched_tokens) tokens when more than 1 % of steps carry one.
+replica_state solve_replica(const throughput_model& perf, const memory_estimate& mem, const workload& w,
+                            double arrival_qps);
+
+struct plan_options {
+  std::vector<std::string> gpus;  ///< empty: the whole catalog
+  int max_gpus = 64;
+  std::vector<std::string> quantizations = {"none", "fp8", "int8", "int4"};
+  std::vector<std::string> kv_cache_dtypes = {"auto", "fp8"};
+  std::map<std::string, double> price_per_gpu_hour;  ///< by GPU slug; optional
+  std::string engine = "vllm";
+};
+
+struct plan {
+  std::string gpu;
+  std::string gpu_slug;
+  int tp = 1;
+  int replicas = 1;
+  int total_gpus = 1;
+  std::string quantization;
+  std::string kv_cache_dtype;
+  std::string gemm_kind;
+  replica_state state;
+  std::optional<double> cost_per_hour;
+};
+
+/// Why one candidate (GPU, tp, quantization, KV dtype) carries no plan.
+struct candidate_failure {
+  int tp = 1;
+  std::string kind;    ///< "memory", "throughput", "ttft", "tpot", "unsupported"
+  std::string reason;
+  int stage = 0;       ///< how far the candidate got: 0 unsupported, 1 weights, 2 TPOT floor,
+                       ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT
+};
+
+/// A family (GPU x quantization x KV dtype) none of whose tp degrees carries
+/// the workload. `kind`/`reason` are the first failure of the tp degree
+/// that came closest (passed the most checks; the larger tp on a tie);
+/// `by_tp` has every degree's.
+struct rejection {
+  std::string gpu;
+  std::string quantization;
+  std::string kv_cache_dtype;
+  int tp = 1;
+  std::string kind;
+  std::string reason;
+  std::vector<candidate_failure> by_tp;
+};
+
+struct plan_result {
+  std::vector<plan> plans;  ///< feasible, best first: fewest GPUs, then cost, then TPOT
+  std::vector<rejection> rejected;
+  int candidates = 0;       ///< candidates (GPU x tp x quantization x KV dtype) evaluated
+  std::string coefficients_source;
+  std::string engine;
+};
+
+/// Throws input_error for a workload that is not well-formed (non-positive
+/// numbers, prompt + output beyond the model's context).
+plan_result plan_deployment(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c);
+
+/// The rules used for p99, as printed by `gpucal plan`.
+inline constexpr const char* ttft_p99_rule =
+    "TTFT p99 = prefill + p99 wait in an M/M/1 queue of prefills (s ln(rho/0.01)/(1-rho)) + one decode step";
+inline constexpr const char* tpot_p99_rule =
+    "TPOT p99 = decode step at the p99 batch (C + 2.33 sqrt(C)) plus one chunked-prefill chunk when over 1% of steps carry one";
+
+}  // namespace gpucal::model

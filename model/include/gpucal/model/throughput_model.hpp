@@ -1,0 +1,100 @@
+// The throughput model: a roofline per operator of one engine step, with
+// efficiencies from the coefficients (GEMM curves over M per kernel family,
+// attention and bandwidth efficiencies, all-reduce cost) and the engine's
+// per-step overhead. Every operator reports its time and what bounds it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/engine_profile.hpp"
+#include "gpucal/model/gpu_spec.hpp"
+#include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/model_spec.hpp"
+
+namespace gpucal::model {
+
+enum class bound { compute, memory, latency, overhead };
+std::string_view bound_name(bound b);
+
+/// One operator of a step, summed over the layers it occurs in.
+struct op_time {
+  std::string name;     ///< "qkv_proj", "attention", "experts", "allreduce", ...
+  double time_s = 0;
+  bound bound_by = bound::memory;
+  double flops = 0;     ///< per GPU
+  double bytes = 0;     ///< HBM (or link) bytes moved per GPU
+  double longest_part_s = 0;  ///< the longest of the parts summed here; its bound labels the operator
+};
+
+struct step_time {
+  std::vector<op_time> ops;
+  double total_s = 0;
+};
+
+/// Expected number of distinct experts that `tokens` tokens touch when each
+/// picks `k` of `experts` uniformly: E x (1 - (1 - k/E)^T). k at T = 1, E as T grows.
+double expected_distinct_experts(double experts, double k, double tokens);
+
+/// Ring all-reduce of `bytes` over `tp` GPUs: latency + 2 (tp-1)/tp x bytes / (link x efficiency).
+double allreduce_time_s(double bytes, int tp, double link_gbps, double efficiency, double latency_us);
+
+class throughput_model {
+public:
+  /// `settings` gives tp, dtypes and quantization (resolve_settings).
+  throughput_model(const model_spec& m, const gpu_spec& gpu, const resolved_settings& settings,
+                   const throughput_coefficients& c, const engine_profile& engine);
+
+  /// One decode step: `batch` sequences, one token each, attending to
+  /// `mean_context` tokens on average.
+  step_time decode_step(double batch, double mean_context) const;
+  /// Prefill of `sequences` requests of `tokens_each` tokens from an empty
+  /// context, in one step.
+  step_time prefill(double tokens_each, double sequences = 1) const;
+
+  /// Per-direction bandwidth (GB/s) all-reduces use at this tp: NVLink
+  /// within an NVLink domain, else PCIe.
+  double link_gbps() const { return link_gbps_; }
+  std::string link_name() const { return link_name_; }
+  /// Kernel family of the linear layers: "bf16", "fp8", "int8" or "w4a16".
+  const std::string& gemm_kind() const { return gemm_kind_; }
+  double gemm_peak_tflops() const { return gemm_peak_tflops_; }
+
+private:
+  struct linear_op {
+    std::string op;        // operator name it adds to
+    double count = 0;      // instances per step (layers)
+    double n = 0, k = 0;   // per-GPU output and input features
+    double weight_bytes = 0;
+    bool routed = false;   // a routed expert: scaled by the distinct experts touched
+    bool lm_head = false;  // runs on the sampled rows only
+  };
+  struct gemm_result {
+    double time_s, flops, bytes;
+    bound b;
+  };
+  gemm_result gemm(double m_rows, double n, double k, double weight_bytes) const;
+  void add_linear_ops(step_time& s, double tokens, double sampled_rows) const;
+  void add_common_ops(step_time& s, double tokens) const;
+  static void add(step_time& s, const std::string& name, double t, bound b, double flops, double bytes);
+
+  model_spec m_;
+  resolved_settings settings_;
+  throughput_coefficients c_;
+  double step_overhead_us_ = 0;
+  double hbm_bytes_per_s_ = 0;
+  double peak16_flops_ = 0;  // dense 16-bit peak, for attention
+  double act_bytes_ = 2;
+  std::string gemm_kind_;
+  double gemm_peak_tflops_ = 0;
+  double link_gbps_ = 0;
+  std::string link_name_;
+  std::vector<linear_op> linears_;
+  double moe_layers_ = 0;
+  double experts_ = 0, top_k_ = 0;
+  kv_layout kv_;
+  double full_layers_ = 0, sliding_layers_ = 0;
+};
+
+}  // namespace gpucal::model

@@ -1,0 +1,181 @@
+// The planner: every returned plan satisfies its own constraints (Little's
+// law, KV capacity, latency targets, minimal replicas) for the seed's case
+// and three other workloads; infeasible requests return no plan and say why.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "gpucal/model/catalog.hpp"
+#include "gpucal/model/errors.hpp"
+#include "gpucal/model/planner.hpp"
+
+namespace gm = gpucal::model;
+
+namespace {
+
+struct planned {
+  gm::model_spec m;
+  gm::workload w;
+  gm::plan_options opt;
+  gm::coefficients c = gm::default_coefficients();
+  gm::plan_result r;
+};
+
+planned run(const char* model, gm::workload w, gm::plan_options opt = {}) {
+  planned p;
+  p.m = gm::resolve_model(model);
+  p.w = w;
+  p.opt = std::move(opt);
+  p.r = gm::plan_deployment(p.m, p.w, p.opt, p.c);
+  return p;
+}
+
+// Rebuilds a plan's replica from scratch and checks it against the workload.
+void check_plan(const planned& p, const gm::plan& plan) {
+  SCOPED_TRACE(plan.gpu + " tp=" + std::to_string(plan.tp) + " " + plan.quantization + " kv " + plan.kv_cache_dtype);
+  const auto& s = plan.state;
+  const double per_replica = p.w.qps / plan.replicas;
+  EXPECT_EQ(plan.total_gpus, plan.replicas * plan.tp);
+  EXPECT_LE(plan.total_gpus, p.opt.max_gpus);
+  EXPECT_DOUBLE_EQ(s.arrival_qps, per_replica);
+  EXPECT_TRUE(s.converged);
+  EXPECT_TRUE(s.failure.empty()) << s.failure;
+  // Little's law at the fixed point.
+  const double in_system = per_replica * (s.ttft_mean_s + p.w.output_len * s.tpot_mean_s);
+  EXPECT_NEAR(s.concurrency, in_system, 1e-3 * in_system + 1e-6);
+  EXPECT_LT(s.prefill_share, 1.0);
+  EXPECT_NEAR(s.tpot_mean_s, s.decode_step_s / (1 - s.prefill_share), 1e-12);
+  EXPECT_LE(s.kv_needed_bytes, s.kv_pool_bytes);
+  EXPECT_LE(s.ttft_p99_s, p.w.ttft_p99_s);
+  EXPECT_LE(s.tpot_p99_s, p.w.tpot_p99_s);
+  EXPECT_GE(s.ttft_p99_s, s.ttft_mean_s);
+  EXPECT_GE(s.tpot_p99_s, s.tpot_mean_s * (1 - s.prefill_share) - 1e-12);
+  EXPECT_NEAR(s.output_tokens_per_s, per_replica * p.w.output_len, 1e-9);
+
+  // Independently re-solve the same replica; one replica fewer must fail.
+  const gm::engine_profile engine = gm::resolve_engine(p.opt.engine);
+  gm::estimate_options eo;
+  eo.tp = plan.tp;
+  eo.quantization = plan.quantization;
+  eo.kv_cache_dtype = plan.kv_cache_dtype;
+  eo.max_model_len = static_cast<std::int64_t>(std::ceil(p.w.prompt_len + p.w.output_len));
+  const gm::gpu_spec& gpu = gm::resolve_gpu(plan.gpu_slug);
+  const gm::memory_estimate mem = gm::estimate_memory(p.m, gpu, engine, p.c, eo);
+  ASSERT_TRUE(mem.fits);
+  EXPECT_EQ(mem.kv_pool_bytes, s.kv_pool_bytes);
+  const gm::throughput_model perf(p.m, gpu, mem.settings, p.c.throughput, engine);
+  EXPECT_DOUBLE_EQ(gm::solve_replica(perf, mem, p.w, per_replica).ttft_p99_s, s.ttft_p99_s);
+  if (plan.replicas > 1) {
+    EXPECT_FALSE(gm::solve_replica(perf, mem, p.w, p.w.qps / (plan.replicas - 1)).failure.empty());
+  }
+}
+
+void check_all(const planned& p) {
+  ASSERT_FALSE(p.r.plans.empty());
+  for (const auto& plan : p.r.plans) check_plan(p, plan);
+  for (std::size_t i = 1; i < p.r.plans.size(); ++i) EXPECT_LE(p.r.plans[i - 1].total_gpus, p.r.plans[i].total_gpus);
+}
+
+// The seed's section 7.1: Llama-3-70B, 50 req/s, 1000 in / 500 out, TTFT p99 2 s, TPOT p99 100 ms.
+TEST(planner, seed_case_plans_satisfy_their_constraints) {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm", "a100-80gb", "h200"};
+  const planned p = run("llama-3-70b", {50, 1000, 500, 2.0, 0.1}, opt);
+  check_all(p);
+  // Prefill alone is 50 x 2 x 70.6e9 x 1000 FLOPs/s = 7.1 PFLOP/s: far more than the seed's 4 GPUs deliver.
+  EXPECT_GT(p.r.plans.front().total_gpus, 4);
+}
+
+TEST(planner, other_workloads_plans_satisfy_their_constraints) {
+  gm::plan_options small;
+  small.gpus = {"l4", "a10g", "l40s", "h100-sxm"};
+  check_all(run("llama-3-8b", {10, 512, 256, 1.0, 0.05}, small));
+  gm::plan_options mid;
+  mid.gpus = {"a100-80gb", "h100-sxm"};
+  check_all(run("qwen2.5-7b", {100, 2000, 200, 3.0, 0.08}, mid));
+  gm::plan_options moe;
+  moe.gpus = {"h100-sxm", "h200"};
+  moe.quantizations = {"none", "fp8"};
+  check_all(run("mixtral-8x7b", {5, 1000, 1000, 2.0, 0.1}, moe));
+}
+
+TEST(planner, quantization_choices_respect_the_gpu) {
+  gm::plan_options opt;
+  opt.gpus = {"a100-80gb"};
+  const planned p = run("llama-3-8b", {5, 512, 256, 1.0, 0.1}, opt);
+  for (const auto& plan : p.r.plans) {
+    EXPECT_NE(plan.quantization, "fp8");  // Ampere has no fp8 tensor cores
+    EXPECT_NE(plan.kv_cache_dtype, "fp8");
+  }
+}
+
+TEST(planner, prices_break_ties_between_equal_gpu_counts) {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm", "h200"};
+  opt.quantizations = {"none"};
+  opt.kv_cache_dtypes = {"auto"};
+  opt.price_per_gpu_hour = {{"h100-sxm-80gb", 2.0}, {"h200-sxm-141gb", 9.0}};
+  const planned p = run("llama-3-8b", {2, 512, 256, 2.0, 0.1}, opt);
+  ASSERT_GE(p.r.plans.size(), 2u);
+  EXPECT_EQ(p.r.plans.front().gpu_slug, "h100-sxm-80gb");
+  ASSERT_TRUE(p.r.plans.front().cost_per_hour.has_value());
+  EXPECT_DOUBLE_EQ(*p.r.plans.front().cost_per_hour, 2.0 * p.r.plans.front().total_gpus);
+}
+
+TEST(planner, model_larger_than_any_node_gets_no_plan) {
+  // Llama-3.1-405B in 16 bits is 811 GB: more than 8 x 80 GB.
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm", "a100-80gb"};
+  opt.quantizations = {"none"};
+  opt.kv_cache_dtypes = {"auto"};
+  const planned p = run("llama-3.1-405b", {1, 1000, 100, 5.0, 0.2}, opt);
+  EXPECT_TRUE(p.r.plans.empty());
+  ASSERT_EQ(p.r.rejected.size(), 2u);
+  for (const auto& r : p.r.rejected) {
+    EXPECT_EQ(r.kind, "memory") << r.reason;
+    EXPECT_EQ(r.by_tp.size(), 4u);
+    EXPECT_NE(r.reason.find("exceed the budget"), std::string::npos) << r.reason;
+  }
+}
+
+TEST(planner, targets_below_the_bandwidth_floor_get_no_plan) {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm"};
+  const planned p = run("llama-3-8b", {1, 100, 100, 1.0, 0.001}, opt);  // TPOT 1 ms
+  EXPECT_TRUE(p.r.plans.empty());
+  ASSERT_FALSE(p.r.rejected.empty());
+  for (const auto& r : p.r.rejected) {
+    EXPECT_EQ(r.kind, "tpot");
+    EXPECT_NE(r.reason.find("floor"), std::string::npos) << r.reason;
+  }
+}
+
+TEST(planner, bad_workloads_are_input_errors) {
+  const auto m = gm::resolve_model("llama-3-8b");
+  const auto c = gm::default_coefficients();
+  const auto expect_error = [&](gm::workload w, gm::plan_options o, const char* flag) {
+    try {
+      gm::plan_deployment(m, w, o, c);
+      ADD_FAILURE() << "no error for " << flag;
+    } catch (const gpucal::input_error& e) {
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    }
+  };
+  expect_error({0, 100, 100, 1, 0.1}, {}, "--qps");
+  expect_error({1, -5, 100, 1, 0.1}, {}, "--prompt-len");
+  expect_error({1, 100, 0, 1, 0.1}, {}, "--output-len");
+  expect_error({1, 100, 100, 0, 0.1}, {}, "--ttft-p99");
+  expect_error({1, 100, 100, 1, -1}, {}, "--tpot-p99");
+  expect_error({1, 8000, 1000, 1, 0.1}, {}, "--prompt-len + --output-len");  // 9000 > 8192
+  gm::plan_options bad_q;
+  bad_q.quantizations = {"fp4"};
+  expect_error({1, 100, 100, 1, 0.1}, bad_q, "--quantization");
+  gm::plan_options bad_max;
+  bad_max.max_gpus = 0;
+  expect_error({1, 100, 100, 1, 0.1}, bad_max, "--max-gpus");
+  gm::plan_options bad_gpu;
+  bad_gpu.gpus = {"h1000"};
+  expect_error({1, 100, 100, 1, 0.1}, bad_gpu, "--gpu");
+}
+
+}  // namespace
