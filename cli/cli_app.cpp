@@ -129,6 +129,7 @@ struct plan_flags {
   model::workload w;
   std::vector<std::string> gpus, quantizations, kv_dtypes;
   int max_gpus = 64, top = 10;
+  std::int64_t max_num_batched_tokens = 0;
   bool json = false;
 };
 
@@ -169,6 +170,11 @@ int run_plan(const plan_flags& f, std::ostream& out) {
     opt.kv_cache_dtypes = f.kv_dtypes;
   }
   opt.engine = f.engine;
+  if (f.max_num_batched_tokens != 0) {
+    if (f.max_num_batched_tokens < 0)
+      throw input_error(fmt::format("--max-num-batched-tokens: {} must be a positive integer", f.max_num_batched_tokens));
+    opt.max_num_batched_tokens = f.max_num_batched_tokens;
+  }
   opt.price_per_gpu_hour = parse_prices(f.prices);
   if (f.top <= 0) throw input_error(fmt::format("--top: {} must be a positive integer", f.top));
   const model::plan_result r = model::plan_deployment(m, f.w, opt, load_coefficients(f.calibration));
@@ -261,6 +267,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   plan->add_option("--calibration", plf.calibration, "Calibration or coefficients JSON (default: embedded defaults)");
   plan->add_option("--gpu-prices", plf.prices, "$/GPU-hour to rank ties, e.g. h100-sxm=2.5,a100-80gb=1.6");
   plan->add_option("--top", plf.top, "Plans to show (default 10)");
+  plan->add_option("--max-num-batched-tokens", plf.max_num_batched_tokens,
+                   "Chunked-prefill tokens per step (default: the engine's); smaller chunks lower TPOT p99");
   plan->add_flag("--json", plf.json, "Print one JSON object");
 
   bool models_json = false, gpus_json = false;

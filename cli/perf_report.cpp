@@ -90,7 +90,8 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
   std::string o;
   o += fmt::format("gpucal plan: {} at {:g} req/s, {:g} prompt + {:g} output tokens, TTFT p99 <= {:g} ms, TPOT p99 <= {:g} ms\n",
                    m.name, w.qps, w.prompt_len, w.output_len, w.ttft_p99_s * 1e3, w.tpot_p99_s * 1e3);
-  o += fmt::format("engine {}; coefficients: {}; {} candidate families searched\n", r.engine, r.coefficients_source,
+  o += fmt::format("engine {}; coefficients: {}; {} candidates (GPU x tp x weights x KV) searched\n", r.engine,
+                   r.coefficients_source,
                    r.candidates);
   o += fmt::format("rules: {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT = step(C) / (1 - prefill share)\n\n",
                    model::ttft_p99_rule, model::tpot_p99_rule);

@@ -132,9 +132,24 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     s.max_num_batched_tokens = engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp);
     note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), engine_default);
   }
-  if (s.max_num_batched_tokens < s.max_num_seqs && opt.max_num_batched_tokens)
-    throw input_error(fmt::format("--max-num-batched-tokens: {} is below max_num_seqs {} (vLLM requires at least one "
-                                  "token per scheduled sequence)", s.max_num_batched_tokens, s.max_num_seqs));
+  if (s.max_num_batched_tokens < s.max_num_seqs) {
+    if (opt.max_num_seqs && opt.max_num_batched_tokens)
+      throw input_error(fmt::format("--max-num-batched-tokens: {} is below --max-num-seqs {} (an engine schedules at "
+                                    "least one token per sequence)", s.max_num_batched_tokens, s.max_num_seqs));
+    // As vLLM's arg handling does: a defaulted side is clamped to the other.
+    for (auto& o : s.origins) {
+      if (!opt.max_num_seqs && o.name == "max_num_seqs") {
+        s.max_num_seqs = s.max_num_batched_tokens;
+        o.value = std::to_string(s.max_num_seqs);
+        o.origin += ", clamped to max_num_batched_tokens";
+      }
+      if (opt.max_num_seqs && o.name == "max_num_batched_tokens") {
+        s.max_num_batched_tokens = s.max_num_seqs;
+        o.value = std::to_string(s.max_num_batched_tokens);
+        o.origin += ", raised to max_num_seqs";
+      }
+    }
+  }
 
   if (opt.block_size) {
     static const std::int64_t allowed[] = {1, 8, 16, 32, 64, 128, 256};

@@ -160,6 +160,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           eo.quantization = quant;
           eo.kv_cache_dtype = kv;
           eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
+          eo.max_num_batched_tokens = opt.max_num_batched_tokens;
           memory_estimate mem;
           std::optional<throughput_model> perf;
           try {

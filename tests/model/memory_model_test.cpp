@@ -161,6 +161,16 @@ TEST(memory_model, flags_override_defaults_and_say_so) {
   EXPECT_TRUE(seen);
 }
 
+TEST(memory_model, batch_limits_are_clamped_like_vllm) {
+  gm::estimate_options opt;
+  opt.max_num_batched_tokens = 512;  // below the H100 default max_num_seqs of 1024
+  const auto e = estimate("llama-3-8b", "h100-sxm", opt);
+  EXPECT_EQ(e.settings.max_num_seqs, 512);
+  gm::estimate_options both = opt;
+  both.max_num_seqs = 600;
+  EXPECT_THROW(estimate("llama-3-8b", "h100-sxm", both), gpucal::input_error);
+}
+
 TEST(memory_model, tp_shards_weights_and_adds_nccl) {
   gm::estimate_options opt;
   opt.tp = 4;
