@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpucal/model/units.hpp"
+#include "report_json.hpp"
 
 namespace gpucal::cli {
 
@@ -101,11 +102,11 @@ std::string estimate_text(const memory_estimate& e) {
   return o;
 }
 
-std::string estimate_json(const memory_estimate& e) {
+nlohmann::ordered_json deployment_json(const memory_estimate& e, const char* schema) {
   using nlohmann::ordered_json;
   const auto& s = e.settings;
   ordered_json j;
-  j["schema"] = "gpucal.estimate/1";
+  j["schema"] = schema;
   j["model"] = e.model.name;
   j["model_source"] = e.model.source;
   j["gpu"] = e.gpu.name;
@@ -116,6 +117,13 @@ std::string estimate_json(const memory_estimate& e) {
   j["dtype"] = model::dtype_name(s.model_dtype);
   j["quantization"] = s.quant.quantized() ? s.quant.method : "none";
   j["kv_cache_dtype"] = model::dtype_name(s.kv_dtype);
+  return j;
+}
+
+std::string estimate_json(const memory_estimate& e) {
+  using nlohmann::ordered_json;
+  const auto& s = e.settings;
+  ordered_json j = deployment_json(e, "gpucal.estimate/1");
   j["params"] = e.params;
   j["active_params"] = e.active_params;
   j["weights_bytes"] = e.weights_bytes;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "estimate_report.hpp"
+#include "report_json.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::cli {
@@ -61,15 +62,8 @@ std::string perf_text(const perf_run& r) {
 
 std::string perf_json(const perf_run& r) {
   const auto& e = r.memory;
-  ordered_json j;
-  j["schema"] = "gpucal.perf/1";
-  j["model"] = e.model.name;
-  j["gpu"] = e.gpu.name;
-  j["tp"] = e.settings.tp;
-  j["engine"] = e.engine.engine;
-  j["quantization"] = e.settings.quant.quantized() ? e.settings.quant.method : "none";
+  ordered_json j = deployment_json(e, "gpucal.perf/1");
   j["gemm_kind"] = r.gemm_kind;
-  j["kv_cache_dtype"] = model::dtype_name(e.settings.kv_dtype);
   j["batch"] = r.batch;
   j["prompt_len"] = r.prompt_len;
   j["output_len"] = r.output_len;

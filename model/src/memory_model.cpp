@@ -118,20 +118,18 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     note("max_model_len", std::to_string(s.max_model_len), "config.json (max_position_embeddings, rope_scaling)");
   }
 
-  if (opt.max_num_seqs) {
-    s.max_num_seqs = positive_flag("--max-num-seqs", *opt.max_num_seqs);
-    note("max_num_seqs", std::to_string(s.max_num_seqs), "--max-num-seqs");
-  } else {
-    s.max_num_seqs = engine.max_num_seqs_for(gpu.slug, gpu.memory_bytes, s.tp);
-    note("max_num_seqs", std::to_string(s.max_num_seqs), engine_default);
-  }
-  if (opt.max_num_batched_tokens) {
-    s.max_num_batched_tokens = positive_flag("--max-num-batched-tokens", *opt.max_num_batched_tokens);
-    note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), "--max-num-batched-tokens");
-  } else {
-    s.max_num_batched_tokens = engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp);
-    note("max_num_batched_tokens", std::to_string(s.max_num_batched_tokens), engine_default);
-  }
+  // A positive flag value, or the engine's default for this GPU.
+  const auto flag_or_default = [&](const std::optional<std::int64_t>& flag, const char* flag_name, const char* name,
+                                   std::int64_t fallback) {
+    const std::int64_t v = flag ? positive_flag(flag_name, *flag) : fallback;
+    note(name, std::to_string(v), flag ? flag_name : engine_default);
+    return v;
+  };
+  s.max_num_seqs = flag_or_default(opt.max_num_seqs, "--max-num-seqs", "max_num_seqs",
+                                   engine.max_num_seqs_for(gpu.slug, gpu.memory_bytes, s.tp));
+  s.max_num_batched_tokens =
+      flag_or_default(opt.max_num_batched_tokens, "--max-num-batched-tokens", "max_num_batched_tokens",
+                      engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp));
   if (s.max_num_batched_tokens < s.max_num_seqs) {
     if (opt.max_num_seqs && opt.max_num_batched_tokens)
       throw input_error(fmt::format("--max-num-batched-tokens: {} is below --max-num-seqs {} (an engine schedules at "

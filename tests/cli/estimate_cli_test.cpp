@@ -8,24 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli_app.hpp"
+#include "cli_runner.hpp"
 
 namespace {
 
-struct result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-result run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = gpucal::cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using gpucal::test::run_gpucal;
 
 TEST(estimate_cli, json_contract) {
-  const auto r = run({"estimate", "--model", "llama-3-8b", "--gpu", "a100-80gb", "--json"});
+  const auto r = run_gpucal({"estimate", "--model", "llama-3-8b", "--gpu", "a100-80gb", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty());
   const auto j = nlohmann::json::parse(r.out);
@@ -49,7 +39,7 @@ TEST(estimate_cli, json_contract) {
 }
 
 TEST(estimate_cli, vllm_flag_spellings_are_accepted) {
-  const auto r = run({"estimate", "-m", "llama-3-70b", "-g", "h100", "--tensor-parallel-size", "4", "--dtype",
+  const auto r = run_gpucal({"estimate", "-m", "llama-3-70b", "-g", "h100", "--tensor-parallel-size", "4", "--dtype",
                       "bfloat16", "--quantization", "fp8", "--kv-cache-dtype", "fp8", "--gpu-memory-utilization",
                       "0.85", "--max-model-len", "4096", "--max-num-seqs", "128", "--max-num-batched-tokens", "4096",
                       "--block-size", "32", "--enforce-eager", "--json"});
@@ -64,7 +54,7 @@ TEST(estimate_cli, vllm_flag_spellings_are_accepted) {
 }
 
 TEST(estimate_cli, human_output_explains_the_breakdown) {
-  const auto r = run({"estimate", "--model", "llama-3-70b", "--gpu", "h100-sxm"});
+  const auto r = run_gpucal({"estimate", "--model", "llama-3-70b", "--gpu", "h100-sxm"});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* needle : {"weights", "KV cache pool", "DOES NOT FIT", "GiB", "vllm default"})
     EXPECT_NE(r.out.find(needle), std::string::npos) << needle;
@@ -78,7 +68,7 @@ TEST(estimate_cli, config_path_is_accepted) {
   std::ofstream(path) << R"({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
     "max_position_embeddings": 2048, "torch_dtype": "bfloat16"})";
-  const auto r = run({"estimate", "--model", path.string(), "--gpu", "l4", "--json"});
+  const auto r = run_gpucal({"estimate", "--model", path.string(), "--gpu", "l4", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   // 2 x 1000 x 256 embeddings + 2 layers x (attention 2 x 256^2 + 2 x 256 x 128, MLP 3 x 256 x 512, 2 norms) + norm.
@@ -87,14 +77,14 @@ TEST(estimate_cli, config_path_is_accepted) {
 }
 
 TEST(listing_cli, models_gpus_engines) {
-  const auto m = run({"models"});
+  const auto m = run_gpucal({"models"});
   ASSERT_EQ(m.code, 0) << m.err;
   EXPECT_NE(m.out.find("Llama-3-8B"), std::string::npos);
   EXPECT_NE(m.out.find("8,030,261,248"), std::string::npos);
-  const auto g = run({"gpus", "--json"});
+  const auto g = run_gpucal({"gpus", "--json"});
   ASSERT_EQ(g.code, 0) << g.err;
   EXPECT_GE(nlohmann::json::parse(g.out).size(), 13u);
-  const auto e = run({"engines"});
+  const auto e = run_gpucal({"engines"});
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NE(e.out.find("sglang"), std::string::npos);
 }
@@ -120,16 +110,7 @@ TEST(estimate_cli, bad_input_exits_2_with_one_line) {
       {{"estimate", "--model", "/nonexistent/config.json", "--gpu", "h100"}, "--model"},
       {{"frobnicate"}, "frobnicate"},
   };
-  for (const auto& [args, needle] : cases) {
-    const auto r = run(args);
-    std::string joined;
-    for (const auto& a : args) joined += a + " ";
-    SCOPED_TRACE(joined);
-    EXPECT_EQ(r.code, 2);
-    EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
+  gpucal::test::expect_bad_input(cases);
 }
 
 TEST(estimate_cli, malformed_config_names_the_field) {
@@ -137,7 +118,7 @@ TEST(estimate_cli, malformed_config_names_the_field) {
   std::filesystem::create_directories(dir);
   const auto path = dir / "config.json";
   std::ofstream(path) << R"({"model_type": "llama", "hidden_size": 256})";
-  const auto r = run({"estimate", "--model", path.string(), "--gpu", "l4"});
+  const auto r = run_gpucal({"estimate", "--model", path.string(), "--gpu", "l4"});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(r.out.empty());
   EXPECT_NE(r.err.find("num_hidden_layers"), std::string::npos) << r.err;

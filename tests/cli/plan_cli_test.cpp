@@ -5,23 +5,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli_app.hpp"
+#include "cli_runner.hpp"
 
 namespace {
 
-struct result {
-  int code;
-  std::string out, err;
-};
-
-result run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = gpucal::cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using gpucal::test::run_gpucal;
 
 TEST(perf_cli, json_keys_and_consistency) {
-  const auto r = run({"perf", "--model", "llama-3-8b", "--gpu", "h100", "--batch", "32", "--prompt-len", "1000",
+  const auto r = run_gpucal({"perf", "--model", "llama-3-8b", "--gpu", "h100", "--batch", "32", "--prompt-len", "1000",
                       "--output-len", "500", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -40,7 +31,7 @@ TEST(perf_cli, json_keys_and_consistency) {
 }
 
 TEST(perf_cli, human_table_names_operators) {
-  const auto r = run({"perf", "-m", "llama-3-70b", "-g", "h100", "--tp", "4", "-b", "16", "--prompt-len", "512",
+  const auto r = run_gpucal({"perf", "-m", "llama-3-70b", "-g", "h100", "--tp", "4", "-b", "16", "--prompt-len", "512",
                       "--output-len", "128"});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* needle : {"TTFT", "TPOT", "tokens/s", "gate_up_proj", "allreduce", "attention", "NVLink"})
@@ -48,7 +39,7 @@ TEST(perf_cli, human_table_names_operators) {
 }
 
 TEST(plan_cli, seed_case_json) {
-  const auto r = run({"plan", "--model", "llama-3-70b", "--qps", "50", "--prompt-len", "1000", "--output-len", "500",
+  const auto r = run_gpucal({"plan", "--model", "llama-3-70b", "--qps", "50", "--prompt-len", "1000", "--output-len", "500",
                       "--ttft-p99", "2", "--tpot-p99", "0.1", "--gpus", "h100-sxm,a100-80gb", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -72,7 +63,7 @@ TEST(plan_cli, seed_case_json) {
 }
 
 TEST(plan_cli, human_output_ranks_and_explains) {
-  const auto r = run({"plan", "-m", "llama-3-8b", "--qps", "5", "--prompt-len", "512", "--output-len", "256",
+  const auto r = run_gpucal({"plan", "-m", "llama-3-8b", "--qps", "5", "--prompt-len", "512", "--output-len", "256",
                       "--ttft-p99", "1", "--tpot-p99", "0.05", "--gpus", "l4,h100", "--gpu-prices", "l4=0.8,h100=2.5",
                       "--top", "3"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -105,16 +96,7 @@ TEST(plan_cli, bad_flags_exit_2_with_one_line) {
       {{"perf", "-m", "llama-3-8b", "-g", "h100", "-b", "0", "--prompt-len", "10", "--output-len", "10"}, "--batch"},
       {{"perf", "-m", "llama-3-8b", "-g", "a10g", "-b", "1", "--prompt-len", "10", "--output-len", "10"}, "A10G"},
   };
-  for (const auto& [args, needle] : cases) {
-    const auto r = run(args);
-    std::string joined;
-    for (const auto& a : args) joined += a + " ";
-    SCOPED_TRACE(joined);
-    EXPECT_EQ(r.code, 2);
-    EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
+  gpucal::test::expect_bad_input(cases);
 }
 
 }  // namespace

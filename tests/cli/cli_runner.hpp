@@ -1,0 +1,43 @@
+// Runs `gpucal` in-process for the CLI tests and checks the bad-input
+// contract: exit 2, one line on stderr naming the problem, nothing on stdout.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli_app.hpp"
+
+namespace gpucal::test {
+
+struct cli_result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+inline cli_result run_gpucal(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int code = gpucal::cli::run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+/// Each case: the arguments and a string the error line must contain.
+inline void expect_bad_input(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
+  for (const auto& [args, needle] : cases) {
+    const cli_result r = run_gpucal(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    SCOPED_TRACE(joined);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+}  // namespace gpucal::test
