@@ -75,8 +75,10 @@ std::string estimate_text(const memory_estimate& e) {
                                                                    e.activation.widest_stage),
                        charged(model::memory_item::activation_peak)),
            static_cast<double>(e.activation.peak_bytes));
-  o += row(fmt::format("non-torch overhead{}{}", e.nccl_bytes > 0 ? " (incl. NCCL)" : "", charged(model::memory_item::non_torch)),
+  o += row(fmt::format("non-torch overhead{}", charged(model::memory_item::non_torch)),
            static_cast<double>(e.non_torch_bytes));
+  if (e.nccl_bytes > 0)
+    o += row(fmt::format("NCCL / all-reduce buffers{}", charged(model::memory_item::nccl)), static_cast<double>(e.nccl_bytes));
   o += row("KV cache pool", static_cast<double>(e.kv_pool_bytes));
   o += row(fmt::format("CUDA context{}", charged(model::memory_item::cuda_context)), static_cast<double>(e.cuda_context_bytes));
   o += row(fmt::format("CUDA graphs{}", charged(model::memory_item::cuda_graphs)), static_cast<double>(e.cuda_graph_bytes));

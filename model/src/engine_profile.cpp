@@ -13,6 +13,7 @@ std::string_view memory_item_name(memory_item i) {
     case memory_item::weights: return "weights";
     case memory_item::activation_peak: return "activation_peak";
     case memory_item::non_torch: return "non_torch";
+    case memory_item::nccl: return "nccl";
     case memory_item::cuda_context: return "cuda_context";
     case memory_item::cuda_graphs: return "cuda_graphs";
   }
@@ -30,6 +31,9 @@ namespace {
 
 using detail::field_reader;
 using detail::json;
+
+constexpr memory_item all_memory_items[] = {memory_item::weights,   memory_item::activation_peak, memory_item::non_torch,
+                                            memory_item::nccl,      memory_item::cuda_context,    memory_item::cuda_graphs};
 
 // The first matching rule's value, or `fallback`.
 double pick(const std::vector<tiered_value>& rules, std::string_view slug, std::int64_t gpu_memory_bytes, int tp,
@@ -72,15 +76,15 @@ std::vector<memory_item> parse_items(const field_reader& parent, const char* key
   for (const auto& v : parent.array(key)) {
     const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
     bool found = false;
-    for (memory_item i : {memory_item::weights, memory_item::activation_peak, memory_item::non_torch,
-                          memory_item::cuda_context, memory_item::cuda_graphs}) {
+    for (memory_item i : all_memory_items) {
       if (memory_item_name(i) == s) {
         out.push_back(i);
         found = true;
       }
     }
     if (!found)
-      parent.fail(key, fmt::format("has unknown item '{}' (allowed: weights, activation_peak, non_torch, cuda_context, cuda_graphs)", s));
+      parent.fail(key, fmt::format("has unknown item '{}' (allowed: weights, activation_peak, non_torch, nccl, "
+                                   "cuda_context, cuda_graphs)", s));
   }
   return out;
 }
@@ -125,6 +129,9 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   for (memory_item i : p.budget_charges)
     if (p.outside(i)) top.fail("outside_budget", fmt::format("repeats '{}', which budget_charges already has", memory_item_name(i)));
   if (!p.charges(memory_item::weights)) top.fail("budget_charges", "must include \"weights\"");
+  for (memory_item i : all_memory_items)
+    if (!p.charges(i) && !p.outside(i))
+      top.fail("outside_budget", fmt::format("must place '{}' in budget_charges or outside_budget", memory_item_name(i)));
   p.kv_pool_factor = top.number_in("kv_pool_factor", 0.01, 1.0);
 
   field_reader act = top.child("activation");

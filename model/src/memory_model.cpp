@@ -285,13 +285,14 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   const memory_coefficients& c = coeffs.memory;
   r.cuda_context_bytes = static_cast<std::int64_t>(c.cuda_context_bytes.value);
   r.nccl_bytes = s.tp > 1 ? static_cast<std::int64_t>(c.nccl_bytes_per_gpu.value) : 0;
-  r.non_torch_bytes = static_cast<std::int64_t>(c.non_torch_bytes.value) + r.nccl_bytes;
+  r.non_torch_bytes = static_cast<std::int64_t>(c.non_torch_bytes.value);
   r.cuda_graph_bytes = s.cuda_graphs ? static_cast<std::int64_t>(c.cuda_graph_bytes.value) : 0;
 
   const std::map<memory_item, std::int64_t> item_bytes = {
       {memory_item::weights, r.weights_bytes},
       {memory_item::activation_peak, r.activation.peak_bytes},
       {memory_item::non_torch, r.non_torch_bytes},
+      {memory_item::nccl, r.nccl_bytes},
       {memory_item::cuda_context, r.cuda_context_bytes},
       {memory_item::cuda_graphs, r.cuda_graph_bytes},
   };
@@ -319,7 +320,7 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   const std::int64_t request_slack = r.num_blocks * r.block_bytes - r.request_bytes;
   r.margin_bytes = std::min({pool_slack, request_slack, r.headroom_bytes});
   if (r.headroom_bytes < 0)
-    r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context and CUDA graphs) exceeds the {:.2f} GiB left "
+    r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context, NCCL, CUDA graphs) exceeds the {:.2f} GiB left "
                                      "outside it; lower {}", engine.fraction_flag, to_gib(r.outside_bytes),
                                      to_gib(r.gpu_total_bytes - r.budget_bytes), engine.fraction_flag));
   if (pool_slack <= 0)

@@ -14,7 +14,7 @@
 
 namespace gpucal::model {
 
-enum class memory_item { weights, activation_peak, non_torch, cuda_context, cuda_graphs };
+enum class memory_item { weights, activation_peak, non_torch, nccl, cuda_context, cuda_graphs };
 
 std::string_view memory_item_name(memory_item i);
 

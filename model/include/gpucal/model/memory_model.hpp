@@ -119,8 +119,8 @@ struct memory_estimate {
   activation_estimate activation;
 
   std::int64_t cuda_context_bytes = 0;
-  std::int64_t non_torch_bytes = 0;  ///< workspaces, plus NCCL when tp > 1
-  std::int64_t nccl_bytes = 0;
+  std::int64_t non_torch_bytes = 0;  ///< cuBLAS workspaces and other memory outside the allocator
+  std::int64_t nccl_bytes = 0;       ///< NCCL and custom all-reduce buffers, tp > 1
   std::int64_t cuda_graph_bytes = 0;
 
   std::int64_t gpu_total_bytes = 0;
@@ -141,8 +141,8 @@ struct memory_estimate {
   std::int64_t margin_bytes = 0;      ///< smallest slack of the fit conditions (negative: short by)
   std::vector<std::string> notes;
 
-  /// Framework overhead per GPU: CUDA context + non-torch (+ NCCL).
-  std::int64_t overhead_bytes() const { return cuda_context_bytes + non_torch_bytes; }
+  /// Framework overhead per GPU: CUDA context + non-torch + NCCL.
+  std::int64_t overhead_bytes() const { return cuda_context_bytes + non_torch_bytes + nccl_bytes; }
 };
 
 memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
