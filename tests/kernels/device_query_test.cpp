@@ -2,19 +2,11 @@
 // valid SM id. Skips with the reason when no CUDA device is usable.
 #include <gtest/gtest.h>
 
-#include "gpucal/kernels/device_query.hpp"
+#include "gpu_fixture.hpp"
 
 namespace {
 
-class gpu_test : public ::testing::Test {
-protected:
-  void SetUp() override {
-    std::string reason;
-    device_ = gpucal::kernels::first_device(&reason);
-    if (!device_) GTEST_SKIP() << reason;
-  }
-  std::optional<gpucal::kernels::device_info> device_;
-};
+using gpucal::test::gpu_test;
 
 TEST_F(gpu_test, probe_kernel_writes_every_slot) {
   for (int threads : {0, 1, 255, 257, 100003}) {
