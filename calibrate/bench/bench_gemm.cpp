@@ -1,0 +1,94 @@
+// GEMM sweep through cuBLASLt: BF16, FP8 e4m3 (per-tensor scales, BF16 out)
+// and INT8 -> INT32, M (tokens) 1..16384 against the N x K of real layers and
+// square 8192. Inputs are random on the device and rotated across enough
+// copies that a run does not find them in L2. TFLOP/s counts 2 M N K;
+// GB/s counts each operand read once and the output written once.
+//   gpucal_bench --benchmark_filter='bm_gemm/dtype:0'
+#include <vector>
+
+#include "bench_env.hpp"
+#include "gpucal/kernels/bandwidth.hpp"
+#include "gpucal/kernels/device_buffer.hpp"
+#include "gpucal/kernels/gemm_reference.hpp"
+#include "gpucal/kernels/lt_gemm.hpp"
+
+namespace gpucal::bench {
+
+namespace {
+
+using kernels::gemm_dtype;
+
+void bm_gemm(benchmark::State& state) {
+  const auto dtype = static_cast<gemm_dtype>(state.range(0));
+  const auto& shape = kernels::llm_layer_shapes().at(static_cast<std::size_t>(state.range(1)));
+  const std::int64_t m = state.range(2), n = shape.n, k = shape.k;
+  state.SetLabel(std::string(kernels::gemm_dtype_name(dtype)) + " " + shape.name);
+
+  static kernels::lt_context ctx;  // one handle and workspace for the whole run
+  std::string reason;
+  const auto plan = kernels::lt_gemm_plan::create(ctx, dtype, {m, n, k}, &reason, /*fast_accumulation=*/true);
+  if (!plan) {
+    state.SkipWithError(reason.c_str());
+    return;
+  }
+  const double in_bytes = kernels::gemm_input_bytes(dtype);
+  const double set_bytes = static_cast<double>(m * k + n * k) * in_bytes;
+  const int sets = rotation_sets(set_bytes);
+  std::vector<kernels::device_buffer<std::uint8_t>> xs, ws;
+  for (int i = 0; i < sets; ++i) {
+    xs.emplace_back(static_cast<std::size_t>(static_cast<double>(m * k) * in_bytes));
+    ws.emplace_back(static_cast<std::size_t>(static_cast<double>(n * k) * in_bytes));
+    const auto seed = static_cast<std::uint64_t>(i) * 2 + 1;
+    if (dtype == gemm_dtype::bf16) {
+      kernels::fill_random_bf16(xs.back().data(), static_cast<std::size_t>(m * k), -1, 1, seed, nullptr);
+      kernels::fill_random_bf16(ws.back().data(), static_cast<std::size_t>(n * k), -1, 1, seed + 1, nullptr);
+    } else if (dtype == gemm_dtype::fp8_e4m3) {
+      kernels::fill_random_fp8_e4m3(xs.back().data(), static_cast<std::size_t>(m * k), -2, 2, seed, nullptr);
+      kernels::fill_random_fp8_e4m3(ws.back().data(), static_cast<std::size_t>(n * k), -2, 2, seed + 1, nullptr);
+    } else {
+      kernels::fill_random_int8(xs.back().data(), static_cast<std::size_t>(m * k), seed, nullptr);
+      kernels::fill_random_int8(ws.back().data(), static_cast<std::size_t>(n * k), seed + 1, nullptr);
+    }
+  }
+  kernels::device_buffer<std::uint8_t> d(
+      static_cast<std::size_t>(static_cast<double>(m * n) * kernels::gemm_output_bytes(dtype)));
+  kernels::device_buffer<float> scales(2);
+  kernels::fill_random_f32(scales.data(), 2, 0.5f, 1.0f, 11, nullptr);
+
+  int next = 0;
+  const auto launch = [&] {
+    plan->run(ctx, xs[static_cast<std::size_t>(next)].data(), ws[static_cast<std::size_t>(next)].data(), d.data(),
+              scales.data(), scales.data() + 1, nullptr);
+    next = (next + 1) % sets;
+  };
+  // Timed regions of at least `sets` launches (one pass over the rotation),
+  // more for tiny GEMMs so event resolution and launch gaps stay small.
+  const double flops = kernels::gemm_flops(m, n, k);
+  const int inner = std::max(sets, static_cast<int>(std::min(200.0, 2e11 / std::max(flops, 1.0))));
+  for (int i = 0; i < sets + 3; ++i) launch();  // warm-up: first-call costs stay out
+  event_timer timer;
+  for (auto _ : state) {
+    timer.start();
+    for (int i = 0; i < inner; ++i) launch();
+    state.SetIterationTime(timer.stop() / inner);
+  }
+  record_clocks(state);
+  state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      kernels::gemm_min_bytes(m, n, k, in_bytes, in_bytes, kernels::gemm_output_bytes(dtype)) / 1e9,
+      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rotation_sets"] = sets;
+}
+
+void gemm_args(benchmark::internal::Benchmark* b) {
+  const auto shapes = static_cast<std::int64_t>(kernels::llm_layer_shapes().size());
+  for (std::int64_t dtype = 0; dtype < 3; ++dtype)
+    for (std::int64_t s = 0; s < shapes; ++s)
+      for (std::int64_t m : kernels::token_sweep()) b->Args({dtype, s, m});
+}
+
+}  // namespace
+
+BENCHMARK(bm_gemm)->Apply(gemm_args)->ArgNames({"dtype", "shape", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace gpucal::bench

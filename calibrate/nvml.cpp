@@ -1,0 +1,96 @@
+// nvml (see nvml.hpp). The few NVML declarations needed are written out
+// here from NVML's documented C API; no NVML header is required.
+#include "nvml.hpp"
+
+#include <dlfcn.h>
+
+namespace gpucal::calibrate {
+
+namespace {
+
+using nvml_return = int;  // nvmlReturn_t; 0 = NVML_SUCCESS
+using nvml_device = void*;
+constexpr int clock_sm = 1, clock_mem = 2;  // nvmlClockType_t: NVML_CLOCK_SM, NVML_CLOCK_MEM
+constexpr int temperature_gpu = 0;          // NVML_TEMPERATURE_GPU
+// nvmlClocksEventReasons: HW slowdown, SW thermal, HW thermal, HW power brake, SW power cap.
+constexpr std::uint64_t slowdown_reasons = 0x8ull | 0x20ull | 0x40ull | 0x80ull | 0x4ull;
+
+}  // namespace
+
+struct nvml::api {
+  nvml_return (*init)() = nullptr;
+  nvml_return (*shutdown)() = nullptr;
+  nvml_return (*by_pci)(const char*, nvml_device*) = nullptr;
+  nvml_return (*clock)(nvml_device, int, unsigned*) = nullptr;
+  nvml_return (*max_clock)(nvml_device, int, unsigned*) = nullptr;
+  nvml_return (*default_clock)(nvml_device, int, unsigned*) = nullptr;
+  nvml_return (*power_limit)(nvml_device, unsigned*) = nullptr;
+  nvml_return (*temperature)(nvml_device, int, unsigned*) = nullptr;
+  nvml_return (*reasons)(nvml_device, unsigned long long*) = nullptr;
+  nvml_return (*driver)(char*, unsigned) = nullptr;
+};
+
+bool gpu_clocks::throttled() const {
+  const auto reference = sm_default_mhz ? sm_default_mhz : sm_max_mhz;
+  if (sm_mhz && reference && *sm_mhz < 0.9 * *reference) return true;
+  return throttle_reasons && (*throttle_reasons & slowdown_reasons) != 0;
+}
+
+nvml::nvml(const std::string& pci_bus_id) : api_(std::make_unique<api>()) {
+  library_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!library_) {
+    why_ = "libnvidia-ml.so.1 not loadable";
+    return;
+  }
+  const auto sym = [this](const char* name) { return dlsym(library_, name); };
+  api_->init = reinterpret_cast<decltype(api_->init)>(sym("nvmlInit_v2"));
+  api_->shutdown = reinterpret_cast<decltype(api_->shutdown)>(sym("nvmlShutdown"));
+  api_->by_pci = reinterpret_cast<decltype(api_->by_pci)>(sym("nvmlDeviceGetHandleByPciBusId_v2"));
+  api_->clock = reinterpret_cast<decltype(api_->clock)>(sym("nvmlDeviceGetClockInfo"));
+  api_->max_clock = reinterpret_cast<decltype(api_->max_clock)>(sym("nvmlDeviceGetMaxClockInfo"));
+  api_->default_clock = reinterpret_cast<decltype(api_->default_clock)>(sym("nvmlDeviceGetDefaultApplicationsClock"));
+  api_->power_limit = reinterpret_cast<decltype(api_->power_limit)>(sym("nvmlDeviceGetPowerManagementLimit"));
+  api_->temperature = reinterpret_cast<decltype(api_->temperature)>(sym("nvmlDeviceGetTemperature"));
+  api_->reasons = reinterpret_cast<decltype(api_->reasons)>(sym("nvmlDeviceGetCurrentClocksEventReasons"));
+  if (!api_->reasons)
+    api_->reasons = reinterpret_cast<decltype(api_->reasons)>(sym("nvmlDeviceGetCurrentClocksThrottleReasons"));
+  api_->driver = reinterpret_cast<decltype(api_->driver)>(sym("nvmlSystemGetDriverVersion"));
+  if (!api_->init || !api_->by_pci || api_->init() != 0) {
+    why_ = "nvmlInit failed";
+    return;
+  }
+  nvml_device dev = nullptr;
+  if (api_->by_pci(pci_bus_id.c_str(), &dev) != 0) {
+    why_ = "NVML does not know PCI bus id " + pci_bus_id;
+    return;
+  }
+  device_ = dev;
+}
+
+nvml::~nvml() {
+  if (device_ && api_->shutdown) api_->shutdown();
+  if (library_) dlclose(library_);
+}
+
+std::string nvml::driver_version() const {
+  char buf[96] = {};
+  if (!api_->driver || api_->driver(buf, sizeof buf) != 0) return "";
+  return buf;
+}
+
+gpu_clocks nvml::read() const {
+  gpu_clocks c;
+  if (!device_) return c;
+  unsigned v = 0;
+  if (api_->clock && api_->clock(device_, clock_sm, &v) == 0) c.sm_mhz = v;
+  if (api_->clock && api_->clock(device_, clock_mem, &v) == 0) c.mem_mhz = v;
+  if (api_->max_clock && api_->max_clock(device_, clock_sm, &v) == 0) c.sm_max_mhz = v;
+  if (api_->default_clock && api_->default_clock(device_, clock_sm, &v) == 0) c.sm_default_mhz = v;
+  if (api_->power_limit && api_->power_limit(device_, &v) == 0) c.power_limit_w = v / 1000;
+  if (api_->temperature && api_->temperature(device_, temperature_gpu, &v) == 0) c.temperature_c = v;
+  unsigned long long r = 0;
+  if (api_->reasons && api_->reasons(device_, &r) == 0) c.throttle_reasons = r;
+  return c;
+}
+
+}  // namespace gpucal::calibrate

@@ -1,0 +1,45 @@
+// NVML loaded at run time with dlopen, so nothing links against the driver:
+// clocks, power limit, temperature and throttle reasons of one GPU. Every
+// query returns nullopt when NVML or the function is missing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace gpucal::calibrate {
+
+struct gpu_clocks {
+  std::optional<unsigned> sm_mhz, mem_mhz;
+  std::optional<unsigned> sm_max_mhz, sm_default_mhz;  ///< max and default application SM clock
+  std::optional<unsigned> power_limit_w, temperature_c;
+  std::optional<std::uint64_t> throttle_reasons;        ///< NVML clocks-event reason bit mask
+  /// Below 90 % of the default application clock (or max when no default), or a
+  /// hardware/thermal/power slowdown reason set.
+  bool throttled() const;
+};
+
+class nvml {
+public:
+  /// Loads libnvidia-ml.so.1 and opens the GPU with this PCI bus id
+  /// (cudaDeviceGetPCIBusId); `available()` is false with `why()` otherwise.
+  explicit nvml(const std::string& pci_bus_id);
+  ~nvml();
+  nvml(const nvml&) = delete;
+  nvml& operator=(const nvml&) = delete;
+
+  bool available() const { return device_ != nullptr; }
+  const std::string& why() const { return why_; }
+  std::string driver_version() const;
+  gpu_clocks read() const;
+
+private:
+  struct api;
+  std::unique_ptr<api> api_;
+  void* library_ = nullptr;
+  void* device_ = nullptr;
+  std::string why_;
+};
+
+}  // namespace gpucal::calibrate
