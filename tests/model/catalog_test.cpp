@@ -26,7 +26,7 @@ TEST(catalog, every_model_parses_and_has_a_source) {
 
 TEST(catalog, required_models_are_present) {
   for (const char* name : {"llama-2-7b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "qwen2.5-7b", "qwen2.5-32b",
-                           "mistral-7b", "mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "llama-3.1-70b", "llama-3.1-405b",
+                           "mistral-7b", "mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "deepseek-r1", "llama-3.1-70b", "llama-3.1-405b",
                            "qwen2.5-72b"})
     EXPECT_NO_THROW(gm::resolve_model(name)) << name;
 }
