@@ -1,0 +1,28 @@
+// Element-wise and row kernels of a decoder layer, bf16 in and out with FP32
+// arithmetic: embedding gather, RMSNorm, residual add, SiLU x mul, rotary
+// embedding (rotate-half, frequencies from rope_inv_freq, Llama 3 scaling
+// included), and greedy argmax over logits.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace gpucal::kernels {
+
+/// out[t] = table[ids[t]]: ids [tokens] int32, table [vocab][hidden].
+void embedding_gather(const std::int32_t* ids, const void* table, void* out, int tokens, int hidden, cudaStream_t stream);
+/// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w.
+void rms_norm(const void* x, const void* w, void* out, int tokens, int hidden, float eps, cudaStream_t stream);
+/// out = a + b over n elements.
+void residual_add(const void* a, const void* b, void* out, std::int64_t n, cudaStream_t stream);
+/// gate_up [tokens][2 inter] = [gate | up]; out [tokens][inter] = silu(gate) * up.
+void silu_mul(const void* gate_up, void* out, int tokens, int inter, cudaStream_t stream);
+/// In place on q [tokens][q_heads][head_dim] and k [tokens][kv_heads][head_dim]; positions [tokens];
+/// inv_freq [head_dim / 2] float on the device.
+void rope(void* q, void* k, const std::int32_t* positions, const float* inv_freq, int tokens, int q_heads,
+          int kv_heads, int head_dim, cudaStream_t stream);
+/// ids[r] = argmax over logits[r] [rows][vocab] (bf16), the first index on ties.
+void argmax(const void* logits, std::int32_t* ids, int rows, int vocab, cudaStream_t stream);
+
+}  // namespace gpucal::kernels

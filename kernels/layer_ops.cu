@@ -1,0 +1,164 @@
+// Decoder layer kernels (see layer_ops.hpp). Each is memory-bound: one pass
+// over its inputs and outputs; rows are handled by one block so reductions
+// (RMSNorm's sum of squares, argmax) stay in shared memory.
+#include <cuda_bf16.h>
+
+#include <cmath>
+
+#include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/layer_ops.hpp"
+
+namespace gpucal::kernels {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+__global__ void embedding_kernel(const std::int32_t* __restrict__ ids, const bf16* __restrict__ table,
+                                 bf16* __restrict__ out, int hidden) {
+  const std::int64_t src = static_cast<std::int64_t>(ids[blockIdx.x]) * hidden;  // [vocab][hidden]
+  const std::int64_t dst = static_cast<std::int64_t>(blockIdx.x) * hidden;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[dst + i] = table[src + i];
+}
+
+// Block sum through warp shuffles and one shared word per warp (blockDim a multiple of 32, <= 1024).
+__device__ float block_sum(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += partial[w];
+  __syncthreads();
+  return total;
+}
+
+__global__ void rms_norm_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w, bf16* __restrict__ out,
+                                int hidden, float eps) {
+  const std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * hidden;
+  float ss = 0;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = __bfloat162float(x[base + i]);
+    ss += v * v;
+  }
+  const float inv = rsqrtf(block_sum(ss) / static_cast<float>(hidden) + eps);
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+    out[base + i] = __float2bfloat16_rn(__bfloat162float(x[base + i]) * inv * __bfloat162float(w[i]));
+}
+
+__global__ void residual_add_kernel(const bf16* __restrict__ a, const bf16* __restrict__ b, bf16* __restrict__ out,
+                                    std::int64_t n) {
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16_rn(__bfloat162float(a[i]) + __bfloat162float(b[i]));
+}
+
+__global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, bf16* __restrict__ out, int inter) {
+  const std::int64_t in = static_cast<std::int64_t>(blockIdx.x) * 2 * inter;  // [token][gate | up]
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * inter;
+  for (int i = threadIdx.x; i < inter; i += blockDim.x) {
+    const float g = __bfloat162float(gate_up[in + i]), u = __bfloat162float(gate_up[in + inter + i]);
+    out[o + i] = __float2bfloat16_rn(g / (1.0f + __expf(-g)) * u);
+  }
+}
+
+// One block per token; threads over (head, pair i < head_dim / 2).
+__global__ void rope_kernel(bf16* __restrict__ q, bf16* __restrict__ k, const std::int32_t* __restrict__ positions,
+                            const float* __restrict__ inv_freq, int q_heads, int kv_heads, int head_dim) {
+  const int t = blockIdx.x, half = head_dim / 2;
+  const double pos = positions[t];
+  for (int idx = threadIdx.x; idx < (q_heads + kv_heads) * half; idx += blockDim.x) {
+    const int h = idx / half, i = idx % half;
+    // The angle in double, reduced to [0, 2 pi), keeps fp32 sin/cos accurate at long positions.
+    const float a = static_cast<float>(fmod(pos * static_cast<double>(inv_freq[i]), 6.283185307179586));
+    float s, c;
+    sincosf(a, &s, &c);
+    bf16* v = h < q_heads ? q + (static_cast<std::int64_t>(t) * q_heads + h) * head_dim
+                          : k + (static_cast<std::int64_t>(t) * kv_heads + (h - q_heads)) * head_dim;
+    const float x0 = __bfloat162float(v[i]), x1 = __bfloat162float(v[i + half]);
+    v[i] = __float2bfloat16_rn(x0 * c - x1 * s);
+    v[i + half] = __float2bfloat16_rn(x1 * c + x0 * s);
+  }
+}
+
+__global__ void argmax_kernel(const bf16* __restrict__ logits, std::int32_t* __restrict__ ids, int vocab) {
+  const std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * vocab;
+  float best = -INFINITY;
+  int best_i = vocab;  // larger than any index: loses every tie
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float v = __bfloat162float(logits[base + i]);
+    if (v > best || (v == best && i < best_i)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  // Warp then block reduction on (value, index), lower index winning ties.
+  for (int o = 16; o > 0; o /= 2) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (ov > best || (ov == best && oi < best_i)) {
+      best = ov;
+      best_i = oi;
+    }
+  }
+  __shared__ float sv[32];
+  __shared__ int si[32];
+  if (threadIdx.x % 32 == 0) {
+    sv[threadIdx.x / 32] = best;
+    si[threadIdx.x / 32] = best_i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+      if (sv[w] > best || (sv[w] == best && si[w] < best_i)) {
+        best = sv[w];
+        best_i = si[w];
+      }
+    ids[blockIdx.x] = best_i < vocab ? best_i : 0;  // an all-NaN row yields 0
+  }
+}
+
+}  // namespace
+
+void embedding_gather(const std::int32_t* ids, const void* table, void* out, int tokens, int hidden, cudaStream_t stream) {
+  if (tokens == 0) return;
+  embedding_kernel<<<tokens, 256, 0, stream>>>(ids, static_cast<const bf16*>(table), static_cast<bf16*>(out), hidden);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void rms_norm(const void* x, const void* w, void* out, int tokens, int hidden, float eps, cudaStream_t stream) {
+  if (tokens == 0) return;
+  rms_norm_kernel<<<tokens, 256, 0, stream>>>(static_cast<const bf16*>(x), static_cast<const bf16*>(w),
+                                              static_cast<bf16*>(out), hidden, eps);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void residual_add(const void* a, const void* b, void* out, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  const int grid = static_cast<int>(std::min<std::int64_t>((n + 255) / 256, 4096));
+  residual_add_kernel<<<grid, 256, 0, stream>>>(static_cast<const bf16*>(a), static_cast<const bf16*>(b),
+                                                static_cast<bf16*>(out), n);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void silu_mul(const void* gate_up, void* out, int tokens, int inter, cudaStream_t stream) {
+  if (tokens == 0) return;
+  silu_mul_kernel<<<tokens, 256, 0, stream>>>(static_cast<const bf16*>(gate_up), static_cast<bf16*>(out), inter);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void rope(void* q, void* k, const std::int32_t* positions, const float* inv_freq, int tokens, int q_heads,
+          int kv_heads, int head_dim, cudaStream_t stream) {
+  if (tokens == 0) return;
+  rope_kernel<<<tokens, 256, 0, stream>>>(static_cast<bf16*>(q), static_cast<bf16*>(k), positions, inv_freq, q_heads,
+                                          kv_heads, head_dim);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void argmax(const void* logits, std::int32_t* ids, int rows, int vocab, cudaStream_t stream) {
+  if (rows == 0) return;
+  argmax_kernel<<<rows, 512, 0, stream>>>(static_cast<const bf16*>(logits), ids, vocab);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace gpucal::kernels

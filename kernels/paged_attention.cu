@@ -1,0 +1,220 @@
+// Paged decode attention (see paged_attention.hpp).
+//
+// Pass 1: grid (partitions, kv_heads, batch), 4 warps. Each warp walks every
+// 4th token of its partition; a token's K row for one KV head is head_dim
+// contiguous values, read by the 32 lanes as one coalesced 128/256-byte
+// access (head_dim / 32 values per lane), dotted with the group's query
+// heads held in registers, reduced across the warp, and folded into a
+// running (max, sum, accumulator) per query head: online softmax in FP32.
+// The four warps' states are merged in shared memory and written, unscaled,
+// to the workspace. Pass 2: one block per (query head, sequence) merges the
+// partitions and normalizes.
+//
+// Napkin math: batch 64 x context 4096 x 8 KV heads x 128 dims x 2 (K, V)
+// x 2 bytes x 32 layers is 17 GB per step for Llama-3-8B; one layer's call
+// reads 537 MB, 0.19 ms at 2.9 TB/s.
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/paged_attention.hpp"
+
+namespace gpucal::kernels {
+
+namespace {
+
+constexpr int warps = 4;
+constexpr int max_group = 8;
+
+template <int Vec>
+__device__ __forceinline__ void load_row(const __nv_bfloat16* p, float (&out)[Vec], float) {
+  if constexpr (Vec == 4) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);  // 4 bf16
+    const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&raw.x);
+    const __nv_bfloat162 b = *reinterpret_cast<const __nv_bfloat162*>(&raw.y);
+    out[0] = __low2float(a);
+    out[1] = __high2float(a);
+    out[2] = __low2float(b);
+    out[3] = __high2float(b);
+  } else {
+    const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(p);
+    out[0] = __low2float(a);
+    out[1] = __high2float(a);
+  }
+}
+
+template <int Vec>
+__device__ __forceinline__ void load_row(const __nv_fp8_storage_t* p, float (&out)[Vec], float scale) {
+#pragma unroll
+  for (int i = 0; i < Vec; ++i) {
+    const __half_raw h = __nv_cvt_fp8_to_halfraw(p[i], __NV_E4M3);
+    out[i] = __half2float(__half(h)) * scale;
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Workspace: m and l as [batch][q_heads][partitions]; acc as [batch][q_heads][partitions][head_dim].
+template <int HeadDim, typename KV>
+__global__ void __launch_bounds__(warps * 32) paged_attention_partition_kernel(
+    const __nv_bfloat16* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
+    float k_scale, float v_scale, const std::int32_t* __restrict__ block_tables, int max_blocks,
+    const std::int32_t* __restrict__ context_lens, float* __restrict__ ws_m, float* __restrict__ ws_l,
+    float* __restrict__ ws_acc, int q_heads, int kv_heads, int block_size, float scale, int partition_tokens,
+    int partitions) {
+  constexpr int Vec = HeadDim / 32;
+  const int part = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = q_heads / kv_heads;
+  const int len = context_lens[seq];
+  const int begin = part * partition_tokens, end = min(len, begin + partition_tokens);
+
+  float qv[max_group][Vec];
+  float m[max_group], l[max_group], acc[max_group][Vec];
+#pragma unroll
+  for (int g = 0; g < max_group; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0;
+#pragma unroll
+    for (int i = 0; i < Vec; ++i) acc[g][i] = 0;
+    if (g < group) load_row<Vec>(q + (static_cast<std::int64_t>(seq) * q_heads + kvh * group + g) * HeadDim + lane * Vec, qv[g], 1.0f);
+  }
+
+  const std::int64_t row = static_cast<std::int64_t>(kv_heads) * HeadDim;  // elements per token slot
+  for (int t = begin + warp; t < end; t += warps) {
+    const std::int64_t block = block_tables[static_cast<std::int64_t>(seq) * max_blocks + t / block_size];
+    const std::int64_t base = (block * block_size + t % block_size) * row + kvh * HeadDim + lane * Vec;  // [block][slot][kvh][dim]
+    float kv[Vec], vv[Vec];
+    load_row<Vec>(k_cache + base, kv, k_scale);
+    load_row<Vec>(v_cache + base, vv, v_scale);
+#pragma unroll
+    for (int g = 0; g < max_group; ++g) {
+      if (g >= group) break;
+      float dot = 0;
+#pragma unroll
+      for (int i = 0; i < Vec; ++i) dot += qv[g][i] * kv[i];
+      const float s = warp_sum(dot) * scale;
+      const float m_new = fmaxf(m[g], s);
+      const float corr = __expf(m[g] - m_new);  // exp(-inf) = 0 on the first token
+      const float p = __expf(s - m_new);
+      l[g] = l[g] * corr + p;
+#pragma unroll
+      for (int i = 0; i < Vec; ++i) acc[g][i] = acc[g][i] * corr + p * vv[i];
+      m[g] = m_new;
+    }
+  }
+
+  // Merge the warps: [warp][group] maxima and sums, [warp][group][dim] accumulators.
+  __shared__ float sm[warps][max_group], sl[warps][max_group];
+  __shared__ float sacc[warps][max_group][HeadDim];
+#pragma unroll
+  for (int g = 0; g < max_group; ++g) {
+    if (g >= group) break;
+    if (lane == 0) {
+      sm[warp][g] = m[g];
+      sl[warp][g] = l[g];
+    }
+#pragma unroll
+    for (int i = 0; i < Vec; ++i) sacc[warp][g][lane * Vec + i] = acc[g][i];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
+    const int g = idx / HeadDim, d = idx % HeadDim;
+    float mx = -INFINITY;
+    for (int w = 0; w < warps; ++w) mx = fmaxf(mx, sm[w][g]);
+    float lsum = 0, a = 0;
+    if (mx != -INFINITY) {
+      for (int w = 0; w < warps; ++w) {
+        const float f = __expf(sm[w][g] - mx);
+        lsum += sl[w][g] * f;
+        a += sacc[w][g][d] * f;
+      }
+    }
+    const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + kvh * group + g;  // [seq][q_head]
+    ws_acc[(h * partitions + part) * HeadDim + d] = a;
+    if (d == 0) {
+      ws_m[h * partitions + part] = mx;
+      ws_l[h * partitions + part] = lsum;
+    }
+  }
+}
+
+template <int HeadDim>
+__global__ void paged_attention_reduce_kernel(const float* __restrict__ ws_m, const float* __restrict__ ws_l,
+                                              const float* __restrict__ ws_acc,
+                                              const std::int32_t* __restrict__ context_lens,
+                                              __nv_bfloat16* __restrict__ out, int q_heads, int partition_tokens,
+                                              int partitions) {
+  const int head = blockIdx.x, seq = blockIdx.y, d = threadIdx.x;
+  const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + head;
+  const int used = (context_lens[seq] + partition_tokens - 1) / partition_tokens;
+  float mx = -INFINITY;
+  for (int p = 0; p < used; ++p) mx = fmaxf(mx, ws_m[h * partitions + p]);
+  float lsum = 0, a = 0;
+  if (mx != -INFINITY) {
+    for (int p = 0; p < used; ++p) {
+      const float f = __expf(ws_m[h * partitions + p] - mx);
+      lsum += ws_l[h * partitions + p] * f;
+      a += ws_acc[(h * partitions + p) * HeadDim + d] * f;
+    }
+  }
+  out[h * HeadDim + d] = __float2bfloat16_rn(lsum > 0 ? a / lsum : 0.0f);  // an empty context gives zeros
+}
+
+int partitions_of(const paged_attention_args& a) {
+  return std::max(1, (a.max_context_len + a.partition_tokens - 1) / a.partition_tokens);
+}
+
+template <int HeadDim, typename KV>
+void launch(const paged_attention_args& a, cudaStream_t stream) {
+  const int parts = partitions_of(a);
+  const std::int64_t heads = static_cast<std::int64_t>(a.batch) * a.q_heads;
+  auto* ws = static_cast<float*>(a.workspace);
+  float *ws_m = ws, *ws_l = ws + heads * parts, *ws_acc = ws + 2 * heads * parts;
+  paged_attention_partition_kernel<HeadDim, KV><<<dim3(parts, a.kv_heads, a.batch), warps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(a.q), static_cast<const KV*>(a.k_cache), static_cast<const KV*>(a.v_cache),
+      a.k_scale, a.v_scale, a.block_tables, a.max_blocks_per_seq, a.context_lens, ws_m, ws_l, ws_acc, a.q_heads,
+      a.kv_heads, a.block_size, a.scale, a.partition_tokens, parts);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  paged_attention_reduce_kernel<HeadDim><<<dim3(a.q_heads, a.batch), HeadDim, 0, stream>>>(
+      ws_m, ws_l, ws_acc, a.context_lens, static_cast<__nv_bfloat16*>(a.out), a.q_heads, a.partition_tokens, parts);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+std::size_t paged_attention_workspace_bytes(const paged_attention_args& a) {
+  const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
+  const auto parts = static_cast<std::size_t>(partitions_of(a));
+  return heads * parts * (2 + static_cast<std::size_t>(a.head_dim)) * sizeof(float);
+}
+
+double paged_attention_kv_bytes(std::int64_t total_context_tokens, int kv_heads, int head_dim, kv_dtype dtype) {
+  return 2.0 * static_cast<double>(total_context_tokens) * kv_heads * head_dim * (dtype == kv_dtype::bf16 ? 2 : 1);
+}
+
+void paged_attention(const paged_attention_args& a, cudaStream_t stream) {
+  const auto bad = [](const std::string& what) { throw std::invalid_argument("paged_attention: " + what); };
+  if (a.head_dim != 64 && a.head_dim != 128) bad("head_dim must be 64 or 128, got " + std::to_string(a.head_dim));
+  if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) bad("q_heads must be a multiple of kv_heads");
+  if (a.q_heads / a.kv_heads > max_group) bad("at most 8 query heads per KV head");
+  if (a.block_size <= 0 || a.partition_tokens <= 0 || a.partition_tokens % warps) bad("block_size and partition_tokens");
+  if (!a.q || !a.k_cache || !a.v_cache || !a.block_tables || !a.context_lens || !a.out || !a.workspace) bad("null pointer");
+  if (a.batch == 0) return;
+  const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
+  if (a.head_dim == 128) {
+    fp8 ? launch<128, __nv_fp8_storage_t>(a, stream) : launch<128, __nv_bfloat16>(a, stream);
+  } else {
+    fp8 ? launch<64, __nv_fp8_storage_t>(a, stream) : launch<64, __nv_bfloat16>(a, stream);
+  }
+}
+
+}  // namespace gpucal::kernels

@@ -1,0 +1,89 @@
+// W4A16 GEMM for decode batch sizes (see w4a16_gemm.hpp).
+//
+// v1, CUDA cores: one warp per output row n, eight rows per block; the warp
+// walks K 256 values at a time (lane j takes packed word j: eight 4-bit
+// codes, one 4-byte load, 128 contiguous bytes per warp), dequantizes them
+// with the group's scale and zero, and multiplies them into up to eight
+// activation rows at once (16-byte bf16 loads), so each weight byte is read
+// once per 8 rows of M. Napkin math at M = 1 on a 14336 x 4096 layer: 29.4 MB
+// of packed weights + 0.9 MB of scales and zeros against 117 MB in bf16, so
+// about 3.9x less traffic than a bf16 GEMV. Tensor cores (mma.sync) are the
+// next variant for M >= 16, once this one has been measured on a GPU.
+#include <cuda_bf16.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/w4a16_gemm.hpp"
+
+namespace gpucal::kernels {
+
+namespace {
+
+constexpr int rows_per_block = 8;  // warps
+constexpr int m_tile = 8;          // activation rows per pass
+
+__global__ void __launch_bounds__(rows_per_block * 32)
+    w4a16_gemv_kernel(const __nv_bfloat16* __restrict__ x, const std::uint32_t* __restrict__ packed,
+                      const __nv_bfloat16* __restrict__ scales, const std::uint8_t* __restrict__ zeros,
+                      __nv_bfloat16* __restrict__ d, int m, int n, int k, int group) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * rows_per_block + warp;
+  const int m0 = blockIdx.y * m_tile;
+  if (row >= n) return;
+  const int words = k / 8, groups = (k + group - 1) / group;
+  const std::uint32_t* wrow = packed + static_cast<std::int64_t>(row) * words;  // [n][k / 8]
+  const int rows = min(m_tile, m - m0);
+
+  float acc[m_tile];
+#pragma unroll
+  for (int r = 0; r < m_tile; ++r) acc[r] = 0;
+
+  for (int j = lane; j < words; j += 32) {
+    const std::uint32_t codes = wrow[j];
+    const int g = (j * 8) / group;  // a group is a multiple of 8 wide, so one word sits in one group
+    const float s = __bfloat162float(scales[static_cast<std::int64_t>(row) * groups + g]);
+    const float z = static_cast<float>(zeros[static_cast<std::int64_t>(row) * groups + g]);
+    float w[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) w[i] = (static_cast<float>((codes >> (4 * i)) & 0xFu) - z) * s;
+#pragma unroll
+    for (int r = 0; r < m_tile; ++r) {
+      if (r >= rows) break;
+      const uint4 raw = *reinterpret_cast<const uint4*>(x + static_cast<std::int64_t>(m0 + r) * k + j * 8);  // 8 bf16
+      const __nv_bfloat162* xv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 f = __bfloat1622float2(xv[i]);
+        acc[r] = fmaf(f.x, w[2 * i], acc[r]);
+        acc[r] = fmaf(f.y, w[2 * i + 1], acc[r]);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < m_tile; ++r) {
+    if (r >= rows) break;
+    float v = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) d[static_cast<std::int64_t>(m0 + r) * n + row] = __float2bfloat16_rn(v);  // [m][n]
+  }
+}
+
+}  // namespace
+
+void w4a16_gemm(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
+                int m, int n, int k, int group, cudaStream_t stream) {
+  if (m < 0 || n < 0 || k <= 0 || k % 8 || group <= 0 || group % 8)
+    throw std::invalid_argument("w4a16_gemm: k and group must be positive multiples of 8 (k=" + std::to_string(k) +
+                                ", group=" + std::to_string(group) + ")");
+  if (m == 0 || n == 0) return;
+  const dim3 grid((n + rows_per_block - 1) / rows_per_block, (m + m_tile - 1) / m_tile);
+  w4a16_gemv_kernel<<<grid, rows_per_block * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), packed, static_cast<const __nv_bfloat16*>(scales), zeros,
+      static_cast<__nv_bfloat16*>(d), m, n, k, group);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace gpucal::kernels
