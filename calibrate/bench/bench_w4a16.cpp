@@ -1,0 +1,109 @@
+// W4A16 against cuBLASLt BF16 at the same shapes: the 4096 x 14336 and
+// 14336 x 4096 layers of the targets, plus Llama-3-8B's gate|up, for
+// M = 1..256. Each W4A16 case also reports `speedup_vs_bf16` from a BF16
+// run of the same shape timed right before it.
+//   gpucal_bench --benchmark_filter=bm_w4a16
+#include <algorithm>
+#include <vector>
+
+#include "bench_env.hpp"
+#include "gpucal/kernels/bandwidth.hpp"
+#include "gpucal/kernels/device_buffer.hpp"
+#include "gpucal/kernels/gemm_reference.hpp"
+#include "gpucal/kernels/lt_gemm.hpp"
+#include "gpucal/kernels/w4a16_gemm.hpp"
+
+namespace gpucal::bench {
+
+namespace {
+
+struct nk {
+  int n, k;
+};
+const nk shapes[] = {{4096, 14336}, {14336, 4096}, {28672, 4096}};
+
+// Median of `reps` timed regions of `inner` launches each.
+template <typename Launch>
+double median_time_s(Launch&& launch, int inner, int reps = 15) {
+  event_timer timer;
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    timer.start();
+    for (int i = 0; i < inner; ++i) launch(i);
+    t.push_back(timer.stop() / inner);
+  }
+  std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
+  return t[static_cast<std::size_t>(reps / 2)];
+}
+
+void bm_w4a16(benchmark::State& state) {
+  const nk s = shapes[state.range(0)];
+  const int m = static_cast<int>(state.range(1)), group = 128;
+  const int groups = s.k / group;
+  // Rotate weights over >= 3 x L2 (both formats), like the GEMM sweep.
+  const double w4_bytes = static_cast<double>(s.n) * s.k / 2;
+  const int sets = rotation_sets(w4_bytes * 5);  // 5x: the bf16 copy of the same rotation is 4x larger
+  std::vector<kernels::device_buffer<std::uint32_t>> packed;
+  std::vector<kernels::device_buffer<std::uint16_t>> scales, bf16_w;
+  std::vector<kernels::device_buffer<std::uint8_t>> zeros;
+  for (int i = 0; i < sets; ++i) {
+    packed.emplace_back(static_cast<std::size_t>(s.n) * s.k / 8);
+    scales.emplace_back(static_cast<std::size_t>(s.n) * groups);
+    zeros.emplace_back(static_cast<std::size_t>(s.n) * groups);
+    bf16_w.emplace_back(static_cast<std::size_t>(s.n) * s.k);
+    kernels::fill_random_bytes(packed.back().data(), packed.back().bytes(), 10 + static_cast<std::uint64_t>(i), nullptr);
+    kernels::fill_random_bf16(scales.back().data(), scales.back().size(), 0.001f, 0.01f, 20 + static_cast<std::uint64_t>(i), nullptr);
+    GPUCAL_CUDA_CHECK(cudaMemset(zeros.back().data(), 8, zeros.back().bytes()));
+    kernels::fill_random_bf16(bf16_w.back().data(), bf16_w.back().size(), -0.05f, 0.05f, 30 + static_cast<std::uint64_t>(i), nullptr);
+  }
+  kernels::device_buffer<std::uint16_t> x(static_cast<std::size_t>(m) * s.k), d(static_cast<std::size_t>(m) * s.n);
+  kernels::fill_random_bf16(x.data(), x.size(), -1, 1, 5, nullptr);
+
+  static kernels::lt_context ctx;
+  std::string reason;
+  const auto plan = kernels::lt_gemm_plan::create(ctx, kernels::gemm_dtype::bf16, {m, s.n, s.k}, &reason);
+  if (!plan) {
+    state.SkipWithError(reason.c_str());
+    return;
+  }
+  const auto w4 = [&](int i) {
+    const auto j = static_cast<std::size_t>(i % sets);
+    kernels::w4a16_gemm(x.data(), packed[j].data(), scales[j].data(), zeros[j].data(), d.data(), m, s.n, s.k, group, nullptr);
+  };
+  const auto bf16 = [&](int i) {
+    const auto j = static_cast<std::size_t>(i % sets);
+    plan->run(ctx, x.data(), bf16_w[j].data(), d.data(), nullptr, nullptr, nullptr);
+  };
+  const int inner = std::max(sets, 20);
+  for (int i = 0; i < sets + 3; ++i) {
+    w4(i);
+    bf16(i);
+  }
+  const double bf16_s = median_time_s(bf16, inner);
+  event_timer timer;
+  for (auto _ : state) {
+    timer.start();
+    for (int i = 0; i < inner; ++i) w4(i);
+    state.SetIterationTime(timer.stop() / inner);
+  }
+  record_clocks(state);
+  const double bytes = static_cast<double>(s.n) * s.k / 2 + static_cast<double>(s.n) * groups * 3 +
+                       static_cast<double>(m) * (s.k + s.n) * 2;
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["TFLOP/s"] = benchmark::Counter(kernels::gemm_flops(m, s.n, s.k) / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bf16_us"] = bf16_s * 1e6;
+  // speedup = bf16 time / w4a16 time; Google Benchmark's iteration time is the w4a16 time.
+  state.counters["speedup_vs_bf16"] = benchmark::Counter(bf16_s, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::to_string(s.n) + "x" + std::to_string(s.k));
+}
+
+void w4a16_args(benchmark::internal::Benchmark* b) {
+  for (std::int64_t shape = 0; shape < 3; ++shape)
+    for (std::int64_t m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) b->Args({shape, m});
+}
+
+}  // namespace
+
+BENCHMARK(bm_w4a16)->Apply(w4a16_args)->ArgNames({"shape", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace gpucal::bench
