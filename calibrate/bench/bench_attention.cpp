@@ -75,13 +75,7 @@ void bm_paged_attention(benchmark::State& state) {
   // The cache is far larger than L2 for the interesting cases; small ones repeat in a region.
   const int inner = static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0));
   for (int i = 0; i < 3; ++i) kernels::paged_attention(a, nullptr);
-  event_timer timer;
-  for (auto _ : state) {
-    timer.start();
-    for (int i = 0; i < inner; ++i) kernels::paged_attention(a, nullptr);
-    state.SetIterationTime(timer.stop() / inner);
-  }
-  record_clocks(state);
+  run_timed(state, inner, [&](int) { kernels::paged_attention(a, nullptr); });
   state.counters["GB/s"] = benchmark::Counter(kv_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["kv_bytes"] = kv_bytes;
   state.SetLabel(dtype == kernels::kv_dtype::bf16 ? "bf16 KV" : "fp8 KV");

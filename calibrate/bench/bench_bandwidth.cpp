@@ -49,13 +49,7 @@ void bm_bandwidth(benchmark::State& state) {
   // next to the transfer: about 256 MiB moved per region.
   const int inner = static_cast<int>(std::clamp<std::size_t>((256u << 20) / bytes, 1, 1000));
   for (int i = 0; i < 3; ++i) launch();  // warm-up
-  event_timer timer;
-  for (auto _ : state) {
-    timer.start();
-    for (int i = 0; i < inner; ++i) launch();
-    state.SetIterationTime(timer.stop() / inner);
-  }
-  record_clocks(state);
+  run_timed(state, inner, [&](int) { launch(); });
   state.counters["bytes"] = static_cast<double>(bytes);
   state.counters["GB/s"] = benchmark::Counter(kernels::bandwidth_bytes_moved(op, bytes) / 1e9,
                                               benchmark::Counter::kIsIterationInvariantRate);

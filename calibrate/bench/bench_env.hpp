@@ -48,4 +48,18 @@ int rotation_sets(double bytes, int cap = 64);
 /// `throttled` (0/1) and the NVML reason mask as counters.
 void record_clocks(benchmark::State& state);
 
+/// The timed loop every benchmark shares: each iteration times `inner`
+/// launches between CUDA events and reports the time per launch; the clocks
+/// are recorded after the loop. Warm up before calling.
+template <typename Launch>
+void run_timed(benchmark::State& state, int inner, Launch&& launch) {
+  event_timer timer;
+  for (auto _ : state) {
+    timer.start();
+    for (int i = 0; i < inner; ++i) launch(i);
+    state.SetIterationTime(timer.stop() / inner);
+  }
+  record_clocks(state);
+}
+
 }  // namespace gpucal::bench

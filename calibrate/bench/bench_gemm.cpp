@@ -66,13 +66,7 @@ void bm_gemm(benchmark::State& state) {
   const double flops = kernels::gemm_flops(m, n, k);
   const int inner = std::max(sets, static_cast<int>(std::min(200.0, 2e11 / std::max(flops, 1.0))));
   for (int i = 0; i < sets + 3; ++i) launch();  // warm-up: first-call costs stay out
-  event_timer timer;
-  for (auto _ : state) {
-    timer.start();
-    for (int i = 0; i < inner; ++i) launch();
-    state.SetIterationTime(timer.stop() / inner);
-  }
-  record_clocks(state);
+  run_timed(state, inner, [&](int) { launch(); });
   state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(
       kernels::gemm_min_bytes(m, n, k, in_bytes, in_bytes, kernels::gemm_output_bytes(dtype)) / 1e9,

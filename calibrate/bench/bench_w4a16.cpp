@@ -80,13 +80,7 @@ void bm_w4a16(benchmark::State& state) {
     bf16(i);
   }
   const double bf16_s = median_time_s(bf16, inner);
-  event_timer timer;
-  for (auto _ : state) {
-    timer.start();
-    for (int i = 0; i < inner; ++i) w4(i);
-    state.SetIterationTime(timer.stop() / inner);
-  }
-  record_clocks(state);
+  run_timed(state, inner, w4);
   const double bytes = static_cast<double>(s.n) * s.k / 2 + static_cast<double>(s.n) * groups * 3 +
                        static_cast<double>(m) * (s.k + s.n) * 2;
   state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);

@@ -45,15 +45,9 @@ std::vector<double> random_values(std::size_t n, unsigned seed, float lo, float 
   return v;
 }
 
-double rms(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x * x;
-  return v.empty() ? 0 : std::sqrt(s / static_cast<double>(v.size()));
-}
-
 void expect_close_bf16_output(const std::vector<double>& got, std::vector<double> ref) {
   for (auto& r : ref) r = gk::round_to_bf16(static_cast<float>(r));  // reference rounded to the output dtype
-  const auto report = gk::compare_close(got, ref, 1.6e-2 * rms(ref), 1.6e-2);
+  const auto report = gk::compare_close(got, ref, 1.6e-2 * gk::rms(ref), 1.6e-2);
   EXPECT_TRUE(report.ok()) << report.describe(got, ref);
   EXPECT_LT(report.rel_frobenius, 5e-3) << report.describe(got, ref);
 }

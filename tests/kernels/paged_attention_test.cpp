@@ -30,12 +30,6 @@ namespace {
 
 class paged_attention_test : public gpucal::test::gpu_test {};
 
-double rms(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x * x;
-  return v.empty() ? 0 : std::sqrt(s / static_cast<double>(v.size()));
-}
-
 TEST_F(paged_attention_test, kv_append_writes_the_mapped_slots_only) {
   const int kv_heads = 4, head_dim = 64, block_size = 16, batch = 5;
   const gk::kv_cache_shape shape{1, kv_heads, head_dim, block_size, 2};
@@ -155,7 +149,7 @@ TEST_F(paged_attention_test, matches_reference) {
     const auto got = from_device_bf16(out);
     std::vector<double> ref_bf16(ref.size());
     for (std::size_t i = 0; i < ref.size(); ++i) ref_bf16[i] = gk::round_to_bf16(static_cast<float>(ref[i]));
-    const auto report = gk::compare_close(got, ref_bf16, 1e-2 * rms(ref_bf16), 1.6e-2);
+    const auto report = gk::compare_close(got, ref_bf16, 1e-2 * gk::rms(ref_bf16), 1.6e-2);
     EXPECT_TRUE(report.ok()) << report.describe(got, ref_bf16);
   }
 }

@@ -54,13 +54,8 @@ TEST_F(w4a16_test, matches_reference) {
     gk::w4a16_gemm(dx.data(), dp.data(), dsc.data(), dz.data(), dd.data(), s.m, s.n, s.k, s.group, nullptr);
     GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
     const auto got = from_device_bf16(dd);
-    double ss = 0;
-    for (auto& r : ref) {
-      r = gk::round_to_bf16(static_cast<float>(r));
-      ss += r * r;
-    }
-    const double rms = std::sqrt(ss / static_cast<double>(ref.size()));
-    const auto report = gk::compare_close(got, ref, 1.6e-2 * rms, 1.6e-2);
+    for (auto& r : ref) r = gk::round_to_bf16(static_cast<float>(r));
+    const auto report = gk::compare_close(got, ref, 1.6e-2 * gk::rms(ref), 1.6e-2);
     EXPECT_TRUE(report.ok()) << report.describe(got, ref);
     EXPECT_LT(report.rel_frobenius, 5e-3) << report.describe(got, ref);
   }

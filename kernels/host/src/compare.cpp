@@ -32,6 +32,12 @@ compare_report compare_close(const std::vector<double>& got, const std::vector<d
   return r;
 }
 
+double rms(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x * x;
+  return v.empty() ? 0 : std::sqrt(s / static_cast<double>(v.size()));
+}
+
 std::string compare_report::describe(const std::vector<double>& got, const std::vector<double>& ref) const {
   std::ostringstream o;
   o << mismatches << " of " << count << " elements outside the bound (" << nans << " NaN); max abs error "

@@ -23,6 +23,9 @@ struct compare_report {
   std::string describe(const std::vector<double>& got, const std::vector<double>& ref) const;
 };
 
+/// Root mean square of the values (0 for none): the scale absolute tolerances are set against.
+double rms(const std::vector<double>& v);
+
 compare_report compare_close(const std::vector<double>& got, const std::vector<double>& ref, double atol, double rtol);
 
 }  // namespace gpucal::kernels
