@@ -72,6 +72,10 @@ void bm_gemm(benchmark::State& state) {
       kernels::gemm_min_bytes(m, n, k, in_bytes, in_bytes, kernels::gemm_output_bytes(dtype)) / 1e9,
       benchmark::Counter::kIsIterationInvariantRate);
   state.counters["rotation_sets"] = sets;
+  // The shape travels with the result, for the fitter (gpucal fit).
+  state.counters["m"] = static_cast<double>(m);
+  state.counters["n"] = static_cast<double>(n);
+  state.counters["k"] = static_cast<double>(k);
 }
 
 void gemm_args(benchmark::internal::Benchmark* b) {

@@ -2,9 +2,11 @@
 // coefficients inside calibration files (gpucal.calibration/1).
 #include "gpucal/model/coefficients.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "detail/coefficients_json.hpp"
 #include "detail/json_fields.hpp"
 
 namespace gpucal::model {
@@ -54,7 +56,9 @@ throughput_coefficients read_throughput(const field_reader& t) {
   return out;
 }
 
-coefficients read_coefficients_object(const field_reader& r, std::string source) {
+}  // namespace
+
+coefficients detail::read_coefficients(const field_reader& r, std::string source) {
   coefficients out;
   out.source = std::move(source);
   if (r.has("usable_memory_bytes")) out.usable_memory_bytes = r.positive_int("usable_memory_bytes");
@@ -72,7 +76,49 @@ coefficients read_coefficients_object(const field_reader& r, std::string source)
   return out;
 }
 
+namespace {
+
+json finite(double v, const std::string& what) {
+  if (!std::isfinite(v)) throw std::invalid_argument("coefficients: " + what + " is not finite");
+  return v;
+}
+
+json coefficient_json(const coefficient& c, const std::string& what) {
+  json j = {{"value", finite(c.value, what)}, {"source", c.source}};
+  if (!c.note.empty()) j["note"] = c.note;
+  return j;
+}
+
 }  // namespace
+
+json detail::coefficients_json(const coefficients& c) {
+  json j = json::object();
+  if (c.usable_memory_bytes) j["usable_memory_bytes"] = *c.usable_memory_bytes;
+  const memory_coefficients& m = c.memory;
+  j["memory"] = {{"cuda_context_bytes", coefficient_json(m.cuda_context_bytes, "cuda_context_bytes")},
+                 {"non_torch_bytes", coefficient_json(m.non_torch_bytes, "non_torch_bytes")},
+                 {"nccl_bytes_per_gpu", coefficient_json(m.nccl_bytes_per_gpu, "nccl_bytes_per_gpu")},
+                 {"cuda_graph_bytes", coefficient_json(m.cuda_graph_bytes, "cuda_graph_bytes")},
+                 {"activation_scale", coefficient_json(m.activation_scale, "activation_scale")},
+                 {"activation_fixed_bytes", coefficient_json(m.activation_fixed_bytes, "activation_fixed_bytes")},
+                 {"sampler_fp32_copies", coefficient_json(m.sampler_fp32_copies, "sampler_fp32_copies")}};
+  const throughput_coefficients& t = c.throughput;
+  json gemm = json::object();
+  for (const auto& [kind, curve] : t.gemm) {
+    json eff = json::array();
+    for (double e : curve.compute_efficiency) eff.push_back(finite(e, "gemm." + kind + ".compute_efficiency"));
+    gemm[kind] = {{"m", curve.m}, {"compute_efficiency", eff},
+                  {"memory_efficiency", finite(curve.memory_efficiency, "gemm." + kind + ".memory_efficiency")},
+                  {"source", curve.source}, {"note", curve.note}};
+  }
+  j["throughput"] = {{"gemm", gemm},
+                     {"hbm_efficiency", coefficient_json(t.hbm_efficiency, "hbm_efficiency")},
+                     {"decode_attention_efficiency", coefficient_json(t.decode_attention_efficiency, "decode_attention_efficiency")},
+                     {"prefill_attention_efficiency", coefficient_json(t.prefill_attention_efficiency, "prefill_attention_efficiency")},
+                     {"allreduce_efficiency", coefficient_json(t.allreduce_efficiency, "allreduce_efficiency")},
+                     {"allreduce_latency_us", coefficient_json(t.allreduce_latency_us, "allreduce_latency_us")}};
+  return j;
+}
 
 double gemm_curve::compute_at(double m_rows) const {
   if (m_rows <= m.front()) return compute_efficiency.front();
@@ -93,9 +139,9 @@ coefficients parse_coefficients(std::string_view json_text, std::string_view whe
   const json root = detail::parse_json_text(json_text, where);
   field_reader top(root, std::string(where));
   const std::string schema = top.string("schema");
-  if (schema == "gpucal.coefficients/1") return read_coefficients_object(top, "default");
+  if (schema == "gpucal.coefficients/1") return detail::read_coefficients(top, "default");
   if (schema == "gpucal.calibration/1")
-    return read_coefficients_object(top.child("coefficients"), fmt::format("calibration {}", where));
+    return detail::read_coefficients(top.child("coefficients"), fmt::format("calibration {}", where));
   top.fail("schema", fmt::format("is '{}' (allowed: gpucal.coefficients/1, gpucal.calibration/1)", schema));
 }
 

@@ -1,0 +1,82 @@
+// Calibration files (schema gpucal.calibration/1): the device identity, the
+// producer, every measured figure with its samples and unit, the fits with
+// their residuals, and the coefficients the model reads. One file per GPU
+// SKU, driver and CUDA version under results/<sku>/. Parsing validates every
+// field and names the first bad one; writing is atomic (temp file + rename).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpucal/model/coefficients.hpp"
+
+namespace gpucal::model {
+
+/// One measured figure: every sample, its unit, and the parameters that identify it.
+struct measurement {
+  std::string name;                            ///< unique, e.g. "gemm/bf16/llama3-8b.gate_up/m=16"
+  std::string unit;                            ///< "us", "bytes", "GB/s", "TFLOP/s"
+  std::map<std::string, double> params;        ///< e.g. m, n, k, bytes
+  std::map<std::string, std::string> labels;   ///< e.g. kind=gemm, dtype=bf16, op=read
+  std::vector<double> samples;
+
+  double median() const;
+  /// Rates (GB/s, TFLOP/s) improve upward; times and sizes downward.
+  bool higher_is_better() const { return unit == "GB/s" || unit == "TFLOP/s"; }
+};
+
+struct fit_result {
+  std::string name;                      ///< e.g. "gemm/bf16"
+  std::string model;                     ///< the fitted form, in words
+  std::map<std::string, double> params;  ///< fitted parameters
+  int points = 0;
+  double residual_max_rel = 0;           ///< max |predicted - measured| / measured
+  double residual_rms_rel = 0;
+};
+
+struct device_identity {
+  std::string name;               ///< as CUDA reports it
+  std::string sku;                ///< gpus.json slug
+  std::string compute_capability;
+  std::int64_t sm_count = 0;
+  std::int64_t total_memory_bytes = 0;
+  std::string driver_version;
+  std::string cuda_runtime;
+  std::map<std::string, double> clocks_start, clocks_end;  ///< sm_mhz, mem_mhz, temperature_c, power_limit_w
+};
+
+struct calibration_file {
+  std::string tool_version;
+  std::string git_commit;
+  bool dirty = false;
+  std::string created_utc;  ///< ISO 8601, e.g. 2026-11-24T21:00:00Z
+  device_identity device;
+  std::vector<measurement> measurements;
+  std::vector<fit_result> fits;
+  coefficients coeffs;
+
+  const measurement* find(const std::string& name) const;
+};
+
+/// Parses and validates; throws input_error naming the field (e.g.
+/// "x.json: measurements[3].samples[2] must be a finite number >= 0").
+calibration_file parse_calibration(std::string_view json_text, std::string_view where);
+calibration_file load_calibration(const std::string& path);
+/// Serializes; refuses (std::invalid_argument) a non-finite number, so no NaN becomes null.
+std::string calibration_to_json(const calibration_file& c);
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+/// results/<sku>/<driver>_cuda<ver>_<utc-date>.json
+std::string calibration_file_name(const calibration_file& c);
+
+/// The newest calibration file for a GPU under `results_dir/<sku>/`: the
+/// greatest created_utc among files that parse as gpucal.calibration/1 for
+/// that SKU (ties: the greater file name). nullopt when there is none.
+std::optional<std::string> newest_calibration(const std::string& results_dir, const std::string& sku);
+
+}  // namespace gpucal::model

@@ -1,0 +1,234 @@
+// Calibration files: parse and validate, serialize, write atomically, find
+// the newest one for a GPU (see calibration.hpp and results/SCHEMA.md).
+#include "gpucal/model/calibration.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "detail/coefficients_json.hpp"
+#include "detail/json_fields.hpp"
+
+namespace gpucal::model {
+
+namespace {
+
+using detail::field_reader;
+using detail::json;
+namespace fs = std::filesystem;
+
+constexpr const char* schema_name = "gpucal.calibration/1";
+
+std::map<std::string, double> read_number_map(const field_reader& parent, const char* key, bool required) {
+  std::map<std::string, double> out;
+  if (!parent.has(key)) {
+    if (required) parent.fail(key, "is missing");
+    return out;
+  }
+  field_reader r = parent.child(key);
+  for (const auto& [k, v] : parent.object(key).items()) {
+    (void)v;
+    out[k] = r.number_in(k.c_str(), -1e300, 1e300);
+  }
+  return out;
+}
+
+json finite_or_throw(double v, const std::string& what) {
+  if (!std::isfinite(v)) throw std::invalid_argument("calibration: " + what + " is not finite");
+  return v;
+}
+
+json number_map_json(const std::map<std::string, double>& m, const std::string& what) {
+  json j = json::object();
+  for (const auto& [k, v] : m) j[k] = finite_or_throw(v, what + "." + k);
+  return j;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(fmt::format("cannot read '{}'", path));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+double measurement::median() const {
+  if (samples.empty()) return NAN;
+  std::vector<double> v = samples;
+  const std::size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+  if (v.size() % 2) return v[mid];
+  const double hi = v[mid];
+  return (hi + *std::max_element(v.begin(), v.begin() + static_cast<long>(mid))) / 2;
+}
+
+const measurement* calibration_file::find(const std::string& name) const {
+  for (const auto& m : measurements)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+calibration_file parse_calibration(std::string_view json_text, std::string_view where) {
+  const json root = detail::parse_json_text(json_text, where);
+  field_reader top(root, std::string(where));
+  const std::string schema = top.string("schema");
+  if (schema != schema_name)
+    top.fail("schema", fmt::format("is '{}' (this gpucal reads {})", schema, schema_name));
+  calibration_file c;
+  field_reader producer = top.child("producer");
+  c.tool_version = producer.string("version");
+  c.git_commit = producer.string("git_commit");
+  c.dirty = producer.boolean_or("dirty", false);
+  c.created_utc = top.string("created_utc");
+  if (c.created_utc.size() < 20 || c.created_utc[4] != '-' || c.created_utc[10] != 'T' || c.created_utc.back() != 'Z')
+    top.fail("created_utc", fmt::format("must be an ISO 8601 UTC time like 2026-11-24T21:00:00Z, got '{}'", c.created_utc));
+
+  field_reader dev = top.child("device");
+  c.device.name = dev.string("name");
+  c.device.sku = dev.string("sku");
+  c.device.compute_capability = dev.string("compute_capability");
+  c.device.sm_count = dev.positive_int("sm_count");
+  c.device.total_memory_bytes = dev.positive_int("total_memory_bytes");
+  c.device.driver_version = dev.string("driver_version");
+  c.device.cuda_runtime = dev.string("cuda_runtime");
+  c.device.clocks_start = read_number_map(dev, "clocks_start", false);
+  c.device.clocks_end = read_number_map(dev, "clocks_end", false);
+
+  std::set<std::string> names;
+  const json& ms = top.array("measurements");
+  for (std::size_t i = 0; i < ms.size(); ++i) {
+    field_reader r(ms[i], fmt::format("{}: measurements[{}]", where, i));
+    measurement m;
+    m.name = r.string("name");
+    if (!names.insert(m.name).second) r.fail("name", fmt::format("'{}' appears twice", m.name));
+    m.unit = r.string("unit");
+    static const std::set<std::string> units = {"us", "bytes", "GB/s", "TFLOP/s"};
+    if (!units.contains(m.unit)) r.fail("unit", fmt::format("is '{}' (allowed: us, bytes, GB/s, TFLOP/s)", m.unit));
+    m.params = read_number_map(r, "params", false);
+    if (r.has("labels"))
+      for (const auto& [k, v] : r.object("labels").items()) {
+        if (!v.is_string()) r.fail("labels", fmt::format("entry '{}' must be a string", k));
+        m.labels[k] = v.get<std::string>();
+      }
+    const json& samples = r.array("samples");
+    if (samples.empty()) r.fail("samples", "must hold at least one sample");
+    for (std::size_t s = 0; s < samples.size(); ++s) {
+      // Times, sizes and rates are never negative; NaN arrives as null or a string.
+      if (!samples[s].is_number() || !std::isfinite(samples[s].get<double>()) || samples[s].get<double>() < 0)
+        r.fail("samples", fmt::format("[{}] must be a finite number >= 0, got {}", s, samples[s].dump()));
+      m.samples.push_back(samples[s].get<double>());
+    }
+    c.measurements.push_back(std::move(m));
+  }
+
+  if (top.has("fits")) {
+    const json& fs_json = top.array("fits");
+    for (std::size_t i = 0; i < fs_json.size(); ++i) {
+      field_reader r(fs_json[i], fmt::format("{}: fits[{}]", where, i));
+      fit_result f;
+      f.name = r.string("name");
+      f.model = r.string("model");
+      f.params = read_number_map(r, "params", true);
+      f.points = static_cast<int>(r.positive_int("points"));
+      f.residual_max_rel = r.number_in("residual_max_rel", 0, 1e6);
+      f.residual_rms_rel = r.number_in("residual_rms_rel", 0, 1e6);
+      c.fits.push_back(std::move(f));
+    }
+  }
+  c.coeffs = detail::read_coefficients(top.child("coefficients"), fmt::format("calibration {}", where));
+  return c;
+}
+
+calibration_file load_calibration(const std::string& path) { return parse_calibration(slurp(path), path); }
+
+std::string calibration_to_json(const calibration_file& c) {
+  json j;
+  j["schema"] = schema_name;
+  j["producer"] = {{"tool", "gpucal"}, {"version", c.tool_version}, {"git_commit", c.git_commit}, {"dirty", c.dirty}};
+  j["created_utc"] = c.created_utc;
+  j["device"] = {{"name", c.device.name},
+                 {"sku", c.device.sku},
+                 {"compute_capability", c.device.compute_capability},
+                 {"sm_count", c.device.sm_count},
+                 {"total_memory_bytes", c.device.total_memory_bytes},
+                 {"driver_version", c.device.driver_version},
+                 {"cuda_runtime", c.device.cuda_runtime},
+                 {"clocks_start", number_map_json(c.device.clocks_start, "device.clocks_start")},
+                 {"clocks_end", number_map_json(c.device.clocks_end, "device.clocks_end")}};
+  json ms = json::array();
+  for (const auto& m : c.measurements) {
+    json samples = json::array();
+    for (double s : m.samples) samples.push_back(finite_or_throw(s, m.name + " sample"));
+    ms.push_back({{"name", m.name}, {"unit", m.unit}, {"params", number_map_json(m.params, m.name)},
+                  {"labels", m.labels}, {"samples", samples}});
+  }
+  j["measurements"] = ms;
+  json fits = json::array();
+  for (const auto& f : c.fits)
+    fits.push_back({{"name", f.name}, {"model", f.model}, {"params", number_map_json(f.params, f.name)},
+                    {"points", f.points}, {"residual_max_rel", finite_or_throw(f.residual_max_rel, f.name)},
+                    {"residual_rms_rel", finite_or_throw(f.residual_rms_rel, f.name)}});
+  j["fits"] = fits;
+  j["coefficients"] = detail::coefficients_json(c.coeffs);
+  return j.dump(2) + "\n";
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  std::string tmp_name = target.filename().string();
+  tmp_name.insert(0, 1, '.');
+  tmp_name.append(".tmp");
+  const fs::path tmp = target.parent_path() / tmp_name;
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    out << text;
+    out.flush();
+    if (!out) {
+      out.close();
+      fs::remove(tmp);
+      throw std::runtime_error("cannot write " + tmp.string());
+    }
+  }
+  fs::rename(tmp, target);  // atomic within one file system: readers see the old file or the new one
+}
+
+std::string calibration_file_name(const calibration_file& c) {
+  // <driver>_cuda<runtime>_<utc date>.json, e.g. 580.159.04_cuda13.0_2026-11-24.json
+  return fmt::format("{}_cuda{}_{}.json", c.device.driver_version, c.device.cuda_runtime, c.created_utc.substr(0, 10));
+}
+
+std::optional<std::string> newest_calibration(const std::string& results_dir, const std::string& sku) {
+  const fs::path dir = fs::path(results_dir) / sku;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  std::optional<std::string> best;
+  std::string best_time, best_name;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".json") continue;
+    std::string created;
+    try {
+      const calibration_file c = load_calibration(entry.path().string());
+      if (c.device.sku != sku) continue;
+      created = c.created_utc;
+    } catch (const input_error&) {
+      continue;  // raw benchmark JSON and other files live beside calibrations
+    }
+    const std::string name = entry.path().filename().string();
+    if (!best || created > best_time || (created == best_time && name > best_name)) {
+      best = entry.path().string();
+      best_time = created;
+      best_name = name;
+    }
+  }
+  return best;
+}
+
+}  // namespace gpucal::model
