@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "calibration_commands.hpp"
 #include "estimate_report.hpp"
 #include "perf_report.hpp"
 #include "gpucal/model/catalog.hpp"
@@ -75,16 +76,12 @@ void apply_flags(const CLI::App& cmd, estimate_flags& f) {
   if (given("--block-size")) f.opt.block_size = f.block_size;
 }
 
-model::coefficients load_coefficients(const std::string& calibration) {
-  return calibration.empty() ? model::default_coefficients() : model::load_coefficients_file(calibration);
-}
-
 int run_estimate(const CLI::App& cmd, estimate_flags& f, std::ostream& out) {
   apply_flags(cmd, f);
   const model::model_spec m = model::resolve_model(f.model);
   const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
   const model::engine_profile engine = model::resolve_engine(f.engine);
-  const model::coefficients coeffs = load_coefficients(f.calibration);
+  const model::coefficients coeffs = coefficients_for(f.calibration, gpu);
   const model::memory_estimate e = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
   out << (f.json ? estimate_json(e) : estimate_text(e));
   return 0;
@@ -105,7 +102,7 @@ int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::o
   const model::model_spec m = model::resolve_model(f.model);
   const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
   const model::engine_profile engine = model::resolve_engine(f.engine);
-  const model::coefficients coeffs = load_coefficients(f.calibration);
+  const model::coefficients coeffs = coefficients_for(f.calibration, gpu);
   if (!f.opt.max_model_len) {
     // Size the pool for the requests at hand unless the user set the length.
     f.opt.max_model_len = std::min<std::int64_t>(m.max_model_len, static_cast<std::int64_t>(std::ceil(p.prompt_len + p.output_len)));
@@ -177,7 +174,9 @@ int run_plan(const plan_flags& f, std::ostream& out) {
   }
   opt.price_per_gpu_hour = parse_prices(f.prices);
   if (f.top <= 0) throw input_error(fmt::format("--top: {} must be a positive integer", f.top));
-  const model::plan_result r = model::plan_deployment(m, f.w, opt, load_coefficients(f.calibration));
+  // Each GPU plans on its own newest calibration unless --calibration names one file for all.
+  for (const auto& g : model::list_gpus()) opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
+  const model::plan_result r = model::plan_deployment(m, f.w, opt, model::default_coefficients());
   out << (f.json ? plan_json(r, m, f.w, f.top) : plan_text(r, m, f.w, f.top));
   return 0;
 }
@@ -271,6 +270,30 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                    "Chunked-prefill tokens per step (default: the engine's); smaller chunks lower TPOT p99");
   plan->add_flag("--json", plf.json, "Print one JSON object");
 
+  std::string fit_bench, fit_gpu, fit_out = "results";
+  bool fit_json = false;
+  CLI::App* fit = app.add_subcommand("fit", "Build a calibration file from gpucal_bench JSON (fits with residuals)");
+  fit->add_option("--bench", fit_bench, "gpucal_bench JSON with every repetition (gpu-run's bench.json)")->required();
+  fit->add_option("--gpu,-g", fit_gpu, "GPU the benchmarks ran on (see `gpucal gpus`)")->required();
+  fit->add_option("--out", fit_out, "Results folder; the file goes to OUT/<sku>/ (default results)");
+  fit->add_flag("--json", fit_json, "Print JSON");
+
+  std::string cmp_old, cmp_new;
+  double cmp_threshold = 5, cmp_alpha = 0.01;
+  bool cmp_json = false;
+  CLI::App* compare = app.add_subcommand("compare", "Per-metric change between two calibration files; exit 1 on a significant regression");
+  compare->add_option("old", cmp_old, "Older calibration file")->required();
+  compare->add_option("new", cmp_new, "Newer calibration file")->required();
+  compare->add_option("--threshold", cmp_threshold, "Regression threshold in percent (default 5)");
+  compare->add_option("--alpha", cmp_alpha, "Significance level of the Mann-Whitney test (default 0.01)");
+  compare->add_flag("--json", cmp_json, "Print JSON");
+
+  std::string history_dir, show_path;
+  CLI::App* history = app.add_subcommand("history", "One row per calibration file of a GPU folder");
+  history->add_option("dir", history_dir, "e.g. results/h100-sxm-80gb")->required();
+  CLI::App* show = app.add_subcommand("show", "Summary of one calibration file");
+  show->add_option("file", show_path, "Calibration file")->required();
+
   bool models_json = false, gpus_json = false;
   CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
   models->add_flag("--json", models_json, "Print JSON");
@@ -320,6 +343,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (models->parsed()) rc = run_models(models_json, buffer);
     else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);
+    else if (fit->parsed()) rc = run_fit(fit_bench, fit_gpu, fit_out, fit_json, buffer);
+    else if (compare->parsed()) rc = run_compare(cmp_old, cmp_new, cmp_threshold, cmp_alpha, cmp_json, buffer);
+    else if (history->parsed()) rc = run_history(history_dir, buffer);
+    else if (show->parsed()) rc = run_show(show_path, buffer);
     out << buffer.str();
     return rc;
   } catch (const input_error& e) {

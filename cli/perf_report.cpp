@@ -142,7 +142,7 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
                       {"ttft_p99_s", s.ttft_p99_s}, {"tpot_s", s.tpot_mean_s}, {"tpot_p99_s", s.tpot_p99_s},
                       {"prefill_s", s.prefill_s}, {"prefill_share", s.prefill_share}, {"decode_step_s", s.decode_step_s},
                       {"output_tokens_per_s", s.output_tokens_per_s}, {"kv_needed_bytes", s.kv_needed_bytes},
-                      {"kv_pool_bytes", s.kv_pool_bytes}};
+                      {"kv_pool_bytes", s.kv_pool_bytes}, {"coefficients_source", p.coefficients_source}};
     x["cost_per_hour"] = p.cost_per_hour ? ordered_json(*p.cost_per_hour) : ordered_json(nullptr);
     plans.push_back(x);
   }

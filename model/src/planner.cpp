@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
@@ -132,7 +133,6 @@ void validate(const model_spec& m, const workload& w, const plan_options& opt) {
 plan_result plan_deployment(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c) {
   validate(m, w, opt);
   plan_result out;
-  out.coefficients_source = c.source;
   const engine_profile engine = resolve_engine(opt.engine);
   out.engine = engine.engine;
 
@@ -143,7 +143,11 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
     for (const auto& name : opt.gpus) gpus.push_back(&resolve_gpu(name));
   }
 
+  std::set<std::string> sources;
   for (const gpu_spec* gpu : gpus) {
+    const auto own = opt.coefficients_by_gpu.find(gpu->slug);
+    const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;
+    sources.insert(gc.source);
     for (const auto& quant : opt.quantizations) {
       for (const auto& kv : opt.kv_cache_dtypes) {
         if ((quant == "fp8" || kv == "fp8") && !gpu->supports("fp8")) continue;  // not a choice on this GPU
@@ -164,12 +168,12 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           memory_estimate mem;
           std::optional<throughput_model> perf;
           try {
-            mem = estimate_memory(m, *gpu, engine, c, eo);
+            mem = estimate_memory(m, *gpu, engine, gc, eo);
             if (!mem.fits) {
               reject("memory", mem.failures.front(), 1);
               continue;
             }
-            perf.emplace(m, *gpu, mem.settings, c.throughput, engine);
+            perf.emplace(m, *gpu, mem.settings, gc.throughput, engine);
           } catch (const input_error& e) {
             reject("unsupported", e.what(), 0);
             continue;
@@ -200,6 +204,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           plan p;
           p.gpu = gpu->name;
           p.gpu_slug = gpu->slug;
+          p.coefficients_source = gc.source;
           p.tp = tp;
           p.replicas = hi;
           p.total_gpus = hi * tp;
@@ -224,6 +229,8 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
       }
     }
   }
+  if (sources.size() == 1) out.coefficients_source = *sources.begin();
+  else if (sources.size() > 1) out.coefficients_source = "per GPU (see each plan)";
   std::sort(out.plans.begin(), out.plans.end(), [](const plan& a, const plan& b) {
     if (a.total_gpus != b.total_gpus) return a.total_gpus < b.total_gpus;
     const double ca = a.cost_per_hour.value_or(INFINITY), cb = b.cost_per_hour.value_or(INFINITY);

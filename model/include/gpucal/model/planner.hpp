@@ -65,10 +65,14 @@ struct plan_options {
   /// Chunked-prefill budget per step; unset = the engine's default. Smaller
   /// chunks lower TPOT p99 at some prefill efficiency.
   std::optional<std::int64_t> max_num_batched_tokens;
+  /// Coefficients per GPU slug (each GPU's calibration); GPUs not listed use
+  /// the coefficients passed to plan_deployment.
+  std::map<std::string, coefficients> coefficients_by_gpu;
 };
 
 struct plan {
   std::string gpu;
+  std::string coefficients_source;
   std::string gpu_slug;
   int tp = 1;
   int replicas = 1;
@@ -107,7 +111,7 @@ struct plan_result {
   std::vector<plan> plans;  ///< feasible, best first: fewest GPUs, then cost, then TPOT
   std::vector<rejection> rejected;
   int candidates = 0;       ///< candidates (GPU x tp x quantization x KV dtype) evaluated
-  std::string coefficients_source;
+  std::string coefficients_source;  ///< one source, or "per GPU" when they differ
   std::string engine;
 };
 

@@ -1,0 +1,177 @@
+// Calibration-file commands (see calibration_commands.hpp).
+#include "calibration_commands.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gpucal/model/calibration.hpp"
+#include "gpucal/model/catalog.hpp"
+#include "gpucal/model/errors.hpp"
+#include "gpucal/model/fit.hpp"
+#include "gpucal/model/regression.hpp"
+
+#ifndef GPUCAL_DEFAULT_RESULTS_DIR
+#define GPUCAL_DEFAULT_RESULTS_DIR "results"
+#endif
+#ifndef GPUCAL_VERSION
+#define GPUCAL_VERSION "0.0.0"
+#endif
+#ifndef GPUCAL_GIT_COMMIT
+#define GPUCAL_GIT_COMMIT "unknown"
+#endif
+
+namespace gpucal::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string results_dir() {
+  const char* env = std::getenv("GPUCAL_RESULTS_DIR");
+  return env && *env ? env : GPUCAL_DEFAULT_RESULTS_DIR;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string read_text(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(fmt::format("{}: cannot read '{}'", what, path));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string headline(const model::calibration_file& c, const char* name) {
+  const model::measurement* m = c.find(name);
+  return m ? fmt::format("{:.1f}", m->median()) : "-";
+}
+
+}  // namespace
+
+model::coefficients coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu) {
+  if (!calibration_flag.empty()) return model::load_coefficients_file(calibration_flag);
+  if (const auto newest = model::newest_calibration(results_dir(), gpu.slug)) return model::load_coefficients_file(*newest);
+  return model::default_coefficients();  // source "default": nothing measured for this GPU yet
+}
+
+int run_fit(const std::string& bench_path, const std::string& gpu_name, const std::string& out_dir, bool json,
+            std::ostream& out) {
+  const model::gpu_spec& gpu = model::resolve_gpu(gpu_name);
+  const std::string text = read_text(bench_path, "--bench");
+  model::calibration_file c =
+      model::calibration_from_benchmarks(text, bench_path, gpu, utc_now(), GPUCAL_VERSION, GPUCAL_GIT_COMMIT);
+  if (c.measurements.empty()) throw input_error(fmt::format("--bench: '{}' holds no gpucal_bench results", bench_path));
+  const std::string path = (fs::path(out_dir) / gpu.slug / model::calibration_file_name(c)).string();
+  model::write_file_atomic(path, model::calibration_to_json(c));
+  if (json) {
+    out << nlohmann::json{{"path", path}, {"measurements", c.measurements.size()}, {"fits", c.fits.size()}}.dump(2) << "\n";
+    return 0;
+  }
+  out << fmt::format("wrote {} ({} measurements)\n", path, c.measurements.size());
+  for (const auto& f : c.fits)
+    out << fmt::format("  fit {:<18} {:>4} points  residual max {:.1f}%  rms {:.1f}%\n", f.name, f.points,
+                       100 * f.residual_max_rel, 100 * f.residual_rms_rel);
+  return 0;
+}
+
+int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
+                std::ostream& out) {
+  if (!(threshold_pct >= 0)) throw input_error(fmt::format("--threshold: {} must be >= 0 (percent)", threshold_pct));
+  if (!(alpha > 0 && alpha < 1)) throw input_error(fmt::format("--alpha: {} must be in (0, 1)", alpha));
+  const model::calibration_file a = model::load_calibration(old_path), b = model::load_calibration(new_path);
+  const model::comparison cmp = model::compare_calibrations(a, b, threshold_pct, alpha);
+  if (json) {
+    nlohmann::ordered_json j;
+    j["old"] = old_path;
+    j["new"] = new_path;
+    j["threshold_pct"] = threshold_pct;
+    j["alpha"] = alpha;
+    j["test"] = "two-sided Mann-Whitney U";
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const auto& m : cmp.changes)
+      rows.push_back({{"name", m.name}, {"unit", m.unit}, {"old_median", m.old_median}, {"new_median", m.new_median},
+                      {"change_pct", m.change_pct}, {"p", m.p}, {"significant", m.significant},
+                      {"regression", m.regression}, {"improvement", m.improvement}});
+    j["metrics"] = rows;
+    j["only_old"] = cmp.only_old;
+    j["only_new"] = cmp.only_new;
+    j["regressions"] = cmp.regressions;
+    out << j.dump(2) << "\n";
+  } else {
+    out << fmt::format("compare: {} ({} {}) -> {} ({} {}); threshold {:g}%, Mann-Whitney p < {:g}\n", old_path,
+                       a.device.driver_version, a.device.cuda_runtime, new_path, b.device.driver_version,
+                       b.device.cuda_runtime, threshold_pct, alpha);
+    for (const auto& m : cmp.changes) {
+      const char* verdict = m.regression ? "REGRESSION" : m.improvement ? "improved" : m.significant ? "changed" : "";
+      out << fmt::format("  {:<48} {:>12.3f} {:>12.3f} {:<7} {:>+7.2f}%  p={:.3g} {}\n", m.name, m.old_median,
+                         m.new_median, m.unit, m.change_pct, m.p, verdict);
+    }
+    for (const auto& n : cmp.only_old) out << fmt::format("  only in old: {}\n", n);
+    for (const auto& n : cmp.only_new) out << fmt::format("  only in new: {}\n", n);
+    out << fmt::format("{} significant regression(s) beyond {:g}%, {} improvement(s)\n", cmp.regressions, threshold_pct,
+                       cmp.improvements);
+  }
+  return cmp.regressions > 0 ? 1 : 0;
+}
+
+int run_history(const std::string& dir, std::ostream& out) {
+  if (!fs::is_directory(dir)) throw input_error(fmt::format("history: '{}' is not a folder", dir));
+  std::vector<std::pair<std::string, model::calibration_file>> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".json") continue;
+    try {
+      files.emplace_back(e.path().filename().string(), model::load_calibration(e.path().string()));
+    } catch (const input_error&) {
+      // raw benchmark JSON lives beside the calibration files
+    }
+  }
+  std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) { return x.second.created_utc < y.second.created_utc; });
+  out << fmt::format("{:<22} {:<14} {:<6} {:>12} {:>16}  {}\n", "created (UTC)", "driver", "CUDA", "copy GB/s",
+                     "bf16 8192^3 us", "file");
+  for (const auto& [name, c] : files)
+    out << fmt::format("{:<22} {:<14} {:<6} {:>12} {:>16}  {}\n", c.created_utc, c.device.driver_version,
+                       c.device.cuda_runtime, headline(c, "bandwidth/copy/bytes=4294967296"),
+                       headline(c, "gemm/bf16/square.8192/m=8192"), name);
+  if (files.empty()) out << "(no calibration files)\n";
+  return 0;
+}
+
+int run_show(const std::string& path, std::ostream& out) {
+  const model::calibration_file c = model::load_calibration(path);
+  out << fmt::format("{}: {} ({}), sm_{}, {} SMs, {:.2f} GiB, driver {}, CUDA {}\n", path, c.device.name, c.device.sku,
+                     c.device.compute_capability, c.device.sm_count,
+                     static_cast<double>(c.device.total_memory_bytes) / (1ull << 30), c.device.driver_version,
+                     c.device.cuda_runtime);
+  out << fmt::format("created {} by gpucal {} ({}{})\n", c.created_utc, c.tool_version, c.git_commit, c.dirty ? ", dirty" : "");
+  out << fmt::format("{} measurements; fits:\n", c.measurements.size());
+  for (const auto& f : c.fits) {
+    out << fmt::format("  {:<18} {:>4} points  residual max {:.1f}%  rms {:.1f}%\n", f.name, f.points,
+                       100 * f.residual_max_rel, 100 * f.residual_rms_rel);
+  }
+  const auto& t = c.coeffs.throughput;
+  out << fmt::format("coefficients: hbm_efficiency {:.3f} ({}), decode_attention_efficiency {:.3f} ({})\n",
+                     t.hbm_efficiency.value, t.hbm_efficiency.source, t.decode_attention_efficiency.value,
+                     t.decode_attention_efficiency.source);
+  for (const auto& [kind, curve] : t.gemm) {
+    std::string effs;
+    for (std::size_t i = 0; i < curve.m.size(); ++i) effs += fmt::format(" m{}={:.2f}", curve.m[i], curve.compute_efficiency[i]);
+    out << fmt::format("  gemm {:<6} ({}) memory {:.2f};{}\n", kind, curve.source, curve.memory_efficiency, effs);
+  }
+  return 0;
+}
+
+}  // namespace gpucal::cli

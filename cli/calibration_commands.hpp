@@ -1,0 +1,27 @@
+// `gpucal fit`, `compare`, `history` and `show`: calibration files on any
+// machine; and the rule that picks the coefficients a planning command uses.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+#include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/gpu_spec.hpp"
+
+namespace gpucal::cli {
+
+/// --calibration FILE if given; else the newest calibration for this GPU in
+/// the results folder ($GPUCAL_RESULTS_DIR, default the source tree's
+/// results/); else the embedded defaults. `coefficients.source` says which.
+model::coefficients coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu);
+
+/// Builds a calibration file from gpucal_bench JSON; writes it under
+/// out_dir/<sku>/ atomically and prints its path (and a summary of the fits).
+int run_fit(const std::string& bench_path, const std::string& gpu, const std::string& out_dir, bool json, std::ostream& out);
+/// Exit 1 when a significant regression exceeds threshold_pct.
+int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
+                std::ostream& out);
+int run_history(const std::string& dir, std::ostream& out);
+int run_show(const std::string& path, std::ostream& out);
+
+}  // namespace gpucal::cli

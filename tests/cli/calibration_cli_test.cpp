@@ -1,0 +1,134 @@
+// `gpucal fit`, `show`, `history` and `compare` on synthetic gpucal_bench
+// JSON, and planning commands picking the newest calibration for their GPU.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+
+namespace fs = std::filesystem;
+using gpucal::test::run_gpucal;
+
+namespace {
+
+// A gpucal_bench result in Google Benchmark's JSON format: bf16 GEMMs over
+// three shapes and five M, three repetitions each, plus 4 GiB copies.
+// `slowdown` scales every GEMM time.
+std::string bench_json(double slowdown) {
+  nlohmann::json j;
+  j["context"] = {{"gpu_name", "NVIDIA H100 80GB HBM3"}, {"compute_capability", "9.0"}, {"sm_count", "132"},
+                  {"total_memory_bytes", "85031714816"}, {"driver_version", "580.159.04"}, {"cuda_runtime", "13000"},
+                  {"clocks_start_sm_mhz", "1980"}};
+  nlohmann::json runs = nlohmann::json::array();
+  const std::vector<std::tuple<int, int, const char*>> shapes{{6144, 4096, "llama3-8b.qkv"}, {28672, 4096, "llama3-8b.gate_up"},
+                                                              {8192, 8192, "square.8192"}};
+  int shape_index = 0;
+  for (const auto& [n, k, name] : shapes) {
+    for (int m : {1, 16, 256, 4096, 8192}) {
+      const double bytes = (double(m) * k + double(n) * k) * 2 + double(m) * n * 2, flops = 2.0 * m * n * k;
+      const double eff = m >= 256 ? 0.75 : m >= 16 ? 0.2 : 0.012;
+      const double t = (4 + bytes / (3350e9 * 0.8) * 1e6 + flops / (989.4e12 * eff) * 1e6) * slowdown;
+      for (int rep = 0; rep < 3; ++rep)
+        runs.push_back({{"name", fmt::format("bm_gemm/dtype:0/shape:{}/m:{}/manual_time", shape_index, m)},
+                        {"run_name", fmt::format("bm_gemm/dtype:0/shape:{}/m:{}/manual_time", shape_index, m)},
+                        {"run_type", "iteration"}, {"repetition_index", rep}, {"real_time", t * (1 + 0.002 * (rep - 1))},
+                        {"time_unit", "us"}, {"label", std::string("bf16 ") + name}, {"m", m}, {"n", n}, {"k", k}});
+    }
+    ++shape_index;
+  }
+  for (int rep = 0; rep < 3; ++rep)
+    runs.push_back({{"name", "bm_bandwidth/op:2/bytes:4294967296/manual_time"},
+                    {"run_name", "bm_bandwidth/op:2/bytes:4294967296/manual_time"}, {"run_type", "iteration"},
+                    {"real_time", 2900.0 + rep}, {"time_unit", "us"}, {"label", "copy"},
+                    {"GB/s", 2.0 * 4294967296 / 1e9 / ((2900.0 + rep) * 1e-6)}});
+  runs.push_back({{"name", "bm_gemm/dtype:0/shape:0/m:1/manual_time_mean"}, {"run_name", "bm_gemm/dtype:0/shape:0/m:1/manual_time"},
+                  {"run_type", "aggregate"}, {"real_time", 1.0}, {"time_unit", "us"}});  // aggregates are skipped
+  j["benchmarks"] = runs;
+  return j.dump(2);
+}
+
+class calibration_cli : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("gpucal_cal_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    unsetenv("GPUCAL_RESULTS_DIR");
+    fs::remove_all(dir_);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  // Runs `gpucal fit` and returns the file it wrote.
+  std::string fit(const std::string& bench, const std::string& out) {
+    const auto r = run_gpucal({"fit", "--bench", bench, "--gpu", "h100-sxm", "--out", out, "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out).at("path").get<std::string>();
+  }
+  fs::path dir_;
+};
+
+TEST_F(calibration_cli, fit_show_history_and_default_pickup) {
+  const std::string results = (dir_ / "results").string();
+  const std::string file = fit(write("bench.json", bench_json(1.0)), results);
+  EXPECT_EQ(fs::path(file).parent_path().filename(), "h100-sxm-80gb");
+  EXPECT_TRUE(fs::exists(file));
+
+  const auto show = run_gpucal({"show", file});
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_NE(show.out.find("gemm/bf16"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("bandwidth/copy"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("(measured)"), std::string::npos) << show.out;
+
+  const auto history = run_gpucal({"history", (fs::path(results) / "h100-sxm-80gb").string()});
+  ASSERT_EQ(history.code, 0) << history.err;
+  EXPECT_NE(history.out.find("580.159.04"), std::string::npos) << history.out;
+
+  // With the results folder pointed here, planning for an H100 uses that file.
+  setenv("GPUCAL_RESULTS_DIR", results.c_str(), 1);
+  const auto est = run_gpucal({"estimate", "-m", "llama-3-8b", "-g", "h100", "--json"});
+  ASSERT_EQ(est.code, 0) << est.err;
+  const auto j = nlohmann::json::parse(est.out);
+  EXPECT_EQ(j["coefficients_source"], "calibration " + file);
+  EXPECT_EQ(j["gpu_total_bytes"], 85031714816LL);  // measured total, not the datasheet's
+  // Another GPU has no calibration: defaults, and it says so.
+  const auto other = run_gpucal({"estimate", "-m", "llama-3-8b", "-g", "a100-80gb", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(other.out)["coefficients_source"], "default");
+}
+
+TEST_F(calibration_cli, compare_flags_regressions_with_exit_1) {
+  const std::string a = fit(write("a.json", bench_json(1.0)), (dir_ / "a").string());
+  const std::string b = fit(write("b.json", bench_json(1.10)), (dir_ / "b").string());
+  const auto same = run_gpucal({"compare", a, a});
+  EXPECT_EQ(same.code, 0) << same.out;
+  const auto worse = run_gpucal({"compare", a, b, "--alpha", "0.2"});  // 3 samples each: exact p >= 0.1
+  EXPECT_EQ(worse.code, 1) << worse.out;
+  EXPECT_NE(worse.out.find("REGRESSION"), std::string::npos) << worse.out;
+  const auto j = run_gpucal({"compare", a, b, "--alpha", "0.2", "--json"});
+  EXPECT_GT(nlohmann::json::parse(j.out)["regressions"].get<int>(), 0);
+}
+
+TEST_F(calibration_cli, bad_input_exits_2) {
+  const std::string good = write("bench.json", bench_json(1.0));
+  gpucal::test::expect_bad_input({
+      {{"fit", "--bench", (dir_ / "missing.json").string(), "--gpu", "h100"}, "--bench"},
+      {{"fit", "--bench", write("empty.json", R"({"context": {}, "benchmarks": []})"), "--gpu", "h100"}, "no gpucal_bench"},
+      {{"fit", "--bench", good, "--gpu", "h999"}, "--gpu"},
+      {{"compare", good, good}, "schema"},
+      {{"compare", (dir_ / "x.json").string(), (dir_ / "y.json").string()}, "cannot read"},
+      {{"compare", good, good, "--threshold", "-1"}, "--threshold"},
+      {{"history", (dir_ / "nowhere").string()}, "not a folder"},
+  });
+}
+
+}  // namespace
