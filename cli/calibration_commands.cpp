@@ -150,6 +150,59 @@ int run_history(const std::string& dir, std::ostream& out) {
   return 0;
 }
 
+int run_export(const std::string& format, const std::string& path, const std::string& out_dir, std::ostream& out) {
+  if (format != "llm-analysis" && format != "csv")
+    throw input_error(fmt::format("--format: '{}' is not supported (allowed: llm-analysis, csv)", format));
+  const model::calibration_file c = model::load_calibration(path);
+  const model::gpu_spec& gpu = model::resolve_gpu(c.device.sku);
+  const auto& t = c.coeffs.throughput;
+  if (format == "csv") {
+    std::string csv = "name,dtype,shape,m,n,k,median_us,tflops,samples\n";
+    for (const auto& m : c.measurements) {
+      if (!m.labels.count("kind") || m.labels.at("kind") != "gemm") continue;
+      const double flops = 2 * m.params.at("m") * m.params.at("n") * m.params.at("k");
+      csv += fmt::format("{},{},{},{},{},{},{:.4f},{:.3f},{}\n", m.name, m.labels.at("dtype"), m.labels.at("shape"),
+                         m.params.at("m"), m.params.at("n"), m.params.at("k"), m.median(),
+                         flops / (m.median() * 1e-6) / 1e12, m.samples.size());
+    }
+    const std::string file = (fs::path(out_dir) / (c.device.sku + ".gemm.csv")).string();
+    model::write_file_atomic(file, csv);
+    out << file << "\n";
+    return 0;
+  }
+  // llm-analysis GPUConfig: exactly its keys (llm_analysis/gpu_configs/*.json).
+  const auto peak = [&gpu](const char* k) { return gpu.peak_tflops.count(k) ? gpu.peak_tflops.at(k) : 0.0; };
+  const double i8 = peak("int8");
+  nlohmann::ordered_json cfg;
+  cfg["name"] = c.device.sku;
+  cfg["mem_per_GPU_in_GB"] = static_cast<double>(c.device.total_memory_bytes) / (1ull << 30);
+  cfg["hbm_bandwidth_in_GB_per_sec"] = gpu.hbm_bandwidth_gbps;
+  cfg["intra_node_bandwidth_in_GB_per_sec"] = gpu.nvlink_gbps.value_or(gpu.pcie_gbps.value_or(0));
+  cfg["intra_node_min_message_latency"] = t.allreduce_latency_us.value * 1e-6;
+  cfg["peak_fp16_TFLOPS"] = peak(peak("bf16") > 0 ? "bf16" : "fp16");
+  cfg["peak_i8_TFLOPS"] = i8;
+  cfg["peak_i4_TFLOPS"] = peak("int4") > 0 ? peak("int4") : 2 * i8;
+  cfg["inter_node_bandwidth_in_GB_per_sec"] = gpu.pcie_gbps.value_or(0);
+  // The efficiencies llm-analysis takes as flags, from this calibration.
+  const auto& bf16 = t.curve("bf16");
+  nlohmann::ordered_json eff;
+  eff["flops_efficiency"] = bf16.compute_efficiency.back();
+  eff["hbm_memory_efficiency"] = t.hbm_efficiency.value;
+  eff["intra_node_memory_efficiency"] = t.allreduce_efficiency.value;
+  eff["sources"] = {{"flops_efficiency", fmt::format("bf16 GEMM compute efficiency at M = {:g} ({})", bf16.m.back(), bf16.source)},
+                    {"hbm_memory_efficiency", t.hbm_efficiency.source},
+                    {"intra_node_memory_efficiency", t.allreduce_efficiency.source},
+                    {"peak_i4_TFLOPS", peak("int4") > 0 ? "datasheet" : "2 x the int8 peak (no int4 figure in gpus.json)"},
+                    {"inter_node_bandwidth_in_GB_per_sec", "PCIe per direction (gpucal models no inter-node link)"},
+                    {"calibration", path}};
+  const std::string cfg_file = (fs::path(out_dir) / (c.device.sku + ".json")).string();
+  const std::string eff_file = (fs::path(out_dir) / (c.device.sku + ".efficiencies.json")).string();
+  model::write_file_atomic(cfg_file, cfg.dump(4) + "\n");
+  model::write_file_atomic(eff_file, eff.dump(2) + "\n");
+  out << cfg_file << "\n" << eff_file << "\n";
+  return 0;
+}
+
 int run_show(const std::string& path, std::ostream& out) {
   const model::calibration_file c = model::load_calibration(path);
   out << fmt::format("{}: {} ({}), sm_{}, {} SMs, {:.2f} GiB, driver {}, CUDA {}\n", path, c.device.name, c.device.sku,

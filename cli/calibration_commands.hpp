@@ -22,6 +22,11 @@ int run_fit(const std::string& bench_path, const std::string& gpu, const std::st
 int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
                 std::ostream& out);
 int run_history(const std::string& dir, std::ostream& out);
+/// Writes what other planners read: `llm-analysis` (its GPU config JSON, whose
+/// keys it loads as they are, and a sidecar with the efficiencies to pass as
+/// its --flops_efficiency / --hbm_memory_efficiency / --intra_node_memory_efficiency
+/// flags) or `csv` (the GEMM table). Files go to out_dir; their paths are printed.
+int run_export(const std::string& format, const std::string& path, const std::string& out_dir, std::ostream& out);
 int run_show(const std::string& path, std::ostream& out);
 
 }  // namespace gpucal::cli

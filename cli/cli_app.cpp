@@ -294,6 +294,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* show = app.add_subcommand("show", "Summary of one calibration file");
   show->add_option("file", show_path, "Calibration file")->required();
 
+  std::string export_format, export_file, export_out = ".";
+  CLI::App* exporter = app.add_subcommand("export", "Write a calibration in the formats other planners read");
+  exporter->add_option("--format", export_format, "llm-analysis | csv")->required();
+  exporter->add_option("file", export_file, "Calibration file")->required();
+  exporter->add_option("--out", export_out, "Output folder (default .)");
+
   bool models_json = false, gpus_json = false;
   CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
   models->add_flag("--json", models_json, "Print JSON");
@@ -347,6 +353,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (compare->parsed()) rc = run_compare(cmp_old, cmp_new, cmp_threshold, cmp_alpha, cmp_json, buffer);
     else if (history->parsed()) rc = run_history(history_dir, buffer);
     else if (show->parsed()) rc = run_show(show_path, buffer);
+    else if (exporter->parsed()) rc = run_export(export_format, export_file, export_out, buffer);
     out << buffer.str();
     return rc;
   } catch (const input_error& e) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -104,6 +105,41 @@ TEST_F(calibration_cli, fit_show_history_and_default_pickup) {
   // Another GPU has no calibration: defaults, and it says so.
   const auto other = run_gpucal({"estimate", "-m", "llama-3-8b", "-g", "a100-80gb", "--json"});
   EXPECT_EQ(nlohmann::json::parse(other.out)["coefficients_source"], "default");
+}
+
+TEST_F(calibration_cli, export_llm_analysis_and_csv) {
+  const std::string file = fit(write("bench.json", bench_json(1.0)), (dir_ / "results").string());
+  const std::string out = (dir_ / "export").string();
+  const auto r = run_gpucal({"export", "--format", "llm-analysis", file, "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream cfg_in(fs::path(out) / "h100-sxm-80gb.json");
+  const auto cfg = nlohmann::json::parse(cfg_in);
+  // Exactly llm-analysis's GPUConfig keys.
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : cfg.items()) keys.push_back(k);
+  std::vector<std::string> expected{"name", "mem_per_GPU_in_GB", "hbm_bandwidth_in_GB_per_sec",
+                                    "intra_node_bandwidth_in_GB_per_sec", "intra_node_min_message_latency",
+                                    "peak_fp16_TFLOPS", "peak_i8_TFLOPS", "peak_i4_TFLOPS",
+                                    "inter_node_bandwidth_in_GB_per_sec"};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(keys, expected);  // nlohmann::json iterates keys sorted
+  EXPECT_DOUBLE_EQ(cfg["hbm_bandwidth_in_GB_per_sec"].get<double>(), 3350);
+  EXPECT_NEAR(cfg["mem_per_GPU_in_GB"].get<double>(), 85031714816.0 / (1 << 30), 1e-9);
+  std::ifstream eff_in(fs::path(out) / "h100-sxm-80gb.efficiencies.json");
+  const auto eff = nlohmann::json::parse(eff_in);
+  // The synthetic GEMMs ran at 75 % of peak at large M; copies at 2 x 4 GiB / 2.9 ms.
+  EXPECT_NEAR(eff["flops_efficiency"].get<double>(), 0.75, 0.02);
+  EXPECT_NEAR(eff["hbm_memory_efficiency"].get<double>(), 2.0 * 4294967296 / 2901e-6 / 1e9 / 3350, 0.01);
+  const auto csv = run_gpucal({"export", "--format", "csv", file, "--out", out});
+  ASSERT_EQ(csv.code, 0) << csv.err;
+  std::ifstream table(fs::path(out) / "h100-sxm-80gb.gemm.csv");
+  std::string header;
+  std::getline(table, header);
+  EXPECT_EQ(header, "name,dtype,shape,m,n,k,median_us,tflops,samples");
+  int rows = 0;
+  for (std::string line; std::getline(table, line);) ++rows;
+  EXPECT_EQ(rows, 15);
+  gpucal::test::expect_bad_input({{{"export", "--format", "xlsx", file}, "--format"}});
 }
 
 TEST_F(calibration_cli, compare_flags_regressions_with_exit_1) {
