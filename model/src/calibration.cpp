@@ -213,6 +213,7 @@ std::optional<std::string> newest_calibration(const std::string& results_dir, co
   std::string best_time, best_name;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (!entry.is_regular_file() || entry.path().extension() != ".json") continue;
+    if (entry.path().filename().string().starts_with("bench_")) continue;  // raw benchmark JSON, possibly large
     std::string created;
     try {
       const calibration_file c = load_calibration(entry.path().string());

@@ -76,7 +76,8 @@ std::string calibration_file_name(const calibration_file& c);
 
 /// The newest calibration file for a GPU under `results_dir/<sku>/`: the
 /// greatest created_utc among files that parse as gpucal.calibration/1 for
-/// that SKU (ties: the greater file name). nullopt when there is none.
+/// that SKU (ties: the greater file name); raw benchmark JSON (bench_*.json)
+/// is not opened. nullopt when there is none.
 std::optional<std::string> newest_calibration(const std::string& results_dir, const std::string& sku);
 
 }  // namespace gpucal::model
