@@ -175,7 +175,14 @@ int run_plan(const plan_flags& f, std::ostream& out) {
   opt.price_per_gpu_hour = parse_prices(f.prices);
   if (f.top <= 0) throw input_error(fmt::format("--top: {} must be a positive integer", f.top));
   // Each GPU plans on its own newest calibration unless --calibration names one file for all.
-  for (const auto& g : model::list_gpus()) opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
+  if (opt.gpus.empty()) {
+    for (const auto& g : model::list_gpus()) opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
+  } else {
+    for (const auto& name : opt.gpus) {
+      const model::gpu_spec& g = model::resolve_gpu(name);
+      opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
+    }
+  }
   const model::plan_result r = model::plan_deployment(m, f.w, opt, model::default_coefficients());
   out << (f.json ? plan_json(r, m, f.w, f.top) : plan_text(r, m, f.w, f.top));
   return 0;

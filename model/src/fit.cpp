@@ -182,7 +182,8 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
       m.labels["kind"] = "bandwidth";
       m.labels["op"] = label;
       m.params["bytes"] = args.at("bytes");
-      m.params["gbps_per_us"] = r.number("GB/s") * to_us(r.number("real_time"), r.string("time_unit"));  // GB/s x us: bytes moved / 1e3
+      // Bytes read plus written per run: the rate times the run's own time.
+      m.params["bytes_moved"] = r.number("GB/s") * 1e9 * to_us(r.number("real_time"), r.string("time_unit")) * 1e-6;
       m.name = fmt::format("bandwidth/{}/bytes={}", label, args.at("bytes"));
     } else if (family == "bm_paged_attention") {
       m.labels["kind"] = "attention";
@@ -223,7 +224,7 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
   for (const auto& m : c.measurements) {
     const std::string kind = m.labels.count("kind") ? m.labels.at("kind") : "";
     if (kind == "bandwidth" && m.labels.at("op") == "copy" && m.params.at("bytes") >= (1ll << 30))
-      copy_gbps.push_back(m.params.at("gbps_per_us") / m.median());
+      copy_gbps.push_back(m.params.at("bytes_moved") / (m.median() * 1e3));  // bytes / us / 1e3 = GB/s
     if (kind == "attention" && m.labels.at("kv") == "bf16" && m.params.at("kv_bytes") >= 1e9)
       attn_gbps.push_back(m.params.at("kv_bytes") / 1e3 / m.median());
   }

@@ -191,11 +191,11 @@ model_spec parse_text_config(const json& root, const field_reader& cfg, std::str
   m.tie_word_embeddings = cfg.boolean_or("tie_word_embeddings", gemma);
 
   const std::string dtype_key = cfg.has("torch_dtype") ? "torch_dtype" : "dtype";
-  const json& dtype_root = root;  // torch_dtype lives on the outer config for multimodal models
   if (cfg.has(dtype_key.c_str())) {
     m.torch_dtype = parse_float_dtype(cfg.string_or(dtype_key.c_str(), ""), cfg.where() + ": field '" + dtype_key + "'");
-  } else if (dtype_root.contains("torch_dtype") && dtype_root.at("torch_dtype").is_string()) {
-    m.torch_dtype = parse_float_dtype(dtype_root.at("torch_dtype").get<std::string>(), std::string(where) + ": field 'torch_dtype'");
+  } else if (root.contains("torch_dtype") && root.at("torch_dtype").is_string()) {
+    // Multimodal configs (gemma3) keep torch_dtype on the outer object.
+    m.torch_dtype = parse_float_dtype(root.at("torch_dtype").get<std::string>(), std::string(where) + ": field 'torch_dtype'");
   } else {
     m.torch_dtype = dtype::bfloat16;
     m.notes.push_back("config has no torch_dtype; bfloat16 assumed");

@@ -84,6 +84,8 @@ private:
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
+  mutable const float* x_scale_ = nullptr;  // scale pointers last written into desc_ (fp8)
+  mutable const float* w_scale_ = nullptr;
 };
 
 }  // namespace gpucal::kernels
