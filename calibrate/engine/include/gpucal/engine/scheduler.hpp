@@ -1,0 +1,3 @@
+// Continuous-batching scheduler of the reference engine (to be written).
+#pragma once
+namespace gpucal::engine {}

@@ -1,0 +1,1 @@
+#include "gpucal/engine/scheduler.hpp"
