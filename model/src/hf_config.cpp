@@ -183,6 +183,29 @@ model_spec parse_text_config(const json& root, const field_reader& cfg, std::str
   m.max_position_embeddings = m.model_type == "gemma3_text" ? cfg.positive_int_or("max_position_embeddings", 131072)
                                                             : cfg.positive_int("max_position_embeddings");
   m.max_model_len = derive_max_model_len(cfg, m.max_position_embeddings);
+  if (cfg.has("rope_theta")) m.rope_theta = cfg.number_in("rope_theta", 1, 1e12);
+  if (cfg.has("rms_norm_eps")) m.rms_norm_eps = cfg.number_in("rms_norm_eps", 0, 1);
+  // Older configs (Llama 2) omit them; transformers' LlamaConfig, MistralConfig
+  // and Qwen2Config then use rope_theta = 10000.0 and rms_norm_eps = 1e-6.
+  if (m.model_type == "llama" || m.model_type == "mistral" || m.model_type == "qwen2") {
+    if (!m.rope_theta) {
+      m.rope_theta = 10000.0;
+      m.notes.push_back("rope_theta absent: transformers' default 10000.0 assumed");
+    }
+    if (!m.rms_norm_eps) {
+      m.rms_norm_eps = 1e-6;
+      m.notes.push_back("rms_norm_eps absent: transformers' default 1e-6 assumed");
+    }
+  }
+  if (cfg.has("rope_scaling") && cfg.raw("rope_scaling").is_object()) {
+    const json& rs = cfg.raw("rope_scaling");
+    if (rs.value("rope_type", rs.value("type", std::string())) == "llama3") {
+      field_reader r(rs, cfg.where() + ".rope_scaling");
+      m.llama3_rope_scaling = std::vector<double>{r.number_in("factor", 1, 1e6), r.number_in("low_freq_factor", 0, 1e6),
+                                                  r.number_in("high_freq_factor", 0, 1e6),
+                                                  r.number_in("original_max_position_embeddings", 1, 1e9)};
+    }
+  }
   if (m.hidden_size % m.num_heads != 0 && !cfg.has("head_dim"))
     cfg.fail("head_dim", fmt::format("is missing and hidden_size {} is not a multiple of num_attention_heads {}",
                                      m.hidden_size, m.num_heads));

@@ -54,6 +54,13 @@ struct model_spec {
   bool qk_norm = false;           ///< per-head RMSNorm on q and k (qwen3, gemma3)
   int norms_per_layer = 2;        ///< RMSNorms of hidden_size per layer (4 for gemma2/3)
 
+  // Numerics of the forward, for gpucal's reference engine (absent when the config omits them).
+  std::optional<double> rope_theta;    ///< rotary base, config's rope_theta
+  std::optional<double> rms_norm_eps;  ///< config's rms_norm_eps
+  /// rope_scaling with rope_type "llama3": factor, low_freq_factor, high_freq_factor,
+  /// original_max_position_embeddings, in that order.
+  std::optional<std::vector<double>> llama3_rope_scaling;
+
   std::optional<std::int64_t> sliding_window;  ///< window in tokens, where some layers use one
   std::vector<bool> sliding_layers;            ///< per layer: true = sliding-window attention
 
