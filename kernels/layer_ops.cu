@@ -2,6 +2,7 @@
 // over its inputs and outputs; rows are handled by one block so reductions
 // (RMSNorm's sum of squares, argmax) stay in shared memory.
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cmath>
 
@@ -118,7 +119,66 @@ __global__ void argmax_kernel(const bf16* __restrict__ logits, std::int32_t* __r
   }
 }
 
+// One block per token.
+__global__ void split_qkv_kernel(const bf16* __restrict__ qkv, const bf16* __restrict__ bias, bf16* __restrict__ q,
+                                 bf16* __restrict__ k, bf16* __restrict__ v, int q_width, int kv_width) {
+  const int width = q_width + 2 * kv_width;
+  const std::int64_t t = blockIdx.x;
+  for (int j = threadIdx.x; j < width; j += blockDim.x) {
+    bf16 x = qkv[t * width + j];
+    if (bias) x = __float2bfloat16_rn(__bfloat162float(x) + __bfloat162float(bias[j]));
+    if (j < q_width) q[t * q_width + j] = x;
+    else if (j < q_width + kv_width) k[t * kv_width + (j - q_width)] = x;
+    else v[t * kv_width + (j - q_width - kv_width)] = x;
+  }
+}
+
+// max|x| as the bits of a non-negative float: their integer order is the float order.
+__global__ void absmax_kernel(const bf16* __restrict__ x, std::int64_t n, unsigned int* __restrict__ bits) {
+  float m = 0;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    m = fmaxf(m, fabsf(__bfloat162float(x[i])));
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (threadIdx.x % 32 == 0) atomicMax(bits, __float_as_uint(m));
+}
+
+__global__ void fp8_scale_kernel(float* scale) {
+  const float absmax = __uint_as_float(*reinterpret_cast<unsigned int*>(scale));
+  *scale = absmax > 0 ? absmax / 448.0f : 1.0f;
+}
+
+__global__ void quantize_fp8_kernel(const bf16* __restrict__ x, std::int64_t n, __nv_fp8_storage_t* __restrict__ out,
+                                    const float* __restrict__ scale) {
+  const float s = *scale;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    out[i] = __nv_cvt_float_to_fp8(__bfloat162float(x[i]) / s, __NV_SATFINITE, __NV_E4M3);
+}
+
 }  // namespace
+
+void split_qkv(const void* qkv, const void* bias, void* q, void* k, void* v, int tokens, int q_width, int kv_width,
+               cudaStream_t stream) {
+  if (tokens == 0) return;
+  split_qkv_kernel<<<tokens, 256, 0, stream>>>(static_cast<const bf16*>(qkv), static_cast<const bf16*>(bias),
+                                               static_cast<bf16*>(q), static_cast<bf16*>(k), static_cast<bf16*>(v),
+                                               q_width, kv_width);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void quantize_fp8_per_tensor(const void* x, std::int64_t n, void* out, float* scale, cudaStream_t stream) {
+  if (n == 0) return;
+  const int grid = static_cast<int>(std::min<std::int64_t>((n + 255) / 256, 2048));
+  GPUCAL_CUDA_CHECK(cudaMemsetAsync(scale, 0, sizeof(float), stream));
+  absmax_kernel<<<grid, 256, 0, stream>>>(static_cast<const bf16*>(x), n, reinterpret_cast<unsigned int*>(scale));
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  fp8_scale_kernel<<<1, 1, 0, stream>>>(scale);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  quantize_fp8_kernel<<<grid, 256, 0, stream>>>(static_cast<const bf16*>(x), n,
+                                                static_cast<__nv_fp8_storage_t*>(out), scale);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
 
 void embedding_gather(const std::int32_t* ids, const void* table, void* out, int tokens, int hidden, cudaStream_t stream) {
   if (tokens == 0) return;

@@ -104,4 +104,51 @@ TEST_F(layer_ops_test, argmax_is_exact_with_first_index_on_ties) {
   EXPECT_EQ(from_device(ids)[3], 500);
 }
 
+TEST_F(layer_ops_test, split_qkv_with_and_without_bias) {
+  const int tokens = 23, qw = 4 * 64, kvw = 2 * 64, width = qw + 2 * kvw;
+  const auto qkv = random_bf16(static_cast<std::size_t>(tokens) * width, 21, -2, 2);
+  const auto bias = random_bf16(width, 22, -0.5f, 0.5f);
+  auto dqkv = to_device_bf16(qkv), dbias = to_device_bf16(bias);
+  for (const bool with_bias : {false, true}) {
+    gk::device_buffer<std::uint16_t> q(static_cast<std::size_t>(tokens) * qw), k(static_cast<std::size_t>(tokens) * kvw),
+        v(k.size());
+    for (auto* b : {&q, &k, &v}) GPUCAL_CUDA_CHECK(cudaMemset(b->data(), 0xFF, b->bytes()));
+    gk::split_qkv(dqkv.data(), with_bias ? dbias.data() : nullptr, q.data(), k.data(), v.data(), tokens, qw, kvw, nullptr);
+    const auto gq = from_device_bf16(q), gk_ = from_device_bf16(k), gv = from_device_bf16(v);
+    for (int t = 0; t < tokens; ++t)
+      for (int j = 0; j < width; ++j) {
+        double want = qkv[static_cast<std::size_t>(t * width + j)];
+        if (with_bias) want = gk::round_to_bf16(static_cast<float>(want + bias[static_cast<std::size_t>(j)]));
+        const double got = j < qw          ? gq[static_cast<std::size_t>(t * qw + j)]
+                           : j < qw + kvw ? gk_[static_cast<std::size_t>(t * kvw + j - qw)]
+                                          : gv[static_cast<std::size_t>(t * kvw + j - qw - kvw)];
+        ASSERT_EQ(got, want) << "token " << t << " column " << j << (with_bias ? " (bias)" : "");
+      }
+  }
+}
+
+TEST_F(layer_ops_test, quantize_fp8_per_tensor_matches_host) {
+  const std::int64_t n = 300001;  // not a multiple of the grid
+  const auto x = random_bf16(static_cast<std::size_t>(n), 23, -37, 29);
+  auto dx = to_device_bf16(x);
+  gk::device_buffer<std::uint8_t> out(static_cast<std::size_t>(n));
+  gk::device_buffer<float> scale(1);
+  GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0x7F, out.bytes()));
+  gk::quantize_fp8_per_tensor(dx.data(), n, out.data(), scale.data(), nullptr);
+  double absmax = 0;
+  for (double v : x) absmax = std::max(absmax, std::abs(v));
+  const float want_scale = static_cast<float>(absmax) / 448.0f;
+  const float got_scale = from_device(scale)[0];
+  ASSERT_EQ(got_scale, want_scale);
+  const auto codes = from_device(out);
+  for (std::int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(codes[static_cast<std::size_t>(i)],
+              gk::float_to_fp8_e4m3_bits(static_cast<float>(x[static_cast<std::size_t>(i)]) / want_scale))
+        << i;
+  // All zeros: scale 1, codes 0.
+  GPUCAL_CUDA_CHECK(cudaMemset(dx.data(), 0, dx.bytes()));
+  gk::quantize_fp8_per_tensor(dx.data(), n, out.data(), scale.data(), nullptr);
+  EXPECT_EQ(from_device(scale)[0], 1.0f);
+}
+
 }  // namespace

@@ -22,6 +22,15 @@ void silu_mul(const void* gate_up, void* out, int tokens, int inter, cudaStream_
 /// inv_freq [head_dim / 2] float on the device.
 void rope(void* q, void* k, const std::int32_t* positions, const float* inv_freq, int tokens, int q_heads,
           int kv_heads, int head_dim, cudaStream_t stream);
+/// Splits a fused qkv [tokens][q_width + 2 kv_width] into q [tokens][q_width],
+/// k and v [tokens][kv_width]; with `bias` (bf16 [q_width + 2 kv_width], or
+/// null) each element is bf16(qkv + bias) first, as a separate bias add rounds.
+void split_qkv(const void* qkv, const void* bias, void* q, void* k, void* v, int tokens, int q_width, int kv_width,
+               cudaStream_t stream);
+/// Dynamic per-tensor fp8 e4m3 quantization of n bf16 values: *scale =
+/// max|x| / 448 (1 when every x is 0), out = e4m3(x / scale), saturating.
+/// `scale` is one device float; it is written before the quantization reads it.
+void quantize_fp8_per_tensor(const void* x, std::int64_t n, void* out, float* scale, cudaStream_t stream);
 /// ids[r] = argmax over logits[r] [rows][vocab] (bf16), the first index on ties.
 void argmax(const void* logits, std::int32_t* ids, int rows, int vocab, cudaStream_t stream);
 
