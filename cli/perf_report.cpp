@@ -46,6 +46,7 @@ std::string perf_text(const perf_run& r) {
                    e.settings.tp, e.settings.tp, r.gemm_kind, e.settings.quant.describe(),
                    model::dtype_name(e.settings.kv_dtype), e.engine.display_name, e.engine.version);
   o += fmt::format("coefficients: {}; all-reduce over {}\n", e.coefficients_source, r.link.empty() ? "-" : r.link);
+  o += fmt::format("step overhead: {}\n", r.decode.overhead.describe());
   o += fmt::format("workload: batch {:g}, prompt {:g} tokens, output {:g} tokens (mean context {:g})\n\n", r.batch,
                    r.prompt_len, r.output_len, r.prompt_len + r.output_len / 2);
   o += fmt::format("TTFT (prefill of one prompt): {:.1f} ms\n", ttft_s(r) * 1e3);
@@ -72,6 +73,8 @@ std::string perf_json(const perf_run& r) {
   j["output_tokens_per_s"] = r.batch / tpot_s(r);
   j["prefill_s"] = r.prefill.total_s;
   j["decode_step_s"] = r.decode.total_s;
+  j["step_overhead_us"] = r.decode.overhead.overhead_us.value;
+  j["step_overhead_source"] = r.decode.overhead.origin();
   j["operators"] = op_json(r.decode);
   j["prefill_operators"] = op_json(r.prefill);
   j["kv_pool_bytes"] = e.kv_pool_bytes;

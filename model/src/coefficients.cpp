@@ -53,6 +53,11 @@ throughput_coefficients read_throughput(const field_reader& t) {
   out.prefill_attention_efficiency = read_coefficient(t, "prefill_attention_efficiency", 0.01, 1);
   out.allreduce_efficiency = read_coefficient(t, "allreduce_efficiency", 0.01, 1);
   out.allreduce_latency_us = read_coefficient(t, "allreduce_latency_us", 0, 1e5);
+  if (t.has("step_overhead_us")) {
+    field_reader per_engine = t.child("step_overhead_us");
+    for (const auto& item : t.object("step_overhead_us").items())
+      out.step_overhead_us[item.key()] = read_coefficient(per_engine, item.key().c_str(), 0, 1e6);
+  }
   return out;
 }
 
@@ -117,6 +122,12 @@ json detail::coefficients_json(const coefficients& c) {
                      {"prefill_attention_efficiency", coefficient_json(t.prefill_attention_efficiency, "prefill_attention_efficiency")},
                      {"allreduce_efficiency", coefficient_json(t.allreduce_efficiency, "allreduce_efficiency")},
                      {"allreduce_latency_us", coefficient_json(t.allreduce_latency_us, "allreduce_latency_us")}};
+  if (!t.step_overhead_us.empty()) {
+    json per_engine = json::object();
+    for (const auto& [engine, overhead] : t.step_overhead_us)
+      per_engine[engine] = coefficient_json(overhead, "step_overhead_us." + engine);
+    j["throughput"]["step_overhead_us"] = per_engine;
+  }
   return j;
 }
 

@@ -137,7 +137,8 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   field_reader act = top.child("activation");
   p.forward_tokens_from = setting_name(act, "forward_tokens_from");
   p.sampler_rows_from = setting_name(act, "sampler_rows_from");
-  if (p.sampler_rows_from) p.logits_bytes_per_element = act.number_in("logits_bytes_per_element", 1, 8);
+  // 0: the sampler keeps no upcast copy of the logits (e.g. a greedy argmax over the model-dtype logits).
+  if (p.sampler_rows_from) p.logits_bytes_per_element = act.number_in("logits_bytes_per_element", 0, 8);
 
   field_reader step = top.child("step_overhead_us");
   p.step_overhead_us.value = step.number_in("value", 0, 1e6);

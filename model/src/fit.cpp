@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "detail/json_fields.hpp"
 #include "gpucal/model/catalog.hpp"
@@ -95,6 +96,115 @@ fit_result fit_ratio(const std::string& name, const std::vector<double>& achieve
   fill_residuals(r, std::vector<double>(achieved.size(), e * peak), achieved);
   if (efficiency) *efficiency = e;
   return r;
+}
+
+activation_fit fit_activation(const std::vector<activation_point>& points, const std::string& what) {
+  const std::string where = "fit_activation (" + what + ")";
+  std::vector<double> x, y;
+  std::set<double> distinct;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const activation_point& p = points[i];
+    const double xi = std::max(p.model_forward_bytes, p.model_sampler_bytes);
+    if (p.tokens <= 0) throw std::invalid_argument(fmt::format("{}: point {} has tokens {}; it must be > 0", where, i, p.tokens));
+    if (!(std::isfinite(xi) && xi > 0))
+      throw std::invalid_argument(fmt::format("{}: point {} ({} tokens) has a model peak max(forward, sampler) of {} bytes; "
+                                              "it must be a finite number > 0", where, i, p.tokens, xi));
+    if (!(std::isfinite(p.measured_peak_bytes) && p.measured_peak_bytes > 0))
+      throw std::invalid_argument(fmt::format("{}: point {} ({} tokens) has a measured peak of {} bytes; it must be a "
+                                              "finite number > 0", where, i, p.tokens, p.measured_peak_bytes));
+    x.push_back(xi);
+    y.push_back(p.measured_peak_bytes);
+    distinct.insert(xi);
+  }
+  if (distinct.size() < 2)
+    throw std::invalid_argument(fmt::format("{}: needs at least 2 points with distinct model peaks max(forward, sampler) to "
+                                            "fit scale and fixed; got {} point(s), {} distinct", where, points.size(),
+                                            distinct.size()));
+
+  // Rows weighted by 1/measured, so each residual is a relative error; fixed
+  // is solved in GiB to keep both columns of order one.
+  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+  const auto n = static_cast<Eigen::Index>(points.size());
+  Eigen::MatrixXd a(n, 2);
+  const Eigen::VectorXd ones = Eigen::VectorXd::Ones(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    a(i, 0) = x[k] / y[k];
+    a(i, 1) = gib / y[k];
+  }
+  const Eigen::VectorXd sol = a.colPivHouseholderQr().solve(ones);
+  double scale = sol(0), fixed_bytes = sol(1) * gib;
+  std::string clamp_note;
+  if (fixed_bytes < 0) {
+    // Weighted least squares through the origin: scale = sum(x/y) / sum((x/y)^2).
+    const double free_fixed = fixed_bytes;
+    scale = a.col(0).sum() / a.col(0).squaredNorm();
+    fixed_bytes = 0;
+    clamp_note = fmt::format("; the free fit gave fixed = {:.0f} bytes (< 0), so fixed is clamped to 0 and scale refitted "
+                             "alone", free_fixed);
+  }
+  if (!(std::isfinite(scale) && scale >= 0.1 && scale <= 10))
+    throw std::runtime_error(fmt::format("{}: fitted activation_scale {} is outside [0.1, 10], the range the coefficients "
+                                         "parser accepts; the measured peaks do not follow the model's", where, scale));
+  if (!(std::isfinite(fixed_bytes) && fixed_bytes <= 1e13))
+    throw std::runtime_error(fmt::format("{}: fitted activation_fixed_bytes {} is outside [0, 1e13], the range the "
+                                         "coefficients parser accepts", where, fixed_bytes));
+
+  const auto [lo, hi] = std::minmax_element(points.begin(), points.end(),
+                                            [](const activation_point& l, const activation_point& r) { return l.tokens < r.tokens; });
+  const std::string over = fmt::format("least-squares fit (relative error) of measured peak = scale x max(forward, sampler) "
+                                       "+ fixed over {} measured forward + sampler passes of {}, {} to {} tokens{}",
+                                       points.size(), what, lo->tokens, hi->tokens, clamp_note);
+  activation_fit f;
+  f.scale = {scale, "measured", over};
+  f.fixed_bytes = {fixed_bytes, "measured", over};
+  f.result.name = "activation/" + what;
+  f.result.model = "peak = scale x max(forward, sampler) + fixed_bytes";
+  f.result.params["scale"] = scale;
+  f.result.params["fixed_bytes"] = fixed_bytes;
+  std::vector<double> predicted;
+  for (double xi : x) predicted.push_back(scale * xi + fixed_bytes);
+  fill_residuals(f.result, predicted, y);
+  return f;
+}
+
+step_overhead_fit fit_step_overhead(const std::vector<step_point>& points, const std::string& engine) {
+  const std::string where = "fit_step_overhead (" + engine + ")";
+  if (points.empty()) throw std::invalid_argument(where + ": no measured steps");
+  std::vector<double> gaps, measured;
+  int decode = 0, prefill = 0;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const step_point& p = points[i];
+    if (p.kind == "decode") ++decode;
+    else if (p.kind == "prefill") ++prefill;
+    else throw std::invalid_argument(fmt::format("{}: point {} has kind '{}' (allowed: decode, prefill)", where, i, p.kind));
+    if (!(std::isfinite(p.measured_us) && p.measured_us > 0))
+      throw std::invalid_argument(fmt::format("{}: point {} ({}) has measured_us {}; it must be a finite number > 0", where,
+                                              i, p.kind, p.measured_us));
+    if (!(std::isfinite(p.kernels_us) && p.kernels_us >= 0))
+      throw std::invalid_argument(fmt::format("{}: point {} ({}) has kernels_us {}; it must be a finite number >= 0", where,
+                                              i, p.kind, p.kernels_us));
+    gaps.push_back(p.measured_us - p.kernels_us);
+    measured.push_back(p.measured_us);
+  }
+  const double median_gap = median_of(gaps);
+  const double overhead = std::max(0.0, median_gap);
+  if (overhead > 1e6)
+    throw std::runtime_error(fmt::format("{}: fitted step overhead {} us is outside [0, 1e6], the range the coefficients "
+                                         "parser accepts", where, overhead));
+  std::string note = fmt::format("median of measured step time - the model's sum of kernel times over {} steps ({} decode, "
+                                 "{} prefill) of {}", points.size(), decode, prefill, engine);
+  if (median_gap < 0)
+    note += fmt::format("; the median gap was {:.1f} us (steps faster than the modelled kernels), clamped to 0", median_gap);
+  step_overhead_fit f;
+  f.overhead_us = {overhead, "measured", note};
+  f.result.name = "step_overhead/" + engine;
+  f.result.model = "t_step = kernels + overhead_us";
+  f.result.params["overhead_us"] = overhead;
+  std::vector<double> predicted;
+  for (const step_point& p : points) predicted.push_back(p.kernels_us + overhead);
+  fill_residuals(f.result, predicted, measured);
+  return f;
 }
 
 namespace {

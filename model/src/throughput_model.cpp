@@ -34,6 +34,21 @@ double allreduce_time_s(double bytes, int tp, double link_gbps, double efficienc
   return latency_us * 1e-6 + moved / (link_gbps * 1e9 * efficiency);
 }
 
+std::string step_overhead_choice::origin() const {
+  if (!from_coefficients) return "engine profile " + overhead_us.source;
+  return overhead_us.source == "measured" ? "measured, calibration" : overhead_us.source + ", coefficients";
+}
+
+std::string step_overhead_choice::describe() const {
+  return fmt::format("{:g} us ({})", overhead_us.value, origin());
+}
+
+step_overhead_choice choose_step_overhead(const throughput_coefficients& c, const engine_profile& engine) {
+  const auto it = c.step_overhead_us.find(engine.engine);
+  if (it != c.step_overhead_us.end()) return {it->second, true};
+  return {engine.step_overhead_us, false};
+}
+
 namespace {
 
 double peak_or_throw(const gpu_spec& gpu, const std::string& key) {
@@ -59,7 +74,7 @@ std::string op_of(const tensor_group& g) {
 
 throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, const resolved_settings& settings,
                                    const throughput_coefficients& c, const engine_profile& engine)
-    : m_(m), settings_(settings), c_(c), step_overhead_us_(engine.step_overhead_us.value) {
+    : m_(m), settings_(settings), c_(c), step_overhead_(choose_step_overhead(c, engine)) {
   const int tp = settings.tp;
   hbm_bytes_per_s_ = gpu.hbm_bandwidth_gbps * 1e9;
   act_bytes_ = dtype_bytes(settings.model_dtype);
@@ -187,7 +202,8 @@ void throughput_model::add_common_ops(step_time& s, double tokens) const {
     const bool latency = c_.allreduce_latency_us.value * 1e-6 > per / 2;
     add(s, "allreduce", 2 * layers * per, latency ? bound::latency : bound::memory, 0, 2 * layers * moved);
   }
-  add(s, "step_overhead", step_overhead_us_ * 1e-6, bound::overhead, 0, 0);
+  add(s, "step_overhead", step_overhead_.overhead_us.value * 1e-6, bound::overhead, 0, 0);
+  s.overhead = step_overhead_;
 }
 
 namespace {

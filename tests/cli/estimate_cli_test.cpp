@@ -87,6 +87,7 @@ TEST(listing_cli, models_gpus_engines) {
   const auto e = run_gpucal({"engines"});
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NE(e.out.find("sglang"), std::string::npos);
+  EXPECT_NE(e.out.find("gpucal reference engine"), std::string::npos);
 }
 
 // Every bad input: exit 2, a single line on stderr naming the problem, nothing on stdout.

@@ -16,8 +16,10 @@ TEST(perf_cli, json_keys_and_consistency) {
                       "--output-len", "500", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  for (const char* key : {"ttft_s", "tpot_s", "output_tokens_per_s", "prefill_s", "decode_step_s", "operators"})
+  for (const char* key : {"ttft_s", "tpot_s", "output_tokens_per_s", "prefill_s", "decode_step_s", "operators",
+                          "step_overhead_us", "step_overhead_source"})
     EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["step_overhead_source"], "engine profile default");
   EXPECT_DOUBLE_EQ(j["output_tokens_per_s"].get<double>(), 32 / j["tpot_s"].get<double>());
   double sum = 0, share = 0;
   for (const auto& op : j["operators"]) {

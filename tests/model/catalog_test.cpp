@@ -75,7 +75,8 @@ TEST(catalog, gpus_cover_the_required_skus_with_sane_figures) {
 }
 
 TEST(catalog, engines_and_default_coefficients_load) {
-  for (const char* name : {"vllm", "sglang", "tgi"}) {
+  EXPECT_EQ(gm::list_engines().size(), 4u);
+  for (const char* name : {"vllm", "sglang", "tgi", "gpucal"}) {
     const auto e = gm::resolve_engine(name);
     EXPECT_FALSE(e.sources.empty()) << name;
     EXPECT_TRUE(e.charges(gm::memory_item::weights)) << name;

@@ -1,5 +1,5 @@
 // Host forward of the reference engine (see host_forward.hpp). The order of
-// operations mirrors calibrate/engine/src/engine.cu step by step.
+// operations mirrors calibrate/engine/src/engine.cpp step by step.
 #include "gpucal/engine/host_forward.hpp"
 
 #include <fmt/format.h>

@@ -52,6 +52,10 @@ struct throughput_coefficients {
   coefficient prefill_attention_efficiency; ///< share of the 16-bit peak in causal prefill attention
   coefficient allreduce_efficiency;         ///< share of per-direction link bandwidth
   coefficient allreduce_latency_us;         ///< fixed cost per all-reduce
+  /// Measured per-step overhead (us) by engine profile name (e.g. "gpucal"):
+  /// replaces that profile's step_overhead_us. Optional in the JSON; empty
+  /// when no engine's step was measured.
+  std::map<std::string, coefficient> step_overhead_us;
 
   const gemm_curve& curve(const std::string& kind) const;
 };

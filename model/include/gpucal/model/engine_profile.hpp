@@ -32,7 +32,7 @@ struct engine_source {
 };
 
 struct engine_profile {
-  std::string engine;        ///< "vllm", "sglang", "tgi"
+  std::string engine;        ///< "vllm", "sglang", "tgi", "gpucal"
   std::string display_name;
   std::string version;       ///< version whose source the facts come from
 
@@ -46,7 +46,7 @@ struct engine_profile {
 
   std::optional<std::string> forward_tokens_from;  ///< setting that sizes the profiled forward
   std::optional<std::string> sampler_rows_from;    ///< setting that gives the profiled sampler's rows
-  double logits_bytes_per_element = 4;
+  double logits_bytes_per_element = 4;             ///< of each upcast logits copy; 0 = none kept
 
   coefficient step_overhead_us;  ///< per decode/prefill step beyond the kernels (scheduling, sampling, launches)
 

@@ -1,7 +1,8 @@
 // The throughput model: a roofline per operator of one engine step, with
 // efficiencies from the coefficients (GEMM curves over M per kernel family,
-// attention and bandwidth efficiencies, all-reduce cost) and the engine's
-// per-step overhead. Every operator reports its time and what bounds it.
+// attention and bandwidth efficiencies, all-reduce cost) and a per-step
+// overhead: the calibration's measured one for the engine, else the engine
+// profile's. Every operator reports its time and what bounds it.
 #pragma once
 
 #include <string>
@@ -28,9 +29,26 @@ struct op_time {
   double longest_part_s = 0;  ///< the longest of the parts summed here; its bound labels the operator
 };
 
+/// The per-step overhead a throughput model adds, and where it came from.
+struct step_overhead_choice {
+  coefficient overhead_us;         ///< value (us), source ("measured" or "default") and note
+  bool from_coefficients = false;  ///< the coefficients' entry for this engine; else the engine profile's own
+  /// "measured, calibration" (or "<source>, coefficients") when from the
+  /// coefficients, else "engine profile <source>", e.g. "engine profile default".
+  std::string origin() const;
+  /// e.g. "412 us (measured, calibration)", "1500 us (engine profile default)".
+  std::string describe() const;
+};
+
+/// throughput.step_overhead_us[engine.engine] when the coefficients carry
+/// one (a calibration that measured this engine), else the engine profile's
+/// step_overhead_us.
+step_overhead_choice choose_step_overhead(const throughput_coefficients& c, const engine_profile& engine);
+
 struct step_time {
   std::vector<op_time> ops;
   double total_s = 0;
+  step_overhead_choice overhead;  ///< what the "step_overhead" operator holds
 };
 
 /// Expected number of distinct experts that `tokens` tokens touch when each
@@ -60,6 +78,8 @@ public:
   /// Kernel family of the linear layers: "bf16", "fp8", "int8" or "w4a16".
   const std::string& gemm_kind() const { return gemm_kind_; }
   double gemm_peak_tflops() const { return gemm_peak_tflops_; }
+  /// The per-step overhead every step adds, and its origin.
+  const step_overhead_choice& step_overhead() const { return step_overhead_; }
 
 private:
   struct linear_op {
@@ -82,7 +102,7 @@ private:
   model_spec m_;
   resolved_settings settings_;
   throughput_coefficients c_;
-  double step_overhead_us_ = 0;
+  step_overhead_choice step_overhead_;
   double hbm_bytes_per_s_ = 0;
   double peak16_flops_ = 0;  // dense 16-bit peak, for attention
   double act_bytes_ = 2;
