@@ -9,6 +9,8 @@
 #include "gpucal/engine/engine_model.hpp"
 #include "gpucal/engine/forward_batch.hpp"
 #include "gpucal/engine/host_forward.hpp"
+#include "gpucal/engine/scheduler.hpp"
+#include "gpucal/kernels/block_allocator.hpp"
 #include "gpucal/kernels/numeric.hpp"
 #include "gpucal/kernels/reference_ops.hpp"
 #include "gpucal/model/catalog.hpp"
@@ -204,6 +206,21 @@ TEST(EngineModel, LinearBytesPerFormat) {
   EXPECT_EQ(linear_weight_bytes(linear_format::fp8, 4096, 4096), 4096LL * 4096 + 4);
   // 4-bit codes, a bf16 scale and a zero byte per 128 inputs: 4096 x (2048 + 32 x 3).
   EXPECT_EQ(linear_weight_bytes(linear_format::w4a16, 4096, 4096), 4096LL * (2048 + 32 * 3));
+}
+
+TEST(ForwardBatch, FromASchedulerStepKeepsItsSlotsAndSamples) {
+  kernels::block_allocator blocks(32, 4);
+  scheduler s(blocks, {4, 10, 64}, 300, 3);
+  s.add({1, 6, 2});
+  s.add({2, 9, 1});
+  const step_plan p = s.schedule();  // 6 tokens of request 1, then 4 of request 2
+  const forward_batch b = to_forward_batch(p, 16, 4);
+  EXPECT_EQ(b.input_ids, p.input_ids);
+  EXPECT_EQ(b.positions, p.positions);
+  EXPECT_EQ(b.slot_mapping, p.slot_mapping);
+  EXPECT_EQ(b.context_lens, p.context_lens_per_token);
+  EXPECT_EQ(b.sample_rows, p.sample_rows);
+  EXPECT_EQ(b.sequences, static_cast<std::int64_t>(p.seqs.size()));
 }
 
 TEST(ForwardBatch, FlattensSlotsContextsAndTables) {

@@ -1,6 +1,8 @@
 // Flattening of one step's sequences (see forward_batch.hpp).
 #include "gpucal/engine/forward_batch.hpp"
 
+#include "gpucal/engine/scheduler.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -35,6 +37,20 @@ void forward_batch::append_sequence(const std::vector<std::int32_t>& ids, std::i
   }
   if (sample) sample_rows.push_back(static_cast<std::int32_t>(input_ids.size() - 1));
   ++sequences;
+}
+
+forward_batch to_forward_batch(const step_plan& plan, std::int32_t max_blocks_per_seq, std::int64_t block_size) {
+  forward_batch b(max_blocks_per_seq);
+  std::size_t offset = 0;
+  for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
+    const scheduled_seq& s = plan.seqs[i];
+    const auto n = static_cast<std::size_t>(s.tokens);
+    const std::vector<std::int32_t> ids(plan.input_ids.begin() + static_cast<std::ptrdiff_t>(offset),
+                                        plan.input_ids.begin() + static_cast<std::ptrdiff_t>(offset + n));
+    b.append_sequence(ids, s.start_position, plan.block_tables[i], block_size, s.samples);
+    offset += n;
+  }
+  return b;
 }
 
 }  // namespace gpucal::engine

@@ -9,6 +9,8 @@
 
 namespace gpucal::engine {
 
+struct step_plan;
+
 struct forward_batch {
   std::int32_t max_blocks_per_seq = 0;     ///< row width of block_tables
   std::vector<std::int32_t> input_ids;     ///< [tokens]
@@ -31,5 +33,8 @@ struct forward_batch {
   void append_sequence(const std::vector<std::int32_t>& ids, std::int64_t start, const std::vector<std::int32_t>& block_table,
                        std::int64_t block_size, bool sample);
 };
+
+/// The forward batch of a scheduler step (`block_size` as the scheduler's allocator).
+forward_batch to_forward_batch(const step_plan& plan, std::int32_t max_blocks_per_seq, std::int64_t block_size);
 
 }  // namespace gpucal::engine
