@@ -308,6 +308,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   exporter->add_option("--out", export_out, "Output folder (default .)");
 
   bool models_json = false, gpus_json = false;
+  // Run by gpucal-engine (see main.cpp); reaching run_cli means it was not found.
+  CLI::App* validate = app.add_subcommand("validate", "Model against gpucal's reference engine on this GPU (runs gpucal-engine)");
+  CLI::App* probe_engine = app.add_subcommand("probe-engine", "Activation peaks and step times of the reference engine into a calibration file (runs gpucal-engine)");
+  for (CLI::App* sub : {validate, probe_engine}) sub->allow_extras();
   CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
   models->add_flag("--json", models_json, "Print JSON");
   CLI::App* gpus = app.add_subcommand("gpus", "List the embedded GPU catalog");
@@ -361,6 +365,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (history->parsed()) rc = run_history(history_dir, buffer);
     else if (show->parsed()) rc = run_show(show_path, buffer);
     else if (exporter->parsed()) rc = run_export(export_format, export_file, export_out, buffer);
+    else if (validate->parsed() || probe_engine->parsed())
+      throw input_error(fmt::format("{} needs gpucal-engine, which builds with the CUDA targets: not found beside gpucal "
+                                    "(set GPUCAL_ENGINE to its path)", validate->parsed() ? "validate" : "probe-engine"));
     out << buffer.str();
     return rc;
   } catch (const input_error& e) {
