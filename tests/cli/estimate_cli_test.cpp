@@ -127,3 +127,15 @@ TEST(estimate_cli, malformed_config_names_the_field) {
 }
 
 }  // namespace
+
+// `validate` and `probe-engine` run gpucal-engine from the main binary; the
+// in-process CLI never reaches them with the engine present, so it must
+// answer with a clear error and exit 2.
+TEST(GpuCommandsCli, WithoutTheEngineBinaryTheyNameWhatIsMissing) {
+  for (const char* cmd : {"validate", "probe-engine"}) {
+    const auto r = gpucal::test::run_gpucal({cmd, "--calibration", "x.json"});
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_TRUE(r.out.empty()) << cmd;
+    EXPECT_NE(r.err.find("needs gpucal-engine"), std::string::npos) << r.err;
+  }
+}
