@@ -38,15 +38,6 @@ std::string results_dir() {
   return env && *env ? env : GPUCAL_DEFAULT_RESULTS_DIR;
 }
 
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string read_text(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw input_error(fmt::format("{}: cannot read '{}'", what, path));
@@ -73,7 +64,7 @@ int run_fit(const std::string& bench_path, const std::string& gpu_name, const st
   const model::gpu_spec& gpu = model::resolve_gpu(gpu_name);
   const std::string text = read_text(bench_path, "--bench");
   model::calibration_file c =
-      model::calibration_from_benchmarks(text, bench_path, gpu, utc_now(), GPUCAL_VERSION, GPUCAL_GIT_COMMIT);
+      model::calibration_from_benchmarks(text, bench_path, gpu, model::utc_now_iso8601(), GPUCAL_VERSION, GPUCAL_GIT_COMMIT);
   if (c.measurements.empty()) throw input_error(fmt::format("--bench: '{}' holds no gpucal_bench results", bench_path));
   const std::string path = (fs::path(out_dir) / gpu.slug / model::calibration_file_name(c)).string();
   model::write_file_atomic(path, model::calibration_to_json(c));

@@ -3,7 +3,9 @@
 #include "gpucal/model/calibration.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -58,9 +60,19 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
-double measurement::median() const {
-  if (samples.empty()) return NAN;
-  std::vector<double> v = samples;
+double measurement::median() const { return median_of(samples); }
+
+std::string utc_now_iso8601() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return NAN;
   const std::size_t mid = v.size() / 2;
   std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
   if (v.size() % 2) return v[mid];

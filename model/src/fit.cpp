@@ -15,13 +15,6 @@ namespace gpucal::model {
 
 namespace {
 
-double median_of(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
 void fill_residuals(fit_result& r, const std::vector<double>& predicted, const std::vector<double>& measured) {
   double sum2 = 0;
   r.residual_max_rel = 0;

@@ -220,7 +220,7 @@ TEST(ForwardBatch, FromASchedulerStepKeepsItsSlotsAndSamples) {
   EXPECT_EQ(b.slot_mapping, p.slot_mapping);
   EXPECT_EQ(b.context_lens, p.context_lens_per_token);
   EXPECT_EQ(b.sample_rows, p.sample_rows);
-  EXPECT_EQ(b.sequences, static_cast<std::int64_t>(p.seqs.size()));
+  EXPECT_EQ(b.sequences(), static_cast<std::int64_t>(p.seqs.size()));
 }
 
 TEST(ForwardBatch, FlattensSlotsContextsAndTables) {

@@ -395,8 +395,12 @@ struct reference_engine::impl {
       if (b.context_lens[i] > o.max_model_len)
         throw std::invalid_argument(fmt::format("engine step: context {} exceeds --max-model-len {}", b.context_lens[i], o.max_model_len));
     }
-    for (const std::int32_t blk : b.block_tables)
-      if (blk < 0 || blk >= kv_blocks) throw std::invalid_argument(fmt::format("engine step: block {} outside the pool", blk));
+    // Every token row of a sequence holds a copy of its table: one row per sequence is checked.
+    for (const std::int32_t first : b.first_tokens)
+      for (std::int32_t c = 0; c < max_blocks; ++c) {
+        const std::int32_t blk = b.block_tables[static_cast<std::size_t>(first) * static_cast<std::size_t>(max_blocks) + static_cast<std::size_t>(c)];
+        if (blk < 0 || blk >= kv_blocks) throw std::invalid_argument(fmt::format("engine step: block {} outside the pool", blk));
+      }
     const auto copy = [&](const device_block& d, const void* src, std::size_t bytes) {
       GPUCAL_CUDA_CHECK(cudaMemcpyAsync(d.data(), src, bytes, cudaMemcpyHostToDevice, stream));
     };

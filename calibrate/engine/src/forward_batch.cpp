@@ -25,6 +25,7 @@ void forward_batch::append_sequence(const std::vector<std::int32_t>& ids, std::i
   if (static_cast<std::int64_t>(block_table.size()) > max_blocks_per_seq)
     throw std::invalid_argument(fmt::format("forward_batch: a table of {} blocks exceeds max_blocks_per_seq {}",
                                             block_table.size(), max_blocks_per_seq));
+  first_tokens.push_back(static_cast<std::int32_t>(input_ids.size()));
   for (std::int64_t p = start; p < end; ++p) {
     input_ids.push_back(ids[static_cast<std::size_t>(p - start)]);
     positions.push_back(static_cast<std::int32_t>(p));
@@ -36,7 +37,6 @@ void forward_batch::append_sequence(const std::vector<std::int32_t>& ids, std::i
     std::copy(block_table.begin(), block_table.end(), block_tables.begin() + static_cast<std::ptrdiff_t>(row));
   }
   if (sample) sample_rows.push_back(static_cast<std::int32_t>(input_ids.size() - 1));
-  ++sequences;
 }
 
 forward_batch to_forward_batch(const step_plan& plan, std::int32_t max_blocks_per_seq, std::int64_t block_size) {

@@ -9,15 +9,13 @@
 
 #include "gpucal/engine/scheduler.hpp"
 #include "gpucal/kernels/block_allocator.hpp"
+#include "gpucal/model/calibration.hpp"
 
 namespace gpucal::engine {
 
 double step_samples::median_us() const {
   if (step_us.empty()) throw std::logic_error("step_samples: no sample");
-  std::vector<double> v = step_us;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return model::median_of(step_us);
 }
 
 namespace {

@@ -39,31 +39,17 @@ constexpr double gib = 1024.0 * 1024.0 * 1024.0;
 
 void progress(const std::string& line) { std::cerr << "gpucal-engine: " << line << std::endl; }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The first device and its catalog entry (matched by name or alias).
 std::pair<gpucal::kernels::device_info, model::gpu_spec> device_and_gpu() {
   std::string reason;
   const auto d = gpucal::kernels::first_device(&reason);
   if (!d) throw std::runtime_error(reason);
-  const auto lower = [](std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-  };
-  for (const auto& g : model::list_gpus()) {
-    bool match = lower(g.name) == lower(d->name);
-    for (const auto& a : g.aliases) match = match || lower(a) == lower(d->name);
-    if (match) return {*d, g};
+  try {
+    return {*d, model::resolve_gpu(d->name)};
+  } catch (const gpucal::input_error&) {
+    throw gpucal::input_error(fmt::format("GPU '{}' is not in model/catalog/gpus.json; add it with an alias matching that name",
+                                         d->name));
   }
-  throw gpucal::input_error(fmt::format("GPU '{}' is not in model/catalog/gpus.json; add it with an alias matching that name",
-                                       d->name));
 }
 
 // The deployment the engine runs, as the model resolves it for the gpucal profile.
@@ -181,7 +167,7 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   c.coeffs.throughput.step_overhead_us["gpucal"] = so.overhead_us;
   c.fits.push_back(so.result);
 
-  c.created_utc = utc_now();
+  c.created_utc = model::utc_now_iso8601();
   const fs::path in(in_path);
   const std::string out = (fs::path(out_dir.empty() ? in.parent_path().string() : out_dir) /
                            (in.stem().string() + "_engine.json")).string();
@@ -200,7 +186,7 @@ int run_validate(const std::string& cal_path, const std::vector<std::string>& mo
   eng::validation_report r;
   r.header_lines = {fmt::format("device: {} ({}), {:.2f} GiB, driver {}, CUDA runtime {}", dev.name, gpu.slug,
                                 static_cast<double>(dev.total_memory_bytes) / gib, dev.driver_version, dev.runtime_version),
-                    fmt::format("calibration: {}", cal_path), fmt::format("generated {} by gpucal validate{}", utc_now(),
+                    fmt::format("calibration: {}", cal_path), fmt::format("generated {} by gpucal validate{}", model::utc_now_iso8601(),
                                                                           quick ? " --quick" : ""),
                     "engine: gpucal reference engine, bf16 weights and KV, gpu_memory_utilization 0.9, "
                     "max_num_seqs 256, max_num_batched_tokens 8192, max_model_len 4096, block size 16"};

@@ -68,6 +68,12 @@ calibration_file load_calibration(const std::string& path);
 /// Serializes; refuses (std::invalid_argument) a non-finite number, so no NaN becomes null.
 std::string calibration_to_json(const calibration_file& c);
 
+/// Median of the values (NaN when empty): the middle one, or the mean of the two middle ones.
+double median_of(std::vector<double> values);
+
+/// Now, as ISO 8601 UTC to the second (e.g. 2026-11-24T21:00:00Z): the created_utc stamp.
+std::string utc_now_iso8601();
+
 /// Writes `text` to `path` through a temporary file in the same folder and a rename.
 void write_file_atomic(const std::string& path, const std::string& text);
 

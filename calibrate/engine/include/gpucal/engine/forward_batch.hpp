@@ -19,7 +19,8 @@ struct forward_batch {
   std::vector<std::int32_t> context_lens;  ///< [tokens] position + 1
   std::vector<std::int32_t> block_tables;  ///< [tokens][max_blocks_per_seq], unused entries 0
   std::vector<std::int32_t> sample_rows;   ///< token indices whose logits are sampled
-  std::int64_t sequences = 0;              ///< sequences with tokens in this step
+  std::vector<std::int32_t> first_tokens;  ///< per sequence, the index of its first token (its rows share one table)
+  std::int64_t sequences() const { return static_cast<std::int64_t>(first_tokens.size()); }
 
   explicit forward_batch(std::int32_t max_blocks) : max_blocks_per_seq(max_blocks) {}
 
