@@ -202,7 +202,7 @@ int run_models(bool json, std::ostream& out) {
     const model::model_spec m = model::resolve_model(e.name);
     const auto inv = model::build_inventory(m, 1);
     out << fmt::format("{:<32} {:<12} {:>16} {:>7}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
-                       m.num_layers, e.hf_repo);
+                       m.num_layers(), e.hf_repo);
   }
   return 0;
 }

@@ -4,7 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "gpucal/model/units.hpp"
@@ -28,14 +32,48 @@ namespace {
 
 std::string billions(std::int64_t n) { return fmt::format("{:.2f} B", static_cast<double>(n) / 1e9); }
 
+// "32 attention layers x 2 x 8 KV heads x 128 head_dim x 2 B" for models
+// whose attention layers all look alike; a sum by layer kind otherwise.
 std::string kv_formula(const memory_estimate& e) {
   const auto& m = e.model;
   const double kv_bytes = model::dtype_bytes(e.settings.kv_dtype);
-  if (m.mla)
-    return fmt::format("{} layers x ({} latent + {} rope) x {:g} B, replicated on every GPU", m.num_layers,
-                       m.mla->kv_lora_rank, m.mla->qk_rope_head_dim, kv_bytes);
-  return fmt::format("{} layers x 2 x {} KV heads x {} head_dim x {:g} B", m.num_layers,
-                     model::kv_heads_per_rank(m.num_kv_heads, e.settings.tp), m.head_dim, kv_bytes);
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> kinds;  // (what, bytes per token) -> layers
+  for (const auto& c : e.caches)
+    if (c.kind != model::cache_kind::state) ++kinds[{c.what, c.bytes_per_token}];
+  if (kinds.size() == 1) {
+    const auto& [key, n] = *kinds.begin();
+    if (key.first == "attention" || key.first == "sliding_attention") {
+      const model::layer_spec* l = m.first(model::mixer_kind::attention);
+      const auto& a = l->attention;
+      if (a.v_head_dim == a.head_dim)
+        return fmt::format("{} layers x 2 x {} KV heads x {} head_dim x {:g} B", n,
+                           model::kv_heads_per_rank(a.num_kv_heads, e.settings.tp), a.head_dim, kv_bytes);
+    }
+    if (key.first == "mla") {
+      const auto& a = m.first(model::mixer_kind::mla)->mla;
+      if (key.second == (a.kv_lora_rank + a.qk_rope_head_dim) * static_cast<std::int64_t>(kv_bytes))
+        return fmt::format("{} layers x ({} latent + {} rope) x {:g} B, replicated on every GPU", n, a.kv_lora_rank,
+                           a.qk_rope_head_dim, kv_bytes);
+    }
+  }
+  std::string out;
+  for (const auto& [key, n] : kinds)
+    out += fmt::format("{}{} {} layers x {} B", out.empty() ? "" : " + ", n, key.first, group_digits(key.second));
+  return out;
+}
+
+// "45 gated_deltanet layers x 533,504 B (conv 9,216 + recurrent 524,288)"
+std::string state_formula(const memory_estimate& e) {
+  std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::int64_t> kinds;
+  for (const auto& c : e.caches)
+    if (c.kind == model::cache_kind::state) ++kinds[{c.what, c.state_bytes, c.conv_state_bytes}];
+  std::string out;
+  for (const auto& [key, n] : kinds) {
+    const auto& [what, bytes, conv] = key;
+    out += fmt::format("{}{} {} layers x {} B (conv {} + recurrent {})", out.empty() ? "" : " + ", n, what,
+                       group_digits(bytes), group_digits(conv), group_digits(bytes - conv));
+  }
+  return out;
 }
 
 }  // namespace
@@ -54,7 +92,7 @@ std::string estimate_text(const memory_estimate& e) {
   for (const auto& st : s.origins) o += fmt::format("  {:<24} {:<36} {}\n", st.name, st.value, st.origin);
 
   o += fmt::format("\nParameters: {} ({})", group_digits(e.params), billions(e.params));
-  if (e.model.moe) o += fmt::format(", active per token {} ({})", group_digits(e.active_params), billions(e.active_params));
+  if (e.model.has_moe()) o += fmt::format(", active per token {} ({})", group_digits(e.active_params), billions(e.active_params));
   o += "\n\n";
 
   const auto row = [&](const std::string& label, double bytes) {
@@ -84,15 +122,43 @@ std::string estimate_text(const memory_estimate& e) {
   o += row(fmt::format("CUDA graphs{}", charged(model::memory_item::cuda_graphs)), static_cast<double>(e.cuda_graph_bytes));
   o += row("left unused", static_cast<double>(e.headroom_bytes + (e.budget_bytes - e.charged_bytes - e.kv_pool_bytes)));
 
-  o += "\nKV cache\n";
-  o += fmt::format("  per token: {} bytes ({:.1f} KiB) = {}\n", group_digits(e.kv.bytes_per_token()),
-                   static_cast<double>(e.kv.bytes_per_token()) / 1024.0, kv_formula(e));
-  if (e.kv.window)
-    o += fmt::format("  sliding-window layers hold at most {} tokens ({} of the {} bytes per token)\n", *e.kv.window,
-                     group_digits(e.kv.sliding_bytes_per_token), group_digits(e.kv.bytes_per_token()));
-  o += fmt::format("  block: {} tokens = {} bytes; blocks: {}; max tokens: {}\n", s.block_size, group_digits(e.block_bytes),
+  o += "\nKV cache and state\n";
+  if (e.kv.bytes_per_token > 0)
+    o += fmt::format("  per token: {} bytes ({:.1f} KiB) = {}\n", group_digits(e.kv.bytes_per_token),
+                     static_cast<double>(e.kv.bytes_per_token) / 1024.0, kv_formula(e));
+  if (e.kv.state_bytes_per_request > 0)
+    o += fmt::format("  per request: {} bytes ({:.2f} MiB) of recurrent state = {}\n",
+                     group_digits(e.kv.state_bytes_per_request),
+                     static_cast<double>(e.kv.state_bytes_per_request) / static_cast<double>(mib_bytes), state_formula(e));
+  for (const auto& c : e.caches)
+    if (c.kind == model::cache_kind::sliding || c.kind == model::cache_kind::chunked) {
+      o += fmt::format("  {} layers keep at most {} tokens (+ {} in flight)\n",
+                       c.kind == model::cache_kind::sliding ? "sliding-window" : "chunked-attention",
+                       group_digits(c.window_tokens), group_digits(e.kv.in_flight_tokens));
+      break;
+    }
+  if (e.kv.groups.size() > 1) {
+    std::map<std::string, std::pair<std::int64_t, std::int64_t>> per;  // what -> (groups, blocks per request)
+    for (const auto& g : e.kv.groups) {
+      per[g.what].first += 1;
+      per[g.what].second += g.blocks_per_request;
+    }
+    std::string groups;
+    for (const auto& [what, v] : per)
+      groups += fmt::format("{}{} x {} ({} blocks/request)", groups.empty() ? "" : ", ", v.first, what, v.second);
+    o += fmt::format("  layout: {} layer groups of up to {} layers sharing one pool: {}\n", e.kv.groups.size(),
+                     e.kv.groups.empty() ? 0 : std::max_element(e.kv.groups.begin(), e.kv.groups.end(), [](const auto& a, const auto& b) {
+                       return a.layers < b.layers;
+                     })->layers, groups);
+  }
+  if (e.kv.state_padded_bytes > 0)
+    o += fmt::format("  attention blocks enlarged to {} tokens so one page ({} bytes) holds a layer's state\n",
+                     e.kv.block_size, group_digits(e.kv.state_padded_bytes));
+  o += fmt::format("  block: {} tokens = {} bytes; blocks: {}; max tokens: {}\n", e.kv.block_size, group_digits(e.block_bytes),
                    group_digits(e.num_blocks), group_digits(e.max_tokens));
-  o += fmt::format("  max concurrency at max_model_len {}: {:.2f}x\n", s.max_model_len, e.max_concurrency);
+  o += fmt::format("  max concurrency at max_model_len {}: {:.2f}x ({} blocks per request", s.max_model_len, e.max_concurrency,
+                   group_digits(e.kv.blocks_per_request));
+  o += e.kv.groups.size() > 1 ? fmt::format("; {})\n", e.capacity_bound) : ")\n";
 
   for (const auto& n : e.notes) o += fmt::format("note: {}\n", n);
   if (e.fits) {
@@ -132,9 +198,37 @@ std::string estimate_json(const memory_estimate& e) {
   ordered_json by_role = ordered_json::object();
   for (const auto& w : e.weights_by_role) by_role[w.role] = {{"params", w.params}, {"bytes", std::llround(w.bytes)}};
   j["weights_by_role"] = by_role;
-  j["kv_bytes_per_token"] = e.kv.bytes_per_token();
-  j["kv_sliding_bytes_per_token"] = e.kv.sliding_bytes_per_token;
-  j["sliding_window"] = e.kv.window ? ordered_json(*e.kv.window) : ordered_json(nullptr);
+  j["checkpoint_params"] = e.checkpoint_params;
+  j["kv_bytes_per_token"] = e.kv.bytes_per_token;
+  j["state_bytes_per_request"] = e.kv.state_bytes_per_request;
+  std::int64_t sliding = 0;
+  std::optional<std::int64_t> window;
+  for (const auto& c : e.caches)
+    if (c.kind == model::cache_kind::sliding) {
+      sliding += c.bytes_per_token;
+      window = c.window_tokens;
+    }
+  j["kv_sliding_bytes_per_token"] = sliding;
+  j["sliding_window"] = window ? ordered_json(*window) : ordered_json(nullptr);
+  ordered_json layers = ordered_json::object();
+  for (const auto& c : e.caches) {
+    auto& k = layers[c.what];
+    if (k.is_null()) k = {{"layers", 0}, {"kind", model::cache_kind_name(c.kind)}};
+    k["layers"] = k["layers"].get<std::int64_t>() + 1;
+    if (c.kind == model::cache_kind::state) {
+      k["state_bytes_per_request"] = c.state_bytes;
+    } else {
+      k["bytes_per_token"] = c.bytes_per_token;
+      if (c.window_tokens > 0) k["window_tokens"] = c.window_tokens;
+    }
+  }
+  j["cache_layers"] = layers;
+  ordered_json groups = ordered_json::array();
+  for (const auto& g : e.kv.groups)
+    groups.push_back({{"what", g.what}, {"kind", model::cache_kind_name(g.kind)}, {"layers", g.layers},
+                      {"block_size", g.block_size}, {"page_bytes", g.page_bytes}, {"blocks_per_request", g.blocks_per_request}});
+  j["kv_groups"] = groups;
+  j["blocks_per_request"] = e.kv.blocks_per_request;
   j["activation_peak_bytes"] = e.activation.peak_bytes;
   j["activation"] = {{"forward_tokens", e.activation.forward_tokens},
                      {"forward_bytes", std::llround(e.activation.forward_bytes)},
@@ -154,7 +248,7 @@ std::string estimate_json(const memory_estimate& e) {
   j["charged_bytes"] = e.charged_bytes;
   j["outside_budget_bytes"] = e.outside_bytes;
   j["kv_pool_bytes"] = e.kv_pool_bytes;
-  j["block_size"] = s.block_size;
+  j["block_size"] = e.kv.block_size;
   j["block_bytes"] = e.block_bytes;
   j["num_blocks"] = e.num_blocks;
   j["max_tokens"] = e.max_tokens;
@@ -162,6 +256,7 @@ std::string estimate_json(const memory_estimate& e) {
   j["max_num_seqs"] = s.max_num_seqs;
   j["max_num_batched_tokens"] = s.max_num_batched_tokens;
   j["max_concurrency"] = e.max_concurrency;
+  j["capacity_bound"] = e.capacity_bound;
   j["fits"] = e.fits;
   j["margin_bytes"] = e.margin_bytes;
   j["failures"] = e.failures;

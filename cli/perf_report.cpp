@@ -53,7 +53,7 @@ std::string perf_text(const perf_run& r) {
   o += fmt::format("TPOT (decode step at batch {:g}): {:.2f} ms\n", r.batch, tpot_s(r) * 1e3);
   o += fmt::format("output tokens/s: {:.0f} per replica ({:.0f} per GPU)\n", r.batch / tpot_s(r),
                    r.batch / tpot_s(r) / e.settings.tp);
-  const std::int64_t need = static_cast<std::int64_t>(r.batch) * e.kv.request_bytes(static_cast<std::int64_t>(r.prompt_len + r.output_len));
+  const std::int64_t need = static_cast<std::int64_t>(r.batch) * e.kv.bytes_for(static_cast<std::int64_t>(r.prompt_len + r.output_len));
   o += fmt::format("KV for the batch at prompt + output: {:.2f} GiB of a {:.2f} GiB pool ({})\n\n", to_gib(need),
                    to_gib(e.kv_pool_bytes), need <= e.kv_pool_bytes ? "fits" : "DOES NOT FIT");
   o += "Decode step\n" + op_table(r.decode);
@@ -78,7 +78,7 @@ std::string perf_json(const perf_run& r) {
   j["operators"] = op_json(r.decode);
   j["prefill_operators"] = op_json(r.prefill);
   j["kv_pool_bytes"] = e.kv_pool_bytes;
-  j["kv_needed_bytes"] = static_cast<std::int64_t>(r.batch) * e.kv.request_bytes(static_cast<std::int64_t>(r.prompt_len + r.output_len));
+  j["kv_needed_bytes"] = static_cast<std::int64_t>(r.batch) * e.kv.bytes_for(static_cast<std::int64_t>(r.prompt_len + r.output_len));
   j["coefficients_source"] = e.coefficients_source;
   return j.dump(2) + "\n";
 }

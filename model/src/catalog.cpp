@@ -71,6 +71,8 @@ std::string read_file(const std::string& path, std::string_view flag) {
   return text.str();
 }
 
+}  // namespace
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -82,8 +84,6 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   }
   return prev[b.size()];
 }
-
-}  // namespace
 
 std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates) {
   const std::string q = lower(query);

@@ -15,7 +15,8 @@ int dtype_bits(dtype t) {
     case dtype::fp8_e4m3:
     case dtype::fp8_e5m2:
     case dtype::int8: return 8;
-    case dtype::int4: return 4;
+    case dtype::int4:
+    case dtype::fp4_e2m1: return 4;
   }
   return 0;
 }
@@ -31,6 +32,7 @@ std::string_view dtype_name(dtype t) {
     case dtype::fp8_e5m2: return "fp8_e5m2";
     case dtype::int8: return "int8";
     case dtype::int4: return "int4";
+    case dtype::fp4_e2m1: return "fp4_e2m1";
   }
   return "?";
 }

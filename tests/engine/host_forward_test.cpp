@@ -166,7 +166,7 @@ TEST(EngineModel, LlamaAndQwenWeightsMatchTheMemoryModelToTheByte) {
     const auto est = model::estimate_memory(spec, model::resolve_gpu("h100-sxm-80gb"), model::resolve_engine("vllm"),
                                             model::default_coefficients(), opt);
     EXPECT_EQ(weight_bytes(e), est.weights_bytes) << name;
-    EXPECT_EQ(e.kv_bytes_per_token(), est.kv.bytes_per_token()) << name;
+    EXPECT_EQ(e.kv_bytes_per_token(), est.kv.bytes_per_token) << name;
   }
   const engine_model q = engine_model_from(model::resolve_model("qwen2.5-7b"), linear_format::bf16, 4);
   EXPECT_TRUE(q.qkv_bias);

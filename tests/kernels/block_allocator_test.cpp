@@ -32,9 +32,10 @@ TEST(block_allocator, block_count_equals_the_memory_model) {
     o.kv_cache_dtype = s.kv;
     const auto m = gm::resolve_model(s.model);
     const auto e = gm::estimate_memory(m, gm::resolve_gpu(s.gpu), gm::resolve_engine("vllm"), gm::default_coefficients(), o);
-    const gk::kv_cache_shape shape{m.num_layers, gm::kv_heads_per_rank(m.num_kv_heads, s.tp), m.head_dim,
+    const auto& a = m.layers.front().attention;
+    const gk::kv_cache_shape shape{m.num_layers(), gm::kv_heads_per_rank(a.num_kv_heads, s.tp), a.head_dim,
                                    e.settings.block_size, static_cast<int>(gm::dtype_bytes(e.settings.kv_dtype))};
-    EXPECT_EQ(shape.bytes_per_token(), e.kv.bytes_per_token());
+    EXPECT_EQ(shape.bytes_per_token(), e.kv.bytes_per_token);
     EXPECT_EQ(shape.blocks_for_budget(e.kv_pool_bytes), e.num_blocks);
   }
 }

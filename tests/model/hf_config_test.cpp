@@ -12,6 +12,16 @@ namespace {
 
 gm::model_spec parse(const std::string& json) { return gm::parse_hf_config(json, "test", "test.json"); }
 
+bool sliding(const gm::model_spec& m, std::size_t i) {
+  return m.layers.at(i).attention.window == gm::attention_window::sliding;
+}
+
+std::int64_t sliding_layers(const gm::model_spec& m) {
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < m.layers.size(); ++i) n += sliding(m, i) ? 1 : 0;
+  return n;
+}
+
 // Runs `fn`, expects an input_error whose message contains every needle.
 template <typename Fn>
 void expect_input_error(Fn fn, std::initializer_list<const char*> needles) {
@@ -31,27 +41,35 @@ TEST(hf_config, llama_3_8b_fields) {
   const auto m = gm::resolve_model("Llama-3-8B");  // case-insensitive
   EXPECT_EQ(m.model_type, "llama");
   EXPECT_EQ(m.hidden_size, 4096);
-  EXPECT_EQ(m.num_kv_heads, 8);
-  EXPECT_EQ(m.head_dim, 128);
+  ASSERT_EQ(m.num_layers(), 32);
+  EXPECT_EQ(m.count(gm::mixer_kind::attention), 32);
+  EXPECT_EQ(m.layers[0].attention.num_kv_heads, 8);
+  EXPECT_EQ(m.layers[0].attention.head_dim, 128);
+  EXPECT_EQ(m.layers[0].mlp->intermediate_size, 14336);
   EXPECT_EQ(m.max_model_len, 8192);
   EXPECT_EQ(m.torch_dtype, gm::dtype::bfloat16);
   EXPECT_FALSE(m.tie_word_embeddings);
   EXPECT_FALSE(m.quantization.has_value());
-  EXPECT_EQ(m.num_sliding_layers(), 0);
+  EXPECT_EQ(sliding_layers(m), 0);
 }
 
 TEST(hf_config, deepseek_v3_mla_moe_and_fp8_blocks) {
   const auto m = gm::resolve_model("deepseek-v3");
-  ASSERT_TRUE(m.mla && m.moe);
-  EXPECT_EQ(m.mla->kv_lora_rank, 512);
-  EXPECT_EQ(m.mla->qk_rope_head_dim, 64);
-  EXPECT_EQ(m.mla->q_lora_rank, 1536);
-  EXPECT_EQ(m.moe->num_experts, 256);
-  EXPECT_EQ(m.moe->experts_per_token, 8);
-  EXPECT_EQ(m.moe->shared_intermediate_size, 2048);  // one shared expert of moe_intermediate_size
-  EXPECT_TRUE(m.moe->router_bias);
-  for (int i = 0; i < 3; ++i) EXPECT_FALSE(m.moe->moe_layers[i]) << i;  // first_k_dense_replace = 3
-  for (int i = 3; i < 61; ++i) EXPECT_TRUE(m.moe->moe_layers[i]) << i;
+  ASSERT_EQ(m.count(gm::mixer_kind::mla), 61);
+  const auto& mla = m.layers[0].mla;
+  EXPECT_EQ(mla.kv_lora_rank, 512);
+  EXPECT_EQ(mla.qk_rope_head_dim, 64);
+  EXPECT_EQ(mla.q_lora_rank, 1536);
+  EXPECT_FALSE(mla.indexer.has_value());
+  ASSERT_TRUE(m.layers[3].moe.has_value());
+  const auto& moe = *m.layers[3].moe;
+  EXPECT_EQ(moe.num_experts, 256);
+  EXPECT_EQ(moe.experts_per_token, 8);
+  EXPECT_EQ(moe.shared_intermediate_size, 2048);  // one shared expert of moe_intermediate_size
+  EXPECT_TRUE(moe.router_bias);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(m.layers[i].moe.has_value()) << i;  // first_k_dense_replace = 3
+  for (int i = 3; i < 61; ++i) EXPECT_TRUE(m.layers[i].moe.has_value()) << i;
+  EXPECT_EQ(m.mtp_layers.size(), 1u);  // num_nextn_predict_layers, stored but not loaded
   // yarn: original_max_position_embeddings 4096 x factor 40.
   EXPECT_EQ(m.max_model_len, 163840);
   ASSERT_TRUE(m.quantization.has_value());
@@ -63,13 +81,13 @@ TEST(hf_config, deepseek_v3_mla_moe_and_fp8_blocks) {
 TEST(hf_config, gemma2_alternating_windows_and_tied_embeddings) {
   const auto m = gm::resolve_model("gemma-2-9b");
   EXPECT_TRUE(m.tie_word_embeddings);
-  EXPECT_EQ(m.head_dim, 256);  // explicit, not hidden / heads (3584 / 16 = 224)
-  EXPECT_EQ(m.norms_per_layer, 4);
-  ASSERT_EQ(m.sliding_layers.size(), 42u);
-  EXPECT_TRUE(m.sliding_layers[0]);
-  EXPECT_FALSE(m.sliding_layers[1]);
-  EXPECT_EQ(m.num_sliding_layers(), 21);
-  EXPECT_EQ(m.sliding_window, 4096);
+  EXPECT_EQ(m.layers[0].attention.head_dim, 256);  // explicit, not hidden / heads (3584 / 16 = 224)
+  EXPECT_EQ(m.layers[0].norms, 4);
+  ASSERT_EQ(m.num_layers(), 42);
+  EXPECT_TRUE(sliding(m, 0));
+  EXPECT_FALSE(sliding(m, 1));
+  EXPECT_EQ(sliding_layers(m), 21);
+  EXPECT_EQ(m.layers[0].attention.window_tokens, 4096);
   EXPECT_EQ(m.torch_dtype, gm::dtype::float32);
 }
 
@@ -80,20 +98,20 @@ TEST(hf_config, gemma3_multimodal_reads_text_config) {
     "vision_config": {"hidden_size": 1152}})");
   EXPECT_EQ(m.model_type, "gemma3_text");
   EXPECT_EQ(m.vocab_size, 262208);  // Gemma3TextConfig default
-  EXPECT_TRUE(m.qk_norm);
+  EXPECT_TRUE(m.layers[0].attention.qk_norm);
   // Every 6th layer (5 and 11) is global; the rest slide over 1024 tokens.
-  EXPECT_EQ(m.num_sliding_layers(), 10);
-  EXPECT_FALSE(m.sliding_layers[5]);
-  EXPECT_FALSE(m.sliding_layers[11]);
-  EXPECT_EQ(m.sliding_window, 1024);
-  EXPECT_FALSE(m.notes.empty());  // vision tower not counted, said so
+  EXPECT_EQ(sliding_layers(m), 10);
+  EXPECT_FALSE(sliding(m, 5));
+  EXPECT_FALSE(sliding(m, 11));
+  EXPECT_EQ(m.layers[0].attention.window_tokens, 1024);
+  EXPECT_FALSE(m.notes.empty());  // the Gemma3TextConfig defaults it filled, said so
 }
 
 TEST(hf_config, layer_types_list_wins) {
   const auto m = parse(std::string(tiny_llama) +
                        R"(, "sliding_window": 128, "layer_types": ["full_attention", "sliding_attention"]})");
-  EXPECT_FALSE(m.sliding_layers[0]);
-  EXPECT_TRUE(m.sliding_layers[1]);
+  EXPECT_FALSE(sliding(m, 0));
+  EXPECT_TRUE(sliding(m, 1));
 }
 
 TEST(hf_config, qwen2_moe_shared_expert_and_sparse_step) {
@@ -102,21 +120,23 @@ TEST(hf_config, qwen2_moe_shared_expert_and_sparse_step) {
     "max_position_embeddings": 8192, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
     "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 2, "mlp_only_layers": [3],
     "torch_dtype": "bfloat16"})");
-  ASSERT_TRUE(m.moe.has_value());
-  EXPECT_TRUE(m.qkv_bias);
-  EXPECT_TRUE(m.moe->shared_expert_gate);
-  EXPECT_EQ(m.moe->shared_intermediate_size, 5632);
+  ASSERT_TRUE(m.layers[1].moe.has_value());
+  EXPECT_TRUE(m.layers[0].attention.qkv_bias);
+  EXPECT_TRUE(m.layers[1].moe->shared_expert_gate);
+  EXPECT_EQ(m.layers[1].moe->shared_intermediate_size, 5632);
   // (i + 1) % 2 == 0 and not in mlp_only_layers: only layer 1.
-  EXPECT_EQ(m.moe->moe_layers, (std::vector<bool>{false, true, false, false}));
+  std::vector<bool> moe;
+  for (const auto& l : m.layers) moe.push_back(l.moe.has_value());
+  EXPECT_EQ(moe, (std::vector<bool>{false, true, false, false}));
 }
 
 TEST(hf_config, qwen3_moe_has_qk_norm_and_no_bias) {
   const auto m = gm::resolve_model("qwen3-30b-a3b");
-  EXPECT_TRUE(m.qk_norm);
-  EXPECT_FALSE(m.qkv_bias);
-  ASSERT_TRUE(m.moe.has_value());
-  EXPECT_EQ(m.moe->num_experts, 128);
-  EXPECT_EQ(m.moe->experts_per_token, 8);
+  EXPECT_TRUE(m.layers[0].attention.qk_norm);
+  EXPECT_FALSE(m.layers[0].attention.qkv_bias);
+  ASSERT_TRUE(m.layers[0].moe.has_value());
+  EXPECT_EQ(m.layers[0].moe->num_experts, 128);
+  EXPECT_EQ(m.layers[0].moe->experts_per_token, 8);
 }
 
 TEST(hf_config, quantization_configs) {
@@ -157,7 +177,7 @@ TEST(hf_config, errors_name_the_field) {
   expect_input_error([] { parse("{not json"); }, {"test.json", "not valid JSON"});
   expect_input_error([] { parse("[1, 2]"); }, {"JSON object"});
   expect_input_error([] { parse(R"({"model_type": "gpt2", "hidden_size": 8})"); },
-                     {"model_type", "gpt2", "supported", "llama"});
+                     {"model_type", "gpt2", "not supported", "closest", "a config.json of a supported family works"});
   expect_input_error([] { parse(R"({"hidden_size": 8})"); }, {"model_type", "missing"});
   expect_input_error([] { parse(R"({"model_type": "llama", "num_hidden_layers": 2})"); }, {"'hidden_size'", "missing"});
   expect_input_error(

@@ -1,6 +1,8 @@
 // KV cache bytes per token: the seed's table (its section 3.2), MLA, fp8,
-// tensor parallelism and sliding windows. Expectations are the formula
-// 2 x layers x kv_heads x head_dim x bytes written out per case.
+// tensor parallelism and sliding windows, and vLLM's grouping of layer
+// caches. Expectations are the formula 2 x layers x kv_heads x head_dim x
+// bytes, and vLLM 0.33's block rules (kv_cache_interface.py,
+// kv_cache_planning.py), written out per case.
 #include <gtest/gtest.h>
 
 #include "gpucal/model/catalog.hpp"
@@ -10,8 +12,17 @@ namespace gm = gpucal::model;
 
 namespace {
 
+std::vector<gm::layer_cache> caches(const char* name, int tp = 1, gm::dtype kv = gm::dtype::bfloat16) {
+  gm::kv_cache_options o;
+  o.tp = tp;
+  o.kv_dtype = kv;
+  return gm::layer_caches(gm::resolve_model(name), o);
+}
+
 std::int64_t kv_per_token(const char* name, int tp = 1, gm::dtype kv = gm::dtype::bfloat16) {
-  return gm::kv_cache_layout(gm::resolve_model(name), tp, kv).bytes_per_token();
+  std::int64_t n = 0;
+  for (const auto& c : caches(name, tp, kv)) n += c.bytes_per_token;
+  return n;
 }
 
 TEST(kv_cache, seed_table_bf16) {
@@ -49,20 +60,28 @@ TEST(kv_cache, tensor_parallel_splits_then_replicates_kv_heads) {
   EXPECT_EQ(kv_per_token("qwen3-30b-a3b", 2), 2 * 48 * 2 * 128 * 2);
 }
 
-TEST(kv_cache, sliding_window_layers_cap_at_the_window) {
+TEST(kv_cache, sliding_window_layers_form_their_own_group) {
   // Gemma-2-9B: 42 layers, 8 KV heads of 256; even layers use a 4096-token window.
-  const auto k = gm::kv_cache_layout(gm::resolve_model("gemma-2-9b"), 1, gm::dtype::bfloat16);
-  const std::int64_t per_layer = 2 * 8 * 256 * 2;
-  EXPECT_EQ(k.full_bytes_per_token, 21 * per_layer);
-  EXPECT_EQ(k.sliding_bytes_per_token, 21 * per_layer);
-  ASSERT_TRUE(k.window.has_value());
-  EXPECT_EQ(*k.window, 4096);
-  EXPECT_EQ(k.request_bytes(1000), 42 * per_layer * 1000);
-  EXPECT_EQ(k.request_bytes(8192), 21 * per_layer * 8192 + 21 * per_layer * 4096);
-  // Mistral-7B-v0.1: every layer slides over 4096 tokens.
-  const auto mistral = gm::kv_cache_layout(gm::resolve_model("mistral-7b"), 1, gm::dtype::bfloat16);
-  EXPECT_EQ(mistral.full_bytes_per_token, 0);
-  EXPECT_EQ(mistral.request_bytes(32768), 2 * 32 * 8 * 128 * 2 * 4096LL);
+  const auto c = caches("gemma-2-9b");
+  const std::int64_t per_layer = 2 * 8 * 256 * 2;  // 8192 B per token and layer
+  ASSERT_EQ(c.size(), 42u);
+  EXPECT_EQ(c[0].kind, gm::cache_kind::sliding);
+  EXPECT_EQ(c[0].window_tokens, 4096);
+  EXPECT_EQ(c[1].kind, gm::cache_kind::full);
+  gm::kv_cache_rules rules;  // block 16, one batch of 8192 tokens in flight
+  const auto p = gm::plan_kv_cache(c, rules, 8192, 8192);
+  // Equal pages, two buckets of 21 layers: two groups, a block id covers 21 layers.
+  ASSERT_EQ(p.groups.size(), 2u);
+  EXPECT_EQ(p.bytes_per_block, 21 * 16 * per_layer);
+  // Full group: 8192 / 16 = 512 blocks. Sliding group: cdiv(min(4095 + 8192, 8192), 16) + 1 = 513.
+  EXPECT_EQ(p.blocks_per_request, 512 + 513);
+  // A 1000-token request holds 63 blocks in each group (the sliding one never more than the full one).
+  EXPECT_EQ(p.blocks_for(1000), 63 + 63);
+  // Mistral-7B-v0.1: every layer slides over 4096 tokens, one uniform group.
+  const auto mistral = gm::plan_kv_cache(caches("mistral-7b"), rules, 32768, 8192);
+  ASSERT_EQ(mistral.groups.size(), 1u);
+  EXPECT_EQ(mistral.bytes_per_block, 32 * 16 * 2 * 8 * 128 * 2);
+  EXPECT_EQ(mistral.blocks_per_request, (4095 + 8192 + 15) / 16 + 1);  // 769
 }
 
 TEST(kv_cache, moe_does_not_change_kv) {

@@ -83,7 +83,7 @@ TEST(memory_model, int4_keeps_16_bit_embeddings_and_lm_head) {
 TEST(memory_model, bf16_weights_are_two_bytes_per_parameter) {
   const auto e = estimate("llama-3-8b", "a100-80gb");
   EXPECT_EQ(e.weights_bytes, 2 * 8'030'261'248LL);
-  EXPECT_EQ(e.kv.bytes_per_token(), 131072);
+  EXPECT_EQ(e.kv.bytes_per_token, 131072);
 }
 
 TEST(memory_model, vllm_pool_arithmetic) {
@@ -150,7 +150,7 @@ TEST(memory_model, flags_override_defaults_and_say_so) {
   const auto e = estimate("llama-3-8b", "h100-sxm", opt);
   EXPECT_EQ(e.settings.memory_fraction, 0.8);
   EXPECT_EQ(e.settings.block_size, 32);
-  EXPECT_EQ(e.kv.bytes_per_token(), 65536);
+  EXPECT_EQ(e.kv.bytes_per_token, 65536);
   EXPECT_DOUBLE_EQ(e.max_concurrency, static_cast<double>(e.max_tokens) / 4096);
   bool seen = false;
   for (const auto& o : e.settings.origins)
@@ -184,7 +184,7 @@ TEST(memory_model, tp_shards_weights_and_adds_nccl) {
   // Everything but norms splits 4 ways (8 KV heads -> 2 per GPU, vocab 128256 -> 32064 rows).
   const double norms = (80.0 * 2 + 1) * 8192 * 2;
   EXPECT_DOUBLE_EQ(static_cast<double>(e.weights_bytes), (2.0 * 70'553'706'496 - norms) / 4 + norms);
-  EXPECT_EQ(e.kv.bytes_per_token(), 2 * 80 * 2 * 128 * 2);
+  EXPECT_EQ(e.kv.bytes_per_token, 2 * 80 * 2 * 128 * 2);
   const auto single = estimate("llama-3-70b", "h100-sxm");
   EXPECT_EQ(single.nccl_bytes, 0);
 }
@@ -207,7 +207,7 @@ TEST(memory_model, mla_uses_the_engines_mla_block_size) {
   opt.tp = 8;
   const auto e = estimate("deepseek-v3", "h200", opt);
   EXPECT_EQ(e.settings.block_size, 64);
-  EXPECT_EQ(e.kv.bytes_per_token(), 70272);
+  EXPECT_EQ(e.kv.bytes_per_token, 70272);
   // The checkpoint's own fp8 128x128-block format applies without a flag.
   EXPECT_TRUE(e.settings.quant.quantized());
   EXPECT_EQ(e.settings.quant.granularity, gm::scale_granularity::block);

@@ -48,8 +48,8 @@ gm::memory_estimate seed_estimate(double reserve_bytes) {
 
 // 3.3: Llama-3-8B, 131 KB per token x 100 requests x 2048 tokens = 26.8 GB.
 TEST(seed_examples, section_3_3_kv_total) {
-  const auto kv = gm::kv_cache_layout(gm::resolve_model("llama-3-8b"), 1, gm::dtype::bfloat16);
-  const std::int64_t total = kv.request_bytes(2048) * 100;
+  const auto kv = gm::plan_kv_cache(gm::layer_caches(gm::resolve_model("llama-3-8b"), {}), {.block_size = 1}, 2048, 2048);
+  const std::int64_t total = kv.bytes_for(2048) * 100;
   EXPECT_EQ(total, 131072LL * 2048 * 100);
   EXPECT_EQ(total, 26'843'545'600);  // the seed's "26.8 GB" (10^9 bytes)
 }

@@ -27,35 +27,47 @@ engine_model engine_model_from(const model::model_spec& m, linear_format format,
     throw std::invalid_argument(fmt::format("model {}: the reference engine runs dense llama/qwen2/mistral decoders; {}",
                                             m.name, why));
   };
-  if (m.model_type != "llama" && m.model_type != "qwen2" && m.model_type != "mistral")
+  if (m.family != "llama" && m.family != "qwen2" && m.family != "mistral")
     refuse(fmt::format("model_type '{}' is not one of llama, qwen2, mistral", m.model_type));
-  if (m.moe) refuse("MoE layers are not supported");
-  if (m.mla) refuse("MLA attention is not supported");
-  if (m.num_sliding_layers() > 0) refuse("sliding-window layers are not supported");
-  if (m.qk_norm || m.o_bias || m.mlp_bias || m.norms_per_layer != 2) refuse("only a qkv bias and two norms per layer are supported");
-  if (m.head_dim != 64 && m.head_dim != 128) refuse(fmt::format("head_dim {} is not 64 or 128", m.head_dim));
-  if (m.num_heads % m.num_kv_heads != 0 || m.num_heads / m.num_kv_heads > 8)
-    refuse(fmt::format("{} query heads over {} KV heads (at most 8 per KV head, evenly)", m.num_heads, m.num_kv_heads));
+  if (m.layers.empty() || m.count(model::mixer_kind::attention) != m.num_layers()) refuse("every layer must be attention");
+  const model::layer_spec& first = m.layers.front();
+  for (const auto& l : m.layers) {
+    if (l.moe) refuse("MoE layers are not supported");
+    if (!l.mlp || l.mlp->intermediate_size != first.mlp->intermediate_size || l.mlp->bias || l.norms != 2)
+      refuse("only dense SwiGLU layers of one width, without MLP biases, with two norms are supported");
+    const auto& a = l.attention;
+    if (a.window != model::attention_window::full) refuse("sliding-window layers are not supported");
+    if (a.num_heads != first.attention.num_heads || a.num_kv_heads != first.attention.num_kv_heads ||
+        a.head_dim != first.attention.head_dim)
+      refuse("every layer must have the same attention shape");
+    if (a.qk_norm || a.o_bias || a.sinks || a.output_gate) refuse("only a qkv bias is supported beyond plain GQA");
+  }
+  if (!m.mtp_layers.empty() || !m.vision.empty() || !m.extras.empty()) refuse("MTP layers, vision towers and extra tensors are not supported");
+  const model::attention_spec& att = first.attention;
+  const std::int64_t inter = first.mlp->intermediate_size;
+  if (att.head_dim != 64 && att.head_dim != 128) refuse(fmt::format("head_dim {} is not 64 or 128", att.head_dim));
+  if (att.num_heads % att.num_kv_heads != 0 || att.num_heads / att.num_kv_heads > 8)
+    refuse(fmt::format("{} query heads over {} KV heads (at most 8 per KV head, evenly)", att.num_heads, att.num_kv_heads));
   if (!m.rope_theta) refuse("its config has no rope_theta");
   if (!m.rms_norm_eps) refuse("its config has no rms_norm_eps");
   if (m.quantization) refuse("pass an unquantized config; the linear format is the engine's own option");
-  if (format == linear_format::w4a16 && (m.hidden_size % w4a16_group != 0 || m.intermediate_size % w4a16_group != 0 ||
-                                         (m.num_heads * m.head_dim) % w4a16_group != 0))
+  if (format == linear_format::w4a16 && (m.hidden_size % w4a16_group != 0 || inter % w4a16_group != 0 ||
+                                         (att.num_heads * att.head_dim) % w4a16_group != 0))
     refuse(fmt::format("w4a16 needs hidden, intermediate and attention widths that are multiples of {}", w4a16_group));
 
   engine_model e;
   e.name = m.name;
   e.hidden = m.hidden_size;
-  e.model_layers = m.num_layers;
-  e.layers = layers.value_or(m.num_layers);
-  if (e.layers < 1 || e.layers > m.num_layers)
-    throw std::invalid_argument(fmt::format("--layers: {} is out of range (allowed: 1..{})", e.layers, m.num_layers));
-  e.q_heads = m.num_heads;
-  e.kv_heads = m.num_kv_heads;
-  e.head_dim = m.head_dim;
-  e.intermediate = m.intermediate_size;
+  e.model_layers = m.num_layers();
+  e.layers = layers.value_or(m.num_layers());
+  if (e.layers < 1 || e.layers > m.num_layers())
+    throw std::invalid_argument(fmt::format("--layers: {} is out of range (allowed: 1..{})", e.layers, m.num_layers()));
+  e.q_heads = att.num_heads;
+  e.kv_heads = att.num_kv_heads;
+  e.head_dim = att.head_dim;
+  e.intermediate = inter;
   e.vocab = m.vocab_size;
-  e.qkv_bias = m.qkv_bias;
+  e.qkv_bias = att.qkv_bias;
   e.tie_embeddings = m.tie_word_embeddings;
   e.rms_eps = *m.rms_norm_eps;
   e.rope_theta = *m.rope_theta;

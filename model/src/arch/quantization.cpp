@@ -1,32 +1,120 @@
-// Storage cost of quantized linear layers, and the --quantization flag.
+// Storage cost of quantized linear layers, module matching for ignore lists
+// and mixed formats, and the --quantization flag.
 #include "gpucal/model/quantization.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <regex>
 
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::model {
 
-std::string quant_spec::describe() const {
-  if (!quantized()) return "none";
-  std::string s = fmt::format("{} ({}", dtype_name(*weight), method);
-  switch (granularity) {
-    case scale_granularity::tensor: s += ", per-tensor scales"; break;
-    case scale_granularity::channel: s += ", per-channel scales"; break;
-    case scale_granularity::group: s += fmt::format(", group {}", group_size); break;
-    case scale_granularity::block: s += fmt::format(", {}x{} block scales", group_size, group_size); break;
-    case scale_granularity::none: break;
+namespace {
+
+// fnmatch without character classes: '*' matches any run, '?' one character.
+bool glob_match(std::string_view p, std::string_view s) {
+  std::size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+      ++pi;
+      ++si;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = si;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
   }
-  if (granularity != scale_granularity::none) s += scale_bytes == 4 ? ", fp32 scales" : ", 16-bit scales";
-  if (zero_points) s += ", zero points";
-  if (act_order) s += ", act-order";
-  return s + ")";
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
 }
 
-double linear_weight_bytes(const quant_spec& q, dtype model_dtype, std::int64_t rows, std::int64_t cols) {
+// "model.language_model.layers.3.mlp" -> "layers.3.mlp"; names without "layers." stay.
+std::string_view from_layers(std::string_view name) {
+  if (name.starts_with("*")) return name;
+  const auto at = name.find("layers.");
+  if (at == std::string_view::npos) return name;
+  return name.substr(at);
+}
+
+}  // namespace
+
+bool module_matches(std::string_view pattern, std::string_view module) {
+  if (pattern.starts_with("re:")) {
+    try {
+      const std::regex re{std::string(pattern.substr(3))};
+      return std::regex_search(module.begin(), module.end(), re, std::regex_constants::match_continuous);
+    } catch (const std::regex_error&) {
+      return false;  // validated when the config is read
+    }
+  }
+  const std::string_view p = from_layers(pattern), m = from_layers(module);
+  if (glob_match(p, m)) return true;
+  // A pattern that names a module covers the modules (and weights) below it.
+  return glob_match(std::string(p) + ".*", m);
+}
+
+std::string quant_format::describe_format(std::string_view lead) const {
+  if (!quantized()) return "none";
+  std::vector<std::string> details;
+  if (!lead.empty()) details.emplace_back(lead);
+  if (!name.empty() && name != lead) details.push_back(name);
+  switch (granularity) {
+    case scale_granularity::tensor: details.emplace_back("per-tensor scales"); break;
+    case scale_granularity::channel: details.emplace_back("per-channel scales"); break;
+    case scale_granularity::group: details.push_back(fmt::format("group {}", group_size)); break;
+    case scale_granularity::block: details.push_back(fmt::format("{}x{} block scales", group_size, group_size)); break;
+    case scale_granularity::none: break;
+  }
+  if (granularity != scale_granularity::none)
+    details.emplace_back(scale_bytes == 4 ? "fp32 scales" : scale_bytes == 1 ? "8-bit scales" : "16-bit scales");
+  if (zero_points) details.emplace_back("zero points");
+  if (act_order) details.emplace_back("act-order");
+  if (tensor_scale_bytes > 0) details.emplace_back("per-tensor fp32 scalars");
+  std::string s(dtype_name(*weight));
+  for (std::size_t i = 0; i < details.size(); ++i) s += (i == 0 ? " (" : ", ") + details[i];
+  return details.empty() ? s : s + ")";
+}
+
+const quant_format& quant_spec::format_for(const std::string& module) const {
+  static const quant_format unquantized{};
+  if (!memo_) memo_ = std::make_shared<std::unordered_map<std::string, const quant_format*>>();
+  const auto it = memo_->find(module);
+  if (it != memo_->end()) return *it->second;
+  const quant_format* f = this;
+  for (const auto& [pattern, rule] : rules) {
+    if (module_matches(pattern, module)) {
+      f = &rule;
+      break;
+    }
+  }
+  if (f == this) {
+    for (const auto& pattern : ignore) {
+      if (module_matches(pattern, module)) {
+        f = &unquantized;
+        break;
+      }
+    }
+  }
+  memo_->emplace(module, f);
+  return *f;
+}
+
+std::string quant_spec::describe() const {
+  if (!quantized() && rules.empty()) return "none";
+  std::string s = quantized() ? describe_format(method) : fmt::format("model dtype ({})", method);
+  if (!rules.empty()) s += fmt::format("; {} module pattern(s) in other formats", rules.size());
+  if (!ignore.empty()) s += fmt::format("; {} module pattern(s) left unquantized", ignore.size());
+  return s;
+}
+
+double linear_weight_bytes(const quant_format& q, dtype model_dtype, std::int64_t rows, std::int64_t cols) {
   const double elements = static_cast<double>(rows) * static_cast<double>(cols);
   if (!q.quantized()) return elements * dtype_bytes(model_dtype);
   const int bits = dtype_bits(*q.weight);
@@ -45,7 +133,7 @@ double linear_weight_bytes(const quant_spec& q, dtype model_dtype, std::int64_t 
   if (q.zero_points) bytes += std::ceil(static_cast<double>(scales) * bits / 8.0);
   // GPTQ act-order keeps g_idx and its sort permutation: two int32 per input.
   if (q.act_order) bytes += static_cast<double>(cols) * 8.0;
-  return bytes;
+  return bytes + q.tensor_scale_bytes;
 }
 
 namespace {
@@ -61,6 +149,11 @@ quant_spec int4_groupwise(std::string method, std::int64_t group, bool zeros) {
   return q;
 }
 
+// What a checkpoint leaves unquantized carries over to a flag that changes its format.
+void keep_ignores(quant_spec& q, const std::optional<quant_spec>& from_config) {
+  if (from_config) q.ignore = from_config->ignore;
+}
+
 }  // namespace
 
 quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec>& from_config,
@@ -68,6 +161,8 @@ quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec
   quant_spec q;
   q.origin = "--quantization";
   if (flag == "none") return q;
+  if (group_size && flag != "awq" && flag != "gptq" && flag != "w4a16" && flag != "int4")
+    throw input_error(fmt::format("--group-size: applies to --quantization awq, gptq, w4a16 or int4, not '{}'", flag));
   if (flag == "fp8") {
     // A checkpoint already in fp8 keeps its own scales (e.g. DeepSeek's 128x128 blocks).
     if (from_config && from_config->weight == dtype::fp8_e4m3) {
@@ -81,6 +176,7 @@ quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec
     q.weight = dtype::fp8_e4m3;
     q.granularity = scale_granularity::tensor;
     q.scale_bytes = 4;
+    keep_ignores(q, from_config);
     return q;
   }
   if (flag == "int8" || flag == "w8a8") {
@@ -88,23 +184,43 @@ quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec
     q.weight = dtype::int8;
     q.granularity = scale_granularity::channel;
     q.scale_bytes = 4;
+    keep_ignores(q, from_config);
+    return q;
+  }
+  if (flag == "nvfp4" || flag == "mxfp4") {
+    if (from_config && from_config->weight == dtype::fp4_e2m1 && from_config->name == flag) {
+      quant_spec c = *from_config;
+      c.origin = "--quantization (checkpoint format)";
+      return c;
+    }
+    // NVFP4: e2m1 values, an fp8-e4m3 scale per 16, fp32 weight_scale_2 and
+    // input_scale per tensor; MXFP4: an e8m0 scale per 32 (OCP MX).
+    q.method = flag == "nvfp4" ? "modelopt" : "mxfp4";
+    q.name = std::string(flag);
+    q.weight = dtype::fp4_e2m1;
+    q.granularity = scale_granularity::group;
+    q.group_size = flag == "nvfp4" ? 16 : 32;
+    q.scale_bytes = 1;
+    q.tensor_scale_bytes = flag == "nvfp4" ? 8 : 0;
+    keep_ignores(q, from_config);
     return q;
   }
   if (flag == "awq" || flag == "gptq" || flag == "w4a16" || flag == "int4") {
     std::int64_t group = 128;
     if (group_size) {
       group = *group_size;
-    } else if (from_config && from_config->granularity == scale_granularity::group) {
+    } else if (from_config && from_config->granularity == scale_granularity::group && from_config->weight == dtype::int4) {
       group = from_config->group_size;
     }
-    if (group <= 0) throw input_error(fmt::format("--group-size: {} must be positive", group));
+    if (group < 16 || group > 1024 || (group & (group - 1)) != 0)
+      throw input_error(fmt::format("--group-size: {} is not supported (allowed: a power of two from 16 to 1024)", group));
     // AWQ stores asymmetric zero points; GPTQ and plain W4A16 default to symmetric.
     quant_spec g = int4_groupwise(flag == "int4" ? "w4a16" : std::string(flag), group, flag == "awq");
     g.origin = "--quantization";
+    keep_ignores(g, from_config);
     return g;
   }
-  throw input_error(fmt::format("--quantization: '{}' is not supported (allowed: {})", flag,
-                                quantization_flag_values));
+  throw input_error(fmt::format("--quantization: '{}' is not supported (allowed: {})", flag, quantization_flag_values));
 }
 
 }  // namespace gpucal::model

@@ -1,13 +1,18 @@
-// Tensor-by-tensor inventory of a decoder model, with vLLM's tensor-parallel
-// layouts: column-parallel q/k/v, gate/up and MLA up-projections; row-parallel
-// o_proj and down_proj; vocab-parallel embeddings and LM head; norms,
-// routers and MLA down-projections replicated; experts split along their
-// intermediate dimension (vLLM's default without expert parallelism).
+// Tensor-by-tensor inventory of a decoder model, built from its layer kinds,
+// with vLLM's tensor-parallel layouts: column-parallel q/k/v, gate/up, MLA
+// up-projections and linear-attention/Mamba input projections; row-parallel
+// o_proj, down_proj and output projections; vocab-parallel embeddings and LM
+// head; norms, routers and MLA down-projections replicated; experts split
+// along their intermediate dimension (vLLM's default without expert
+// parallelism). Tensors are emitted layer by layer under their checkpoint
+// module names and merged where layers repeat.
 #include "gpucal/model/tensor_inventory.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/units.hpp"
@@ -25,11 +30,70 @@ std::string_view tensor_role_name(tensor_role r) {
     case tensor_role::router: return "router";
     case tensor_role::norm: return "norms";
     case tensor_role::bias: return "biases";
+    case tensor_role::linear_attention: return "linear_attention";
+    case tensor_role::mamba: return "mamba";
+    case tensor_role::indexer: return "indexer";
+    case tensor_role::vision: return "vision";
+    case tensor_role::mtp: return "mtp";
+    case tensor_role::other: return "other";
   }
   return "?";
 }
 
+std::string_view layer_spec::mixer_name() const {
+  switch (mixer) {
+    case mixer_kind::none: return "none";
+    case mixer_kind::attention:
+      return attention.window == attention_window::sliding   ? "sliding_attention"
+             : attention.window == attention_window::chunked ? "chunked_attention"
+                                                             : "attention";
+    case mixer_kind::mla: return mla.indexer ? "dsa" : "mla";
+    case mixer_kind::linear_attention: return linear.kind == linear_attention_kind::kimi_delta ? "kda" : "gated_deltanet";
+    case mixer_kind::mamba2: return "mamba2";
+  }
+  return "?";
+}
+
+std::int64_t model_spec::count(mixer_kind k) const {
+  return std::count_if(layers.begin(), layers.end(), [k](const layer_spec& l) { return l.mixer == k; });
+}
+
+std::int64_t model_spec::num_moe_layers() const {
+  return std::count_if(layers.begin(), layers.end(), [](const layer_spec& l) { return l.moe.has_value(); });
+}
+
+const layer_spec* model_spec::first(mixer_kind k) const {
+  for (const auto& l : layers)
+    if (l.mixer == k) return &l;
+  return nullptr;
+}
+
+std::int64_t model_spec::max_heads() const {
+  std::int64_t h = 0;
+  for (const auto& l : layers) {
+    switch (l.mixer) {
+      case mixer_kind::attention: h = std::max(h, l.attention.num_heads); break;
+      case mixer_kind::mla: h = std::max(h, l.mla.num_heads); break;
+      case mixer_kind::linear_attention: h = std::max(h, l.linear.num_v_heads); break;
+      case mixer_kind::mamba2: h = std::max(h, l.mamba.num_heads); break;
+      case mixer_kind::none: break;
+    }
+  }
+  return h;
+}
+
+std::int64_t tensor_group::per_layer() const {
+  return layer_ids.empty() ? count : count / static_cast<std::int64_t>(layer_ids.size());
+}
+
 std::int64_t tensor_inventory::total_params() const {
+  std::int64_t n = 0;
+  for (const auto& g : groups)
+    if (g.loaded) n += g.params();
+  return n;
+}
+
+std::int64_t tensor_inventory::checkpoint_params() const {
   std::int64_t n = 0;
   for (const auto& g : groups) n += g.params();
   return n;
@@ -37,7 +101,8 @@ std::int64_t tensor_inventory::total_params() const {
 
 std::int64_t tensor_inventory::active_params() const {
   double n = 0;
-  for (const auto& g : groups) n += static_cast<double>(g.params()) * g.active_fraction;
+  for (const auto& g : groups)
+    if (g.loaded) n += static_cast<double>(g.params()) * g.active_fraction;
   return static_cast<std::int64_t>(n + 0.5);
 }
 
@@ -45,103 +110,305 @@ std::int64_t kv_heads_per_rank(std::int64_t kv_heads, int tp) { return kv_heads 
 
 void validate_tp(const model_spec& m, int tp) {
   if (tp <= 0) throw input_error(fmt::format("--tensor-parallel-size: {} must be a positive integer", tp));
-  if (m.num_heads % tp != 0)
-    throw input_error(fmt::format("--tensor-parallel-size: {} does not divide the {} attention heads of {} "
-                                  "(allowed: a divisor of {})", tp, m.num_heads, m.name, m.num_heads));
-  if (!m.mla && m.num_kv_heads % tp != 0 && tp % m.num_kv_heads != 0)
-    throw input_error(fmt::format("--tensor-parallel-size: {} and the {} KV heads of {} must divide one another",
-                                  tp, m.num_kv_heads, m.name));
+  const auto refuse = [&](std::int64_t heads, const char* what) {
+    throw input_error(fmt::format("--tensor-parallel-size: {} does not divide the {} {} of {} (allowed: a divisor of {})",
+                                  tp, heads, what, m.name, heads));
+  };
+  for (const auto& l : m.layers) {
+    switch (l.mixer) {
+      case mixer_kind::attention: {
+        const attention_spec& a = l.attention;
+        if (a.num_heads % tp != 0) refuse(a.num_heads, "attention heads");
+        if (a.num_kv_heads % tp != 0 && tp % a.num_kv_heads != 0)
+          throw input_error(fmt::format("--tensor-parallel-size: {} and the {} KV heads of {} must divide one another",
+                                        tp, a.num_kv_heads, m.name));
+        break;
+      }
+      case mixer_kind::mla:
+        if (l.mla.num_heads % tp != 0) refuse(l.mla.num_heads, "attention heads");
+        break;
+      case mixer_kind::linear_attention:
+        if (l.linear.num_v_heads % tp != 0) refuse(l.linear.num_v_heads, "linear-attention value heads");
+        if (l.linear.num_k_heads % tp != 0) refuse(l.linear.num_k_heads, "linear-attention key heads");
+        break;
+      case mixer_kind::mamba2:
+        if (l.mamba.num_heads % tp != 0) refuse(l.mamba.num_heads, "Mamba heads");
+        if (l.mamba.n_groups % tp != 0 && tp % l.mamba.n_groups != 0)
+          throw input_error(fmt::format("--tensor-parallel-size: {} and the {} Mamba groups of {} must divide one another",
+                                        tp, l.mamba.n_groups, m.name));
+        break;
+      case mixer_kind::none: break;
+    }
+  }
 }
 
 namespace {
 
-class inventory_builder {
-public:
-  explicit inventory_builder(int tp) { inv_.tp = tp; }
-
-  // A weight of [rows, cols] split along rows (column-parallel) across tp.
-  void column(std::string name, tensor_role role, std::int64_t count, std::int64_t rows, std::int64_t cols,
-              std::int64_t rank_rows, bool linear = true, double active = 1) {
-    add({std::move(name), role, count, rows, cols, rank_rows, cols, linear, active});
-  }
-  // A weight of [rows, cols] split along cols (row-parallel) across tp.
-  void row(std::string name, tensor_role role, std::int64_t count, std::int64_t rows, std::int64_t cols,
-           std::int64_t rank_cols, bool linear = true, double active = 1) {
-    add({std::move(name), role, count, rows, cols, rows, rank_cols, linear, active});
-  }
-  void replicated(std::string name, tensor_role role, std::int64_t count, std::int64_t rows, std::int64_t cols,
-                  bool linear = false) {
-    add({std::move(name), role, count, rows, cols, rows, cols, linear, 1});
-  }
-  tensor_inventory take() { return std::move(inv_); }
-  int tp() const { return inv_.tp; }
-
-private:
-  void add(tensor_group g) {
-    if (g.count > 0 && g.rows > 0 && g.cols > 0) inv_.groups.push_back(std::move(g));
-  }
-  tensor_inventory inv_;
-};
-
 std::int64_t split(std::int64_t n, int tp) { return ceil_div(n, tp); }
 
-void add_gqa_attention(inventory_builder& b, const model_spec& m, std::int64_t layers) {
+// One tensor of one layer (or of the model), before layers are merged.
+struct tensor {
+  std::string module;  // "model.layers.{i}.self_attn.q_proj"
+  std::string param = "weight";
+  tensor_role role = tensor_role::other;
+  std::int64_t instances = 1;  // experts
+  std::int64_t rows = 0, cols = 1, rank_rows = 0, rank_cols = 1;
+  bool linear = false;
+  double active = 1;
+};
+
+class inventory_builder {
+public:
+  explicit inventory_builder(int tp) : tp_(tp) { inv_.tp = tp; }
+  int tp() const { return tp_; }
+
+  // The layer (index, stored-only flag) that following tensors belong to; -1 for model-level tensors.
+  void at_layer(std::int64_t layer, bool loaded) {
+    layer_ = layer;
+    loaded_ = loaded;
+  }
+
+  // A weight of [rows, cols] split along rows (column-parallel) into `rank_rows` rows per GPU.
+  void column(const std::string& module, tensor_role role, std::int64_t rows, std::int64_t cols, std::int64_t rank_rows,
+              bool linear = true, std::int64_t instances = 1, double active = 1, const char* param = "weight") {
+    add({module, param, role, instances, rows, cols, rank_rows, cols, linear, active});
+  }
+  // A weight of [rows, cols] split along cols (row-parallel) into `rank_cols` columns per GPU.
+  void row(const std::string& module, tensor_role role, std::int64_t rows, std::int64_t cols, std::int64_t rank_cols,
+           bool linear = true, std::int64_t instances = 1, double active = 1, const char* param = "weight") {
+    add({module, param, role, instances, rows, cols, rows, rank_cols, linear, active});
+  }
+  void replicated(const std::string& module, tensor_role role, std::int64_t rows, std::int64_t cols = 1,
+                  bool linear = false, std::int64_t instances = 1, double active = 1, const char* param = "weight") {
+    add({module, param, role, instances, rows, cols, rows, cols, linear, active});
+  }
+  void extra(const std::string& prefix, const extra_tensor& e) {
+    const std::string module = e.name.starts_with("model.") || e.name.starts_with("lm_head") ? e.name : prefix + e.name;
+    switch (e.split) {
+      case shard::replicated: replicated(module, e.role, e.rows, e.cols, e.linear, e.count, 1, ""); break;
+      case shard::column: column(module, e.role, e.rows, e.cols, split(e.rows, tp_), e.linear, e.count, 1, ""); break;
+      case shard::row: row(module, e.role, e.rows, e.cols, split(e.cols, tp_), e.linear, e.count, 1, ""); break;
+    }
+  }
+
+  tensor_inventory take() { return std::move(inv_); }
+
+private:
+  void add(tensor t) {
+    if (t.instances <= 0 || t.rows <= 0 || t.cols <= 0) return;
+    // Checked once here, so params() and the sums over groups cannot overflow later.
+    const std::int64_t per_instance = checked_mul(t.rows, t.cols, "a tensor's parameter count");
+    const std::int64_t params = checked_mul(per_instance, t.instances, "a tensor's parameter count");
+    total_ = checked_add(total_, params, "the model's parameter count");
+    const auto key = std::make_tuple(t.module, t.param, static_cast<int>(t.role), t.instances, t.rows, t.cols, t.rank_rows,
+                                     t.rank_cols, t.linear, t.active, loaded_);
+    const auto it = index_.find(key);
+    if (it != index_.end()) {
+      tensor_group& g = inv_.groups[it->second];
+      g.count += t.instances;
+      if (layer_ >= 0) g.layer_ids.push_back(layer_);
+      return;
+    }
+    tensor_group g;
+    g.name = display_name(t.module, t.param);
+    g.role = t.role;
+    g.count = t.instances;
+    g.rows = t.rows;
+    g.cols = t.cols;
+    g.rank_rows = t.rank_rows;
+    g.rank_cols = t.rank_cols;
+    g.linear = t.linear;
+    g.active_fraction = t.active;
+    g.loaded = loaded_;
+    g.module = t.module;
+    if (layer_ >= 0) g.layer_ids.push_back(layer_);
+    index_.emplace(key, inv_.groups.size());
+    inv_.groups.push_back(std::move(g));
+  }
+
+  // "model.layers.{i}.self_attn.q_proj" + "weight" -> "layers.*.self_attn.q_proj.weight"
+  static std::string display_name(const std::string& module, const std::string& param) {
+    std::string n = module.starts_with("model.") ? module.substr(6) : module;
+    const auto at = n.find("{i}");
+    if (at != std::string::npos) n.replace(at, 3, "*");
+    return param.empty() ? n : n + "." + param;
+  }
+
+  int tp_;
+  std::int64_t layer_ = -1;
+  bool loaded_ = true;
+  std::int64_t total_ = 0;
+  tensor_inventory inv_;
+  std::map<std::tuple<std::string, std::string, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                      bool, double, bool>,
+           std::size_t>
+      index_;
+};
+
+void add_gqa_attention(inventory_builder& b, const attention_spec& a, std::int64_t h, const std::string& p) {
   const int tp = b.tp();
-  const std::int64_t h = m.hidden_size, hd = m.head_dim;
-  const std::int64_t q = m.num_heads * hd, kv = m.num_kv_heads * hd;
-  const std::int64_t kv_rank = kv_heads_per_rank(m.num_kv_heads, tp) * hd;
-  b.column("layers.*.self_attn.q_proj.weight", tensor_role::attention, layers, q, h, q / tp);
-  b.column("layers.*.self_attn.k_proj.weight", tensor_role::attention, layers, kv, h, kv_rank);
-  b.column("layers.*.self_attn.v_proj.weight", tensor_role::attention, layers, kv, h, kv_rank);
-  b.row("layers.*.self_attn.o_proj.weight", tensor_role::attention, layers, h, q, q / tp);
-  if (m.qkv_bias) {
-    b.column("layers.*.self_attn.q_proj.bias", tensor_role::bias, layers, q, 1, q / tp, false);
-    b.column("layers.*.self_attn.k_proj.bias", tensor_role::bias, layers, kv, 1, kv_rank, false);
-    b.column("layers.*.self_attn.v_proj.bias", tensor_role::bias, layers, kv, 1, kv_rank, false);
+  const std::int64_t hd = a.head_dim, vd = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
+  const std::int64_t q = a.num_heads * hd * (a.output_gate ? 2 : 1);
+  const std::int64_t k = a.num_kv_heads * hd, v = a.num_kv_heads * vd;
+  const std::int64_t kv_rank_heads = kv_heads_per_rank(a.num_kv_heads, tp);
+  b.column(p + ".q_proj", tensor_role::attention, q, h, q / tp);
+  b.column(p + ".k_proj", tensor_role::attention, k, h, kv_rank_heads * hd);
+  if (!a.k_eq_v) b.column(p + ".v_proj", tensor_role::attention, v, h, kv_rank_heads * vd);
+  b.row(p + ".o_proj", tensor_role::attention, h, a.num_heads * vd, a.num_heads / tp * vd);
+  if (a.qkv_bias) {
+    b.column(p + ".q_proj", tensor_role::bias, q, 1, q / tp, false, 1, 1, "bias");
+    b.column(p + ".k_proj", tensor_role::bias, k, 1, kv_rank_heads * hd, false, 1, 1, "bias");
+    if (!a.k_eq_v) b.column(p + ".v_proj", tensor_role::bias, v, 1, kv_rank_heads * vd, false, 1, 1, "bias");
   }
-  if (m.o_bias) b.replicated("layers.*.self_attn.o_proj.bias", tensor_role::bias, layers, h, 1);
-  if (m.qk_norm) {
-    b.replicated("layers.*.self_attn.q_norm.weight", tensor_role::norm, layers, hd, 1);
-    b.replicated("layers.*.self_attn.k_norm.weight", tensor_role::norm, layers, hd, 1);
+  if (a.o_bias) b.replicated(p + ".o_proj", tensor_role::bias, h, 1, false, 1, 1, "bias");
+  if (a.qk_norm) {
+    b.replicated(p + ".q_norm", tensor_role::norm, hd);
+    b.replicated(p + ".k_norm", tensor_role::norm, hd);
   }
+  if (a.sinks) b.column(p + ".sinks", tensor_role::attention, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
 }
 
-// DeepSeek multi-head latent attention (vLLM DeepseekV2MLAAttention): the
-// down-projections to the latents are replicated, the up-projections split by head.
-void add_mla_attention(inventory_builder& b, const model_spec& m, std::int64_t layers) {
+// Multi-head latent attention (vLLM DeepseekV2MLAAttention): the
+// down-projections to the latents are replicated, the up-projections split
+// by head. DSA adds the lightning indexer's projections (replicated: vLLM
+// runs the indexer on every rank).
+void add_mla_attention(inventory_builder& b, const mla_spec& a, std::int64_t h, const std::string& p) {
   const int tp = b.tp();
-  const mla_spec& a = *m.mla;
-  const std::int64_t h = m.hidden_size, heads = m.num_heads;
+  const std::int64_t heads = a.num_heads;
   const std::int64_t qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
   if (a.q_lora_rank > 0) {
-    b.replicated("layers.*.self_attn.q_a_proj.weight", tensor_role::attention, layers, a.q_lora_rank, h, true);
-    b.replicated("layers.*.self_attn.q_a_layernorm.weight", tensor_role::norm, layers, a.q_lora_rank, 1);
-    b.column("layers.*.self_attn.q_b_proj.weight", tensor_role::attention, layers, heads * qk, a.q_lora_rank, heads / tp * qk);
+    b.replicated(p + ".q_a_proj", tensor_role::attention, a.q_lora_rank, h, true);
+    b.replicated(p + ".q_a_layernorm", tensor_role::norm, a.q_lora_rank);
+    b.column(p + ".q_b_proj", tensor_role::attention, heads * qk, a.q_lora_rank, heads / tp * qk);
   } else {
-    b.column("layers.*.self_attn.q_proj.weight", tensor_role::attention, layers, heads * qk, h, heads / tp * qk);
+    b.column(p + ".q_proj", tensor_role::attention, heads * qk, h, heads / tp * qk);
   }
-  b.replicated("layers.*.self_attn.kv_a_proj_with_mqa.weight", tensor_role::attention, layers,
-               a.kv_lora_rank + a.qk_rope_head_dim, h, true);
-  b.replicated("layers.*.self_attn.kv_a_layernorm.weight", tensor_role::norm, layers, a.kv_lora_rank, 1);
+  b.replicated(p + ".kv_a_proj_with_mqa", tensor_role::attention, a.kv_lora_rank + a.qk_rope_head_dim, h, true);
+  b.replicated(p + ".kv_a_layernorm", tensor_role::norm, a.kv_lora_rank);
   const std::int64_t kv_b = heads * (a.qk_nope_head_dim + a.v_head_dim);
-  b.column("layers.*.self_attn.kv_b_proj.weight", tensor_role::attention, layers, kv_b, a.kv_lora_rank, kv_b / tp);
-  b.row("layers.*.self_attn.o_proj.weight", tensor_role::attention, layers, h, heads * a.v_head_dim,
-        heads / tp * a.v_head_dim);
+  b.column(p + ".kv_b_proj", tensor_role::attention, kv_b, a.kv_lora_rank, kv_b / tp);
+  b.row(p + ".o_proj", tensor_role::attention, h, heads * a.v_head_dim, heads / tp * a.v_head_dim);
+  if (a.indexer) {
+    const sparse_indexer_spec& x = *a.indexer;
+    const std::string ip = p + ".indexer";
+    b.replicated(ip + ".wq_b", tensor_role::indexer, x.num_heads * x.head_dim, x.q_input_dim, true);
+    b.replicated(ip + ".wk", tensor_role::indexer, x.head_dim, h, true);
+    b.replicated(ip + ".k_norm", tensor_role::indexer, x.head_dim);
+    b.replicated(ip + ".k_norm", tensor_role::indexer, x.head_dim, 1, false, 1, 1, "bias");
+    b.replicated(ip + ".weights_proj", tensor_role::indexer, x.num_heads, h, false);
+  }
 }
 
-// gate_proj, up_proj and down_proj of one SwiGLU MLP width `inter`, repeated `count` times.
-void add_swiglu(inventory_builder& b, const model_spec& m, const std::string& prefix, tensor_role role,
-                std::int64_t count, std::int64_t inter, double active) {
+// Gated DeltaNet (transformers Qwen3NextGatedDeltaNet / Qwen3_5GatedDeltaNet)
+// and Kimi Delta Attention: input projections column-parallel by head, the
+// short convolution and per-head parameters split by head, the output
+// projection row-parallel.
+void add_linear_attention(inventory_builder& b, const linear_attention_spec& a, std::int64_t h, const std::string& p) {
   const int tp = b.tp();
-  const std::int64_t h = m.hidden_size;
-  b.column(prefix + ".gate_proj.weight", role, count, inter, h, split(inter, tp), true, active);
-  b.column(prefix + ".up_proj.weight", role, count, inter, h, split(inter, tp), true, active);
-  b.row(prefix + ".down_proj.weight", role, count, h, inter, split(inter, tp), true, active);
-  if (m.mlp_bias) {
-    b.column(prefix + ".gate_proj.bias", tensor_role::bias, count, inter, 1, split(inter, tp), false, active);
-    b.column(prefix + ".up_proj.bias", tensor_role::bias, count, inter, 1, split(inter, tp), false, active);
-    b.replicated(prefix + ".down_proj.bias", tensor_role::bias, count, h, 1);
+  const std::int64_t key = a.num_k_heads * a.head_k_dim, value = a.num_v_heads * a.head_v_dim;
+  const std::int64_t conv = 2 * key + value;
+  const tensor_role r = tensor_role::linear_attention;
+  if (a.kind == linear_attention_kind::gated_deltanet) {
+    b.column(p + ".in_proj_qkv", r, conv, h, conv / tp);
+    b.column(p + ".in_proj_z", r, value, h, value / tp);
+    b.column(p + ".in_proj_b", r, a.num_v_heads, h, a.num_v_heads / tp);
+    b.column(p + ".in_proj_a", r, a.num_v_heads, h, a.num_v_heads / tp);
+    b.column(p + ".conv1d", r, conv, a.conv_kernel, conv / tp, false);
+    b.column(p + ".dt_bias", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
+    b.column(p + ".A_log", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
+    b.replicated(p + ".norm", tensor_role::norm, a.head_v_dim);
+    b.row(p + ".out_proj", r, h, value, value / tp);
+  } else {
+    // Kimi Delta Attention (vLLM KimiDeltaAttention): separate q/k/v
+    // projections, each with its own short convolution, a low-rank forget
+    // gate (f_a, f_b) and output gate (g_a, g_b), beta, A_log and dt_bias.
+    b.column(p + ".q_proj", r, key, h, key / tp);
+    b.column(p + ".k_proj", r, key, h, key / tp);
+    b.column(p + ".v_proj", r, value, h, value / tp);
+    b.column(p + ".q_conv1d", r, key, a.conv_kernel, key / tp, false);
+    b.column(p + ".k_conv1d", r, key, a.conv_kernel, key / tp, false);
+    b.column(p + ".v_conv1d", r, value, a.conv_kernel, value / tp, false);
+    b.replicated(p + ".f_a_proj", r, a.head_v_dim, h, true);
+    b.column(p + ".f_b_proj", r, value, a.head_v_dim, value / tp);
+    b.column(p + ".b_proj", r, a.num_v_heads, h, a.num_v_heads / tp);
+    b.replicated(p + ".g_a_proj", r, a.head_v_dim, h, true);
+    b.column(p + ".g_b_proj", r, value, a.head_v_dim, value / tp);
+    b.column(p + ".A_log", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
+    b.column(p + ".dt_bias", r, value, 1, value / tp, false, 1, 1, "");
+    b.replicated(p + ".o_norm", tensor_role::norm, a.head_v_dim);
+    b.row(p + ".o_proj", r, h, value, value / tp);
   }
+}
+
+// Mamba-2 (vLLM MambaMixer2): in_proj yields z, x, B, C and dt; the
+// convolution runs over x, B and C; groups are split by tp (replicated when tp
+// exceeds them); the gated RMSNorm spans the intermediate width.
+void add_mamba2(inventory_builder& b, const mamba2_spec& a, std::int64_t h, const std::string& p) {
+  const int tp = b.tp();
+  const std::int64_t inter = a.intermediate(), bc = 2 * a.n_groups * a.state_size;
+  const std::int64_t groups_rank = a.n_groups >= tp ? a.n_groups / tp : 1;
+  const std::int64_t bc_rank = 2 * groups_rank * a.state_size;
+  const std::int64_t in_rows = 2 * inter + bc + a.num_heads;
+  const tensor_role r = tensor_role::mamba;
+  b.column(p + ".in_proj", r, in_rows, h, 2 * inter / tp + bc_rank + a.num_heads / tp);
+  if (a.proj_bias) b.column(p + ".in_proj", tensor_role::bias, in_rows, 1, 2 * inter / tp + bc_rank + a.num_heads / tp, false, 1, 1, "bias");
+  const std::int64_t conv = inter + bc, conv_rank = inter / tp + bc_rank;
+  b.column(p + ".conv1d", r, conv, a.conv_kernel, conv_rank, false);
+  if (a.conv_bias) b.column(p + ".conv1d", tensor_role::bias, conv, 1, conv_rank, false, 1, 1, "bias");
+  b.column(p + ".dt_bias", r, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
+  b.column(p + ".A_log", r, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
+  b.column(p + ".D", r, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
+  b.column(p + ".norm", tensor_role::norm, inter, 1, inter / tp, false);
+  b.row(p + ".out_proj", r, h, inter, inter / tp);
+  if (a.proj_bias) b.replicated(p + ".out_proj", tensor_role::bias, h, 1, false, 1, 1, "bias");
+}
+
+// One MLP of width `inter`: gate/up (or up alone) column-parallel, down row-parallel.
+void add_mlp(inventory_builder& b, std::int64_t h, std::int64_t inter, mlp_activation act, bool bias, const std::string& p,
+             tensor_role role, std::int64_t instances = 1, double active = 1) {
+  const int tp = b.tp();
+  const std::int64_t rank = split(inter, tp);
+  if (act == mlp_activation::gated) b.column(p + ".gate_proj", role, inter, h, rank, true, instances, active);
+  b.column(p + ".up_proj", role, inter, h, rank, true, instances, active);
+  b.row(p + ".down_proj", role, h, inter, rank, true, instances, active);
+  if (bias) {
+    if (act == mlp_activation::gated) b.column(p + ".gate_proj", tensor_role::bias, inter, 1, rank, false, instances, active, "bias");
+    b.column(p + ".up_proj", tensor_role::bias, inter, 1, rank, false, instances, active, "bias");
+    b.replicated(p + ".down_proj", tensor_role::bias, h, 1, false, instances, active, "bias");
+  }
+}
+
+void add_moe(inventory_builder& b, const moe_spec& e, std::int64_t h, const std::string& p, const module_names& n) {
+  const double active = static_cast<double>(e.experts_per_token) / static_cast<double>(e.num_experts);
+  b.replicated(p + "." + n.router, tensor_role::router, e.num_experts, h);
+  if (e.router_bias) b.replicated(p + "." + n.router, tensor_role::router, e.num_experts, 1, false, 1, 1, "e_score_correction_bias");
+  const std::int64_t width = e.latent_size > 0 ? e.latent_size : h;
+  if (e.latent_size > 0) {
+    // Latent MoE: routed experts run in a narrower latent, projected down and back up around them.
+    b.column(p + ".fc1_latent_proj", tensor_role::expert, e.latent_size, h, e.latent_size, true);
+    b.column(p + ".fc2_latent_proj", tensor_role::expert, h, e.latent_size, h, true);
+  }
+  add_mlp(b, width, e.expert_intermediate_size, e.activation, e.expert_bias, p + "." + n.experts + ".*", tensor_role::expert,
+          e.num_experts, active);
+  if (e.shared_intermediate_size > 0)
+    add_mlp(b, h, e.shared_intermediate_size, e.activation, false, p + "." + n.shared_experts, tensor_role::shared_expert);
+  if (e.shared_expert_gate) b.replicated(p + ".shared_expert_gate", tensor_role::router, 1, h);
+}
+
+void add_layer(inventory_builder& b, const model_spec& m, const layer_spec& l, const std::string& p) {
+  const std::int64_t h = m.hidden_size;
+  const module_names& n = m.naming;
+  switch (l.mixer) {
+    case mixer_kind::attention: add_gqa_attention(b, l.attention, h, p + "." + n.attention); break;
+    case mixer_kind::mla: add_mla_attention(b, l.mla, h, p + "." + n.attention); break;
+    case mixer_kind::linear_attention: add_linear_attention(b, l.linear, h, p + "." + n.linear_attention); break;
+    case mixer_kind::mamba2: add_mamba2(b, l.mamba, h, p + "." + n.mamba); break;
+    case mixer_kind::none: break;
+  }
+  if (l.norms > 0) b.replicated(p + ".norms", tensor_role::norm, h, 1, false, l.norms, 1, "");
+  if (l.mlp) add_mlp(b, h, l.mlp->intermediate_size, l.mlp->activation, l.mlp->bias, p + "." + n.mlp, tensor_role::mlp);
+  if (l.moe) add_moe(b, *l.moe, h, p + "." + n.mlp, n);
+  for (const auto& e : l.extras) b.extra(p + ".", e);
 }
 
 }  // namespace
@@ -149,35 +416,23 @@ void add_swiglu(inventory_builder& b, const model_spec& m, const std::string& pr
 tensor_inventory build_inventory(const model_spec& m, int tp) {
   validate_tp(m, tp);
   inventory_builder b(tp);
-  const std::int64_t h = m.hidden_size, layers = m.num_layers;
+  const std::int64_t h = m.hidden_size;
   const std::int64_t vocab_rank = split(ceil_div(m.vocab_size, vocab_padding) * vocab_padding, tp);
 
-  b.column("embed_tokens.weight", tensor_role::embedding, 1, m.vocab_size, h, vocab_rank, false);
-  if (m.mla) {
-    add_mla_attention(b, m, layers);
-  } else {
-    add_gqa_attention(b, m, layers);
+  b.column("model.embed_tokens", tensor_role::embedding, m.vocab_size, h, vocab_rank, false);
+  for (std::int64_t i = 0; i < m.num_layers(); ++i) {
+    b.at_layer(i, true);
+    add_layer(b, m, m.layers[static_cast<std::size_t>(i)], m.naming.layers + ".{i}");
   }
-  b.replicated("layers.*.norms", tensor_role::norm, layers * m.norms_per_layer, h, 1);
-
-  std::int64_t moe_layers = 0;
-  if (m.moe) moe_layers = std::count(m.moe->moe_layers.begin(), m.moe->moe_layers.end(), true);
-  const std::int64_t dense_layers = layers - moe_layers;
-  add_swiglu(b, m, "layers.*.mlp", tensor_role::mlp, dense_layers, m.intermediate_size, 1);
-  if (m.moe && moe_layers > 0) {
-    const moe_spec& e = *m.moe;
-    const double active = static_cast<double>(e.experts_per_token) / static_cast<double>(e.num_experts);
-    b.replicated("layers.*.mlp.gate.weight", tensor_role::router, moe_layers, e.num_experts, h);
-    if (e.router_bias) b.replicated("layers.*.mlp.gate.e_score_correction_bias", tensor_role::router, moe_layers, e.num_experts, 1);
-    add_swiglu(b, m, "layers.*.mlp.experts.*", tensor_role::expert, moe_layers * e.num_experts,
-               e.expert_intermediate_size, active);
-    if (e.shared_intermediate_size > 0)
-      add_swiglu(b, m, "layers.*.mlp.shared_experts", tensor_role::shared_expert, moe_layers,
-                 e.shared_intermediate_size, 1);
-    if (e.shared_expert_gate) b.replicated("layers.*.mlp.shared_expert_gate.weight", tensor_role::router, moe_layers, 1, h);
+  for (std::size_t k = 0; k < m.mtp_layers.size(); ++k) {
+    b.at_layer(m.num_layers() + static_cast<std::int64_t>(k), false);
+    add_layer(b, m, m.mtp_layers[k], m.naming.layers + ".{i}");
   }
-  b.replicated("norm.weight", tensor_role::norm, 1, h, 1);
-  if (!m.tie_word_embeddings) b.column("lm_head.weight", tensor_role::lm_head, 1, m.vocab_size, h, vocab_rank, false);
+  b.at_layer(-1, true);
+  if (m.final_norms > 0) b.replicated("model.norm", tensor_role::norm, h, 1, false, m.final_norms);
+  for (const auto& e : m.extras) b.extra("model.", e);
+  for (const auto& e : m.vision) b.extra("", e);
+  if (!m.tie_word_embeddings) b.column("lm_head", tensor_role::lm_head, m.vocab_size, h, vocab_rank, false);
   return b.take();
 }
 

@@ -48,6 +48,8 @@ throughput_coefficients read_throughput(const field_reader& t) {
   throughput_coefficients out;
   field_reader gemm = t.child("gemm");
   for (const char* kind : {"bf16", "fp8", "int8", "w4a16"}) out.gemm[kind] = read_curve(gemm, kind);
+  // fp4 (NVFP4/MXFP4 on Blackwell tensor cores) is optional: calibrations of GPUs without fp4 have none.
+  if (gemm.has("fp4")) out.gemm["fp4"] = read_curve(gemm, "fp4");
   out.hbm_efficiency = read_coefficient(t, "hbm_efficiency", 0.01, 1);
   out.decode_attention_efficiency = read_coefficient(t, "decode_attention_efficiency", 0.01, 1);
   out.prefill_attention_efficiency = read_coefficient(t, "prefill_attention_efficiency", 0.01, 1);

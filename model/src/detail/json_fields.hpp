@@ -30,6 +30,8 @@ public:
   field_reader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
 
   const std::string& where() const { return where_; }
+  /// The object this reader reads.
+  const json& object_json() const { return object_; }
   bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
   const json& raw(const char* key) const { return object_.at(key); }
 
@@ -39,6 +41,22 @@ public:
   }
   std::int64_t positive_int_or(const char* key, std::int64_t fallback) const {
     return has(key) ? positive_int_value(key, object_.at(key)) : fallback;
+  }
+  /// A positive integer no larger than `limit` (a size read from a config).
+  std::int64_t dim(const char* key, std::int64_t limit) const {
+    if (!has(key)) fail(key, "is missing");
+    return dim_value(key, object_.at(key), limit);
+  }
+  std::int64_t dim_or(const char* key, std::int64_t fallback, std::int64_t limit) const {
+    return has(key) ? dim_value(key, object_.at(key), limit) : fallback;
+  }
+  /// An integer in [0, limit].
+  std::int64_t count_or(const char* key, std::int64_t fallback, std::int64_t limit) const {
+    if (!has(key)) return fallback;
+    const json& v = object_.at(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > limit)
+      fail(key, fmt::format("must be an integer in [0, {}], got {}", limit, v.dump()));
+    return v.get<std::int64_t>();
   }
   std::int64_t non_negative_int_or(const char* key, std::int64_t fallback) const {
     if (!has(key)) return fallback;
@@ -90,6 +108,11 @@ public:
   }
 
 private:
+  std::int64_t dim_value(const char* key, const json& v, std::int64_t limit) const {
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > limit)
+      fail(key, fmt::format("must be a positive integer no larger than {}, got {}", limit, v.dump()));
+    return v.get<std::int64_t>();
+  }
   std::int64_t positive_int_value(const char* key, const json& v) const {
     if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(key, fmt::format("must be a positive integer, got {}", v.dump()));
     return v.get<std::int64_t>();

@@ -148,9 +148,24 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   field_reader def = top.child("defaults");
   p.block_size = def.positive_int("block_size");
   if (def.has("mla_block_size")) p.mla_block_size = def.positive_int("mla_block_size");
+  if (def.has("sparse_mla_block_size")) p.sparse_mla_block_size = def.positive_int("sparse_mla_block_size");
   p.max_num_seqs = parse_tiers(def, "max_num_seqs", 1, 1e7, true);
   p.max_num_batched_tokens = parse_tiers(def, "max_num_batched_tokens", 1, 1e8, true);
   p.cuda_graphs = def.boolean_or("cuda_graphs", true);
+
+  // Layer-cache grouping (optional; absent = one scheduler batch in flight,
+  // vLLM's hybrid allocator, no state checkpoints, capacity by concurrency).
+  if (top.has("kv_cache")) {
+    field_reader kv = top.child("kv_cache");
+    p.kv_rules.in_flight_batches = static_cast<int>(kv.dim_or("in_flight_batches", 1, 16));
+    p.kv_rules.hybrid_allocator = kv.boolean_or("hybrid_allocator", true);
+    p.kv_rules.state_prefix_caching = kv.boolean_or("state_prefix_caching", false);
+    const std::string rule = kv.string_or("capacity_rule", "concurrency");
+    if (rule != "concurrency" && rule != "blocks")
+      kv.fail("capacity_rule", fmt::format("is '{}' (allowed: concurrency, blocks)", rule));
+    p.kv_rules.capacity_by_concurrency = rule == "concurrency";
+    p.kv_rules.mla_state_align = kv.dim_or("hybrid_mla_block_align", 128, 1 << 16);
+  }
 
   const json& sources = top.array("sources");
   for (std::size_t i = 0; i < sources.size(); ++i) {

@@ -13,33 +13,35 @@
 
 namespace gpucal::model {
 
-std::int64_t kv_layout::request_bytes(std::int64_t tokens) const {
-  const std::int64_t windowed = window ? std::min(tokens, *window) : tokens;
-  return full_bytes_per_token * tokens + sliding_bytes_per_token * windowed;
-}
-
-kv_layout kv_cache_layout(const model_spec& m, int tp, dtype kv_dtype) {
-  const auto kv_bytes = static_cast<std::int64_t>(dtype_bytes(kv_dtype));
-  // Per layer and token: MLA caches one latent (kv_lora_rank + rope dims), the
-  // same on every rank; GQA caches K and V for the rank's KV heads.
-  const std::int64_t per_layer = m.mla ? (m.mla->kv_lora_rank + m.mla->qk_rope_head_dim) * kv_bytes
-                                       : 2 * kv_heads_per_rank(m.num_kv_heads, tp) * m.head_dim * kv_bytes;
-  kv_layout k;
-  const std::int64_t sliding = m.num_sliding_layers();
-  k.full_bytes_per_token = (m.num_layers - sliding) * per_layer;
-  k.sliding_bytes_per_token = sliding * per_layer;
-  if (sliding > 0) k.window = m.sliding_window;
-  return k;
-}
-
 double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype) {
-  const bool quantize = (g.linear || (g.role == tensor_role::lm_head && q.quantize_lm_head)) && q.quantized();
-  const double one = quantize ? linear_weight_bytes(q, model_dtype, g.rank_rows, g.rank_cols)
-                              : static_cast<double>(g.rank_rows) * static_cast<double>(g.rank_cols) * dtype_bytes(model_dtype);
-  return one * static_cast<double>(g.count);
+  const double plain = static_cast<double>(g.rank_rows) * static_cast<double>(g.rank_cols) * dtype_bytes(model_dtype);
+  const bool head = g.role == tensor_role::lm_head && q.quantize_lm_head;
+  if (!(g.linear || head) || (!q.quantized() && q.rules.empty())) return plain * static_cast<double>(g.count);
+  const auto bytes_as = [&](const quant_format& f) {
+    return f.quantized() ? linear_weight_bytes(f, model_dtype, g.rank_rows, g.rank_cols) : plain;
+  };
+  if (q.ignore.empty() && q.rules.empty()) return bytes_as(q) * static_cast<double>(g.count);
+  // Ignore lists and mixed formats name modules per layer: resolve each layer's instance.
+  const auto module_at = [&](std::int64_t layer) {
+    std::string name = g.module;
+    const auto at = name.find("{i}");
+    if (at != std::string::npos) name.replace(at, 3, std::to_string(layer));
+    return name;
+  };
+  if (g.layer_ids.empty()) return bytes_as(q.format_for(g.module)) * static_cast<double>(g.count);
+  double total = 0;
+  for (std::int64_t layer : g.layer_ids) total += bytes_as(q.format_for(module_at(layer))) * static_cast<double>(g.per_layer());
+  return total;
 }
 
 namespace {
+
+// Major compute capability ("9.0" -> 9; AMD gfx targets read as 9, for which no rule differs).
+int compute_major(const gpu_spec& gpu) {
+  const std::string& cc = gpu.compute_capability;
+  if (cc.empty() || cc[0] < '0' || cc[0] > '9') return 9;
+  return std::stoi(cc.substr(0, cc.find('.')));
+}
 
 std::string fmt_double(double v) { return fmt::format("{:g}", v); }
 
@@ -155,7 +157,10 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
       throw input_error(fmt::format("--block-size: {} is not supported (allowed: 1, 8, 16, 32, 64, 128, 256)", *opt.block_size));
     s.block_size = *opt.block_size;
     note("block_size", std::to_string(s.block_size), "--block-size");
-  } else if (m.mla && engine.mla_block_size) {
+  } else if (const layer_spec* mla = m.first(mixer_kind::mla); mla && mla->mla.indexer && engine.sparse_mla_block_size) {
+    s.block_size = *engine.sparse_mla_block_size;
+    note("block_size", std::to_string(s.block_size), engine_default + " for sparse-attention (DSA) models");
+  } else if (mla && engine.mla_block_size) {
     s.block_size = *engine.mla_block_size;
     note("block_size", std::to_string(s.block_size), engine_default + " for MLA models");
   } else {
@@ -168,6 +173,46 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
   return s;
 }
 
+namespace {
+
+// Elements per token alive at the peak of a layer's mixer (beyond the
+// residual stream), per GPU.
+double mixer_stage_width(const layer_spec& l, int tp) {
+  const auto d = [](std::int64_t v) { return static_cast<double>(v); };
+  switch (l.mixer) {
+    case mixer_kind::attention: {
+      const attention_spec& a = l.attention;
+      const double q = d(a.num_heads / tp * a.head_dim);
+      const double kv = d(kv_heads_per_rank(a.num_kv_heads, tp) * (a.head_dim + std::max(a.v_head_dim, a.head_dim)));
+      // fused qkv output (with the output gate where the layer has one) + attention output
+      return q * (a.output_gate ? 2 : 1) + kv + d(a.num_heads / tp * std::max(a.v_head_dim, a.head_dim));
+    }
+    case mixer_kind::mla: {
+      const mla_spec& a = l.mla;
+      const double heads = d(a.num_heads / tp), qk = d(a.qk_nope_head_dim + a.qk_rope_head_dim);
+      // q latent, q, kv latent, expanded k_nope|v, assembled k, attention output.
+      return d(a.q_lora_rank) + heads * qk + d(a.kv_lora_rank + a.qk_rope_head_dim) +
+             heads * d(a.qk_nope_head_dim + a.v_head_dim) + heads * qk + heads * d(a.v_head_dim);
+    }
+    case mixer_kind::linear_attention: {
+      const linear_attention_spec& a = l.linear;
+      const double key = d(a.num_k_heads * a.head_k_dim / tp), value = d(a.num_v_heads * a.head_v_dim / tp);
+      // projected q|k|v (and z), the convolution's output, the gated output
+      return 2 * (2 * key + value) + value + value;
+    }
+    case mixer_kind::mamba2: {
+      const mamba2_spec& a = l.mamba;
+      const double inter = d(a.intermediate() / tp), bc = d(2 * a.n_groups * a.state_size / std::min<std::int64_t>(tp, a.n_groups));
+      // in_proj output (z, x, B, C, dt), the convolution's output, y
+      return (2 * inter + bc + d(a.num_heads / tp)) + (inter + bc) + inter;
+    }
+    case mixer_kind::none: return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
 activation_estimate estimate_activation(const model_spec& m, const resolved_settings& s, const engine_profile& engine,
                                         const memory_coefficients& c, std::int64_t tokens, std::int64_t rows) {
   activation_estimate a;
@@ -176,55 +221,41 @@ activation_estimate estimate_activation(const model_spec& m, const resolved_sett
   const int tp = s.tp;
   const double act = dtype_bytes(s.model_dtype == dtype::float32 ? dtype::float32 : s.model_dtype);
   const double h = static_cast<double>(m.hidden_size);
-  const double heads = static_cast<double>(m.num_heads / tp);
   const double residual = 2 * h;  // residual stream + normed hidden states
+  const double t = static_cast<double>(tokens);
 
-  // Elements per token alive at the peak of each stage of a layer.
-  std::map<std::string, double> stage;
-  if (m.mla) {
-    const mla_spec& l = *m.mla;
-    const double qk = static_cast<double>(l.qk_nope_head_dim + l.qk_rope_head_dim);
-    // q latent, q, kv latent, expanded k_nope|v, assembled k, attention output.
-    stage["attention"] = residual + static_cast<double>(l.q_lora_rank) + heads * qk +
-                         static_cast<double>(l.kv_lora_rank + l.qk_rope_head_dim) +
-                         heads * static_cast<double>(l.qk_nope_head_dim + l.v_head_dim) + heads * qk +
-                         heads * static_cast<double>(l.v_head_dim);
-  } else {
-    const double q = heads * static_cast<double>(m.head_dim);
-    const double kv = static_cast<double>(kv_heads_per_rank(m.num_kv_heads, tp) * m.head_dim);
-    stage["attention"] = residual + (q + 2 * kv) + q;  // fused qkv output + attention output
-  }
-  const bool any_dense = !m.moe || std::find(m.moe->moe_layers.begin(), m.moe->moe_layers.end(), false) != m.moe->moe_layers.end();
-  if (any_dense) stage["mlp"] = residual + 3 * static_cast<double>(ceil_div(m.intermediate_size, tp));  // gate|up + silu(gate)*up
-  double moe_peak_bytes = 0;
-  if (m.moe) {
-    const moe_spec& e = *m.moe;
-    // vLLM's fused MoE processes at most VLLM_FUSED_MOE_CHUNK_SIZE (32768) tokens
-    // at a time; per routed token it holds gate|up, the activation and the output.
-    const double chunk = static_cast<double>(std::min<std::int64_t>(tokens, 32768));
-    const double per_routed = 3 * static_cast<double>(ceil_div(e.expert_intermediate_size, tp)) + h;
-    const double shared = 3 * static_cast<double>(ceil_div(e.shared_intermediate_size, tp));
-    const double router = 2 * static_cast<double>(e.num_experts);  // fp32 router logits, in 16-bit elements
-    moe_peak_bytes = (static_cast<double>(tokens) * (residual + shared + router) +
-                      chunk * static_cast<double>(e.experts_per_token) * per_routed) * act;
-  }
-  for (const auto& [name, width] : stage) {
-    const double bytes = static_cast<double>(tokens) * width * act;
+  // The widest stage of any layer: its mixer, its dense MLP or its MoE block.
+  const auto consider = [&](double bytes, const char* stage) {
     if (bytes > a.forward_bytes) {
       a.forward_bytes = bytes;
-      a.widest_stage = name;
+      a.widest_stage = stage;
     }
-  }
-  if (moe_peak_bytes > a.forward_bytes) {
-    a.forward_bytes = moe_peak_bytes;
-    a.widest_stage = "moe";
+  };
+  for (const auto& l : m.layers) {
+    if (l.mixer != mixer_kind::none)
+      consider(t * (residual + mixer_stage_width(l, tp)) * act,
+               l.mixer == mixer_kind::attention || l.mixer == mixer_kind::mla ? "attention" : "mixer");
+    if (l.mlp) {
+      const double widths = l.mlp->activation == mlp_activation::gated ? 3 : 2;  // gate|up + act(gate)*up, or up + act(up)
+      consider(t * (residual + widths * static_cast<double>(ceil_div(l.mlp->intermediate_size, tp))) * act, "mlp");
+    }
+    if (l.moe) {
+      const moe_spec& e = *l.moe;
+      // vLLM's fused MoE processes at most VLLM_FUSED_MOE_CHUNK_SIZE (32768) tokens
+      // at a time; per routed token it holds gate|up, the activation and the output.
+      const double chunk = static_cast<double>(std::min<std::int64_t>(tokens, 32768));
+      const double width = static_cast<double>(e.latent_size > 0 ? e.latent_size : m.hidden_size);
+      const double per_routed = 3 * static_cast<double>(ceil_div(e.expert_intermediate_size, tp)) + width;
+      const double shared = 3 * static_cast<double>(ceil_div(e.shared_intermediate_size, tp));
+      const double router = 2 * static_cast<double>(e.num_experts);  // fp32 router logits, in 16-bit elements
+      consider((t * (residual + shared + router) + chunk * static_cast<double>(e.experts_per_token) * per_routed) * act, "moe");
+    }
   }
   // Sampler pass: the forward's hidden states stay alive; logits of the sampled
   // rows are gathered over the whole vocabulary on every rank, in the model
   // dtype, then upcast, with more FP32 temporaries of the same shape.
   const double logits = static_cast<double>(a.sampler_rows) * static_cast<double>(m.vocab_size);
-  a.sampler_bytes = static_cast<double>(tokens) * h * act +
-                    logits * (act + engine.logits_bytes_per_element * c.sampler_fp32_copies.value);
+  a.sampler_bytes = t * h * act + logits * (act + engine.logits_bytes_per_element * c.sampler_fp32_copies.value);
   if (!engine.sampler_rows_from) a.sampler_bytes = 0;
   a.peak_bytes = static_cast<std::int64_t>(
       std::llround(c.activation_scale.value * std::max(a.forward_bytes, a.sampler_bytes) + c.activation_fixed_bytes.value));
@@ -258,10 +289,12 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   // Weights, tensor by tensor.
   const tensor_inventory inv = build_inventory(m, s.tp);
   r.params = inv.total_params();
+  r.checkpoint_params = inv.checkpoint_params();
   r.active_params = inv.active_params();
   std::map<std::string, weight_row> rows;
   double weights = 0;
   for (const auto& g : inv.groups) {
+    if (!g.loaded) continue;  // MTP layers: stored, loaded only for speculative decoding
     const double bytes = group_weight_bytes(g, s.quant, s.model_dtype);
     weight_row& row = rows[std::string(tensor_role_name(g.role))];
     row.role = tensor_role_name(g.role);
@@ -272,7 +305,15 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   for (auto& [_, row] : rows) r.weights_by_role.push_back(row);
   r.weights_bytes = static_cast<std::int64_t>(std::llround(weights));
 
-  r.kv = kv_cache_layout(m, s.tp, s.kv_dtype);
+  kv_cache_options ko;
+  ko.kv_dtype = s.kv_dtype;
+  ko.model_dtype = s.model_dtype;
+  ko.tp = s.tp;
+  ko.compute_major = compute_major(gpu);
+  r.caches = layer_caches(m, ko);
+  kv_cache_rules rules = engine.kv_rules;
+  rules.block_size = s.block_size;
+  r.kv = plan_kv_cache(r.caches, rules, s.max_model_len, s.max_num_batched_tokens);
 
   const auto setting_value = [&s](const std::optional<std::string>& name) -> std::int64_t {
     if (!name) return 0;
@@ -302,22 +343,36 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   r.budget_bytes = static_cast<std::int64_t>(std::floor(static_cast<double>(r.gpu_total_bytes) * s.memory_fraction));
   const std::int64_t left = r.budget_bytes - r.charged_bytes;
   r.kv_pool_bytes = left > 0 ? static_cast<std::int64_t>(std::floor(static_cast<double>(left) * engine.kv_pool_factor)) : 0;
-  r.block_bytes = s.block_size * r.kv.bytes_per_token();
-  r.num_blocks = r.kv_pool_bytes / r.block_bytes;
-  r.max_tokens = r.num_blocks * s.block_size;
-  // One request of max_model_len tokens holds whole blocks of every layer group.
-  const std::int64_t full_blocks = ceil_div(s.max_model_len, s.block_size);
-  const std::int64_t windowed = r.kv.window ? std::min(s.max_model_len, *r.kv.window) : s.max_model_len;
-  r.request_bytes = full_blocks * s.block_size * r.kv.full_bytes_per_token +
-                    ceil_div(windowed, s.block_size) * s.block_size * r.kv.sliding_bytes_per_token;
-  // As vLLM reports it: pool tokens over tokens per request (sliding layers capped).
-  r.max_concurrency = static_cast<double>(r.max_tokens) * static_cast<double>(r.kv.bytes_per_token()) /
-                      static_cast<double>(r.kv.request_bytes(s.max_model_len));
+  r.block_bytes = r.kv.bytes_per_block;
+  r.num_blocks = r.block_bytes > 0 ? r.kv_pool_bytes / r.block_bytes : 0;
+  r.request_bytes = checked_mul(r.kv.blocks_per_request, r.block_bytes, "the KV bytes of one request");
+  if (r.kv.blocks_per_request > 0) {
+    // vLLM >= 0.19 (kv_cache_utils.py, get_max_concurrency_for_kv_cache_config and
+    // get_kv_cache_capacity): requests = num_blocks / blocks per request over all
+    // groups; tokens = floor(requests x max_model_len). vLLM 0.11 logged
+    // num_blocks / groups x block_size. Both equal num_blocks x block_size for one
+    // full-attention group when block_size divides max_model_len.
+    r.max_concurrency = static_cast<double>(r.num_blocks) / static_cast<double>(r.kv.blocks_per_request);
+    r.max_tokens = engine.kv_rules.capacity_by_concurrency
+                       ? static_cast<std::int64_t>(std::floor(r.max_concurrency * static_cast<double>(s.max_model_len)))
+                       : r.num_blocks / static_cast<std::int64_t>(r.kv.groups.size()) * r.kv.block_size;
+    const kv_group* most = &r.kv.groups.front();
+    std::int64_t most_blocks = 0;
+    std::map<std::string, std::int64_t> by_kind;
+    for (const auto& g : r.kv.groups) by_kind[g.what] += g.blocks_per_request;
+    for (const auto& g : r.kv.groups)
+      if (by_kind[g.what] > most_blocks) {
+        most_blocks = by_kind[g.what];
+        most = &g;
+      }
+    r.capacity_bound = fmt::format("{} layers take {} of the {} blocks a request holds", most->what, most_blocks,
+                                   r.kv.blocks_per_request);
+  }
   r.headroom_bytes = r.gpu_total_bytes - r.budget_bytes - r.outside_bytes;
 
   // Fit conditions, in the order an engine hits them at start-up.
   const std::int64_t pool_slack = left;
-  const std::int64_t request_slack = r.num_blocks * r.block_bytes - r.request_bytes;
+  const std::int64_t request_slack = checked_mul(r.num_blocks, r.block_bytes, "the KV pool") - r.request_bytes;
   r.margin_bytes = std::min({pool_slack, request_slack, r.headroom_bytes});
   if (r.headroom_bytes < 0)
     r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context, NCCL, CUDA graphs) exceeds the {:.2f} GiB left "

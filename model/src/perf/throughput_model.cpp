@@ -6,7 +6,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
+#include <tuple>
 
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/tensor_inventory.hpp"
@@ -61,13 +64,18 @@ double peak_or_throw(const gpu_spec& gpu, const std::string& key) {
 
 std::string op_of(const tensor_group& g) {
   const std::string& n = g.name;
-  if (g.role == tensor_role::expert) return "experts";
-  if (g.role == tensor_role::shared_expert) return "shared_experts";
-  if (g.role == tensor_role::router) return "router";
-  if (n.find("o_proj") != std::string::npos) return "o_proj";
-  if (g.role == tensor_role::attention) return "qkv_proj";  // q/k/v and the MLA projections
-  if (n.find("down_proj") != std::string::npos) return "down_proj";
-  return "gate_up_proj";
+  switch (g.role) {
+    case tensor_role::expert: return g.per_layer() > 1 ? "experts" : "latent_proj";
+    case tensor_role::shared_expert: return "shared_experts";
+    case tensor_role::router: return "router";
+    case tensor_role::linear_attention: return "linear_attn_proj";
+    case tensor_role::mamba: return "mamba_proj";
+    case tensor_role::indexer: return "indexer_proj";
+    case tensor_role::attention:
+      return n.find("o_proj") != std::string::npos ? "o_proj" : "qkv_proj";  // q/k/v and the MLA projections
+    case tensor_role::mlp: return n.find("down_proj") != std::string::npos ? "down_proj" : "gate_up_proj";
+    default: return "other_proj";
+  }
 }
 
 }  // namespace
@@ -82,29 +90,27 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
                                  : settings.model_dtype == dtype::float32 ? "fp32" : "bf16";
   peak16_flops_ = peak_or_throw(gpu, peak16_key) * 1e12;
 
-  // Kernel family of the linear layers.
-  const quant_spec& q = settings.quant;
-  gemm_kind_ = "bf16";
-  gemm_peak_tflops_ = peak16_flops_ / 1e12;
-  if (q.quantized()) {
-    const bool weight_only = q.granularity == scale_granularity::group || *q.weight == dtype::int4;
-    if (*q.weight == dtype::fp8_e4m3 && gpu.supports("fp8") && !weight_only) {
-      gemm_kind_ = "fp8";  // W8A8 fp8 on tensor cores (sm_89+)
-      gemm_peak_tflops_ = peak_or_throw(gpu, "fp8");
-    } else if (*q.weight == dtype::int8 && !weight_only && gpu.supports("int8")) {
-      gemm_kind_ = "int8";
-      gemm_peak_tflops_ = peak_or_throw(gpu, "int8");
-    } else {
-      gemm_kind_ = "w4a16";  // weight-only: dequantized to 16 bits in the kernel (fp8 on Ampere via Marlin too)
-    }
-  }
+  // Kernel family of one linear weight: W8A8 fp8 or int8 on tensor cores where
+  // the GPU has them, NVFP4/MXFP4 W4A4 on fp4 tensor cores (Blackwell),
+  // otherwise weight-only (dequantized to 16 bits in the kernel: int4, fp4
+  // before Blackwell, fp8 on Ampere as Marlin does).
+  const auto kind_of = [&](const quant_format& f) -> std::pair<std::string, double> {
+    if (!f.quantized()) return {"bf16", peak16_flops_};
+    const bool weight_only = (f.granularity == scale_granularity::group && *f.weight != dtype::fp4_e2m1) || *f.weight == dtype::int4;
+    if (*f.weight == dtype::fp8_e4m3 && gpu.supports("fp8") && !weight_only) return {"fp8", peak_or_throw(gpu, "fp8") * 1e12};
+    if (*f.weight == dtype::int8 && !weight_only && gpu.supports("int8")) return {"int8", peak_or_throw(gpu, "int8") * 1e12};
+    if (*f.weight == dtype::fp4_e2m1 && f.name == "nvfp4" && gpu.supports("fp4")) return {"fp4", peak_or_throw(gpu, "fp4") * 1e12};
+    return {"w4a16", peak16_flops_};
+  };
 
-  // All-reduce link: NVLink inside an NVLink-switch domain (SXM boards) for any
+  // All-reduce link: NVLink inside an NVLink-switch domain (SXM boards, NVL72
+  // racks; AMD Instinct boards are fully connected by Infinity Fabric) for any
   // tp; on PCIe cards a bridge joins pairs only, so tp > 2 goes over PCIe.
-  const bool switched = gpu.slug.find("sxm") != std::string::npos || gpu.slug.find("b200") != std::string::npos;
+  const auto has = [&](const char* part) { return gpu.slug.find(part) != std::string::npos; };
+  const bool switched = has("sxm") || has("b200") || has("b300") || has("nvl72") || has("mi3");
   if (gpu.nvlink_gbps && (switched || tp <= 2)) {
     link_gbps_ = *gpu.nvlink_gbps;
-    link_name_ = "NVLink";
+    link_name_ = has("mi3") ? "Infinity Fabric" : "NVLink";
   } else if (gpu.pcie_gbps) {
     link_gbps_ = *gpu.pcie_gbps;
     link_name_ = "PCIe";
@@ -113,36 +119,80 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
                                   gpu.name));
   }
 
+  const quant_spec& q = settings.quant;
   const tensor_inventory inv = build_inventory(m, tp);
+  std::map<std::string, double> bytes_by_kind;
   for (const auto& g : inv.groups) {
+    if (!g.loaded || g.role == tensor_role::vision) continue;  // MTP layers idle; the vision tower runs on images only
     const bool head = g.role == tensor_role::lm_head || (g.role == tensor_role::embedding && m.tie_word_embeddings);
     if (!g.linear && !head && g.role != tensor_role::router) continue;
     linear_op op;
     op.op = head ? "lm_head" : op_of(g);
     op.lm_head = head;
-    op.routed = g.role == tensor_role::expert;
     op.n = static_cast<double>(g.rank_rows);
     op.k = static_cast<double>(g.rank_cols);
     op.weight_bytes = group_weight_bytes(g, q, settings.model_dtype) / static_cast<double>(g.count);
     op.count = static_cast<double>(g.count);
+    // The LM head and the router run at 16-bit rates whatever the linear format.
+    const quant_format& f = g.linear ? q.format_for(g.layer_ids.empty() ? g.module : [&] {
+      std::string name = g.module;
+      const auto at = name.find("{i}");
+      if (at != std::string::npos) name.replace(at, 3, std::to_string(g.layer_ids.front()));
+      return name;
+    }()) : quant_format{};
+    std::tie(op.kind, op.peak_flops) = kind_of(g.linear ? f : quant_format{});
+    op.routed = g.role == tensor_role::expert && g.per_layer() > 1;
+    if (op.routed) {
+      op.experts = static_cast<double>(g.per_layer());
+      op.layers = static_cast<double>(g.layer_ids.size());
+      op.top_k = static_cast<double>(m.layers[static_cast<std::size_t>(g.layer_ids.front())].moe->experts_per_token);
+    }
+    if (g.linear) bytes_by_kind[op.kind] += op.weight_bytes * op.count;
     linears_.push_back(op);
   }
-  if (m.moe) {
-    moe_layers_ = static_cast<double>(std::count(m.moe->moe_layers.begin(), m.moe->moe_layers.end(), true));
-    experts_ = static_cast<double>(m.moe->num_experts);
-    top_k_ = static_cast<double>(m.moe->experts_per_token);
+  gemm_kind_ = "bf16";
+  double most = -1;
+  for (const auto& [kind, bytes] : bytes_by_kind)
+    if (bytes > most) {
+      most = bytes;
+      gemm_kind_ = kind;
+    }
+  for (const auto& op : linears_)
+    if (op.kind == gemm_kind_) gemm_peak_tflops_ = op.peak_flops / 1e12;
+  if (gemm_peak_tflops_ == 0) gemm_peak_tflops_ = peak16_flops_ / 1e12;
+
+  kv_cache_options ko;
+  ko.kv_dtype = settings.kv_dtype;
+  ko.model_dtype = settings.model_dtype;
+  ko.tp = tp;
+  ko.compute_major = gpu.compute_capability.empty() || !std::isdigit(static_cast<unsigned char>(gpu.compute_capability[0]))
+                         ? 9
+                         : std::stoi(gpu.compute_capability);
+  caches_ = layer_caches(m, ko);
+
+  // Element-wise traffic per token, napkin math in elements: each mixer and
+  // feed-forward block ends in a fused add+RMSNorm that reads x and the
+  // residual and writes both (4 x h); a gated activation reads gate|up and
+  // writes one (3 x I / tp), a plain one reads and writes I / tp.
+  const double h = static_cast<double>(m.hidden_size);
+  for (const auto& l : m.layers) {
+    if (l.mixer != mixer_kind::none) sublayers_ += 1;
+    if (l.mlp || l.moe) sublayers_ += 1;
+    double ew = 0;
+    if (l.mixer != mixer_kind::none) ew += 4 * h;
+    if (l.mlp) ew += 4 * h + (l.mlp->activation == mlp_activation::gated ? 3 : 2) * static_cast<double>(l.mlp->intermediate_size) / tp;
+    if (l.moe)
+      ew += 4 * h + 3 * static_cast<double>(l.moe->expert_intermediate_size * l.moe->experts_per_token + l.moe->shared_intermediate_size) / tp;
+    elementwise_per_token_ += ew;
   }
-  kv_ = kv_cache_layout(m, tp, settings.kv_dtype);
-  sliding_layers_ = static_cast<double>(m.num_sliding_layers());
-  full_layers_ = static_cast<double>(m.num_layers) - sliding_layers_;
 }
 
-throughput_model::gemm_result throughput_model::gemm(double m_rows, double n, double k, double weight_bytes) const {
-  const gemm_curve& curve = c_.curve(gemm_kind_);
-  const double flops = 2.0 * m_rows * n * k;
-  const double compute_s = flops / (gemm_peak_tflops_ * 1e12 * curve.compute_at(m_rows));
+throughput_model::gemm_result throughput_model::gemm(const linear_op& op, double m_rows) const {
+  const gemm_curve& curve = c_.gemm.contains(op.kind) ? c_.curve(op.kind) : c_.curve("fp8");  // fp4 without its own curve: fp8's shape
+  const double flops = 2.0 * m_rows * op.n * op.k;
+  const double compute_s = flops / (op.peak_flops * curve.compute_at(m_rows));
   // Napkin math: the weights stream once; activations in and out at the model dtype.
-  const double bytes = weight_bytes + (m_rows * k + m_rows * n) * act_bytes_;
+  const double bytes = op.weight_bytes + (m_rows * op.k + m_rows * op.n) * act_bytes_;
   const double memory_s = bytes / (hbm_bytes_per_s_ * curve.memory_efficiency);
   return compute_s >= memory_s ? gemm_result{compute_s, flops, bytes, bound::compute}
                                : gemm_result{memory_s, flops, bytes, bound::memory};
@@ -165,74 +215,135 @@ void throughput_model::add(step_time& s, const std::string& name, double t, boun
 }
 
 void throughput_model::add_linear_ops(step_time& s, double tokens, double sampled_rows) const {
-  // Routed experts: a MoE layer streams only the experts its tokens touch.
-  const double distinct = m_.moe ? expected_distinct_experts(experts_, top_k_, tokens) : 0;
   for (const auto& op : linears_) {
     if (op.lm_head) {
-      // The LM head and the router run at 16-bit rates whatever the linear format.
-      const gemm_result r = gemm(sampled_rows, op.n, op.k, op.weight_bytes);
+      const gemm_result r = gemm(op, sampled_rows);
       add(s, op.op, r.time_s * op.count, r.b, r.flops * op.count, r.bytes * op.count);
     } else if (op.routed) {
-      const double per_expert_rows = tokens * top_k_ / distinct;
-      const gemm_result r = gemm(per_expert_rows, op.n, op.k, op.weight_bytes);
-      const double instances = moe_layers_ * distinct;  // op.count = moe_layers x experts
+      // A MoE layer streams only the experts its tokens touch.
+      const double distinct = expected_distinct_experts(op.experts, op.top_k, tokens);
+      const gemm_result r = gemm(op, tokens * op.top_k / distinct);
+      const double instances = op.layers * distinct * (op.count / (op.layers * op.experts));  // count = layers x experts
       add(s, op.op, r.time_s * instances, r.b, r.flops * instances, r.bytes * instances);
     } else {
-      const gemm_result r = gemm(tokens, op.n, op.k, op.weight_bytes);
+      const gemm_result r = gemm(op, tokens);
       add(s, op.op, r.time_s * op.count, r.b, r.flops * op.count, r.bytes * op.count);
     }
+  }
+}
+
+double throughput_model::attention_time(double flops, double bytes, bool decode, bound& b) const {
+  const double cmp_s = flops / (peak16_flops_ * c_.prefill_attention_efficiency.value);
+  const double mem_s = bytes / (hbm_bytes_per_s_ * (decode ? c_.decode_attention_efficiency.value : c_.hbm_efficiency.value));
+  b = cmp_s > mem_s ? bound::compute : bound::memory;
+  return std::max(cmp_s, mem_s);
+}
+
+void throughput_model::add_mixers(step_time& s, double batch, double context, bool decode, double tokens_each) const {
+  const int tp = settings_.tp;
+  const auto d = [](std::int64_t v) { return static_cast<double>(v); };
+  // Causal pairs of a prompt of n tokens when each position sees at most w keys.
+  const auto pairs = [](double n, double w) {
+    w = std::min(w, n);
+    return w * (w + 1) / 2 + (n - w) * w;
+  };
+  // Keys one decode position attends to, per window kind.
+  const auto seen = [&](const layer_cache& c) {
+    switch (c.kind) {
+      case cache_kind::sliding: return std::min(context, d(c.window_tokens));
+      case cache_kind::chunked: return context < d(c.window_tokens) ? context : d(c.window_tokens) / 2;  // within its chunk
+      default: return context;
+    }
+  };
+  for (const auto& c : caches_) {
+    const layer_spec& l = m_.layers[static_cast<std::size_t>(c.layer)];
+    double flops = 0, bytes = 0;
+    std::string op = "attention";
+    if (l.mixer == mixer_kind::attention) {
+      const attention_spec& a = l.attention;
+      const double dims = d(a.head_dim + std::max(a.v_head_dim, a.head_dim)), heads = d(a.num_heads / tp);
+      if (decode) {
+        const double keys = seen(c);
+        flops = 2.0 * batch * heads * dims * keys;
+        bytes = batch * keys * d(c.bytes_per_token);  // each sequence reads its cached context once
+      } else {
+        const double w = c.kind == cache_kind::full ? tokens_each : c.kind == cache_kind::sliding ? d(c.window_tokens)
+                                                                                                    : d(c.window_tokens);
+        const double p = c.kind == cache_kind::chunked
+                             ? std::floor(tokens_each / w) * pairs(w, w) + pairs(std::fmod(tokens_each, w), w)
+                             : pairs(tokens_each, w);
+        flops = 2.0 * heads * dims * p * batch;
+        bytes = batch * tokens_each * d(c.bytes_per_token);  // the new K and V written once
+      }
+    } else if (c.what == "mla") {
+      const mla_spec& a = l.mla;
+      const double heads = d(a.num_heads / tp);
+      // DSA attends to its indexer's top-k tokens only.
+      const double cap = a.indexer ? d(a.indexer->topk) : 1e300;
+      if (decode) {
+        // Absorbed form: q and the output live in the latent; keys are the 576-wide latent, values its 512 part.
+        const double keys = std::min(context, cap);
+        flops = 2.0 * batch * heads * d(2 * a.kv_lora_rank + a.qk_rope_head_dim) * keys;
+        bytes = batch * keys * d(c.bytes_per_token);
+      } else {
+        flops = 2.0 * heads * d(a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim) * pairs(tokens_each, cap) * batch;
+        bytes = batch * tokens_each * d(c.bytes_per_token);
+      }
+    } else if (c.what == "indexer") {
+      // The lightning indexer scores every cached token with its fp8 keys.
+      const sparse_indexer_spec& x = *l.mla.indexer;
+      op = "indexer";
+      const double keys = decode ? batch * context : batch * pairs(tokens_each, tokens_each);
+      flops = 2.0 * d(x.num_heads * x.head_dim) * keys;
+      bytes = decode ? batch * context * d(c.bytes_per_token) : batch * tokens_each * d(c.bytes_per_token);
+    } else if (c.what == "gated_deltanet" || c.what == "kda") {
+      // Constant in context: each token reads and writes the recurrent state
+      // (decode), or a chunked scan updates it once per 64-token chunk (prefill).
+      const linear_attention_spec& a = l.linear;
+      op = "linear_attention";
+      const double heads = d(a.num_v_heads / tp), kv = d(a.head_k_dim * a.head_v_dim);
+      const double tokens = decode ? batch : batch * tokens_each;
+      flops = tokens * heads * kv * (decode ? 6.0 : 6.0 + 2.0 * 64 / d(a.head_v_dim));
+      const double state_moves = decode ? batch : batch * std::ceil(tokens_each / 64);
+      bytes = 2.0 * state_moves * d(c.state_bytes);
+    } else if (c.what == "mamba2") {
+      const mamba2_spec& a = l.mamba;
+      op = "mamba";
+      const double heads = d(a.num_heads / tp);
+      const double tokens = decode ? batch : batch * tokens_each;
+      // Per token and head: the state update dA*h + dt*x*B and the readout C*h (3 head_dim x N products);
+      // the SSD prefill adds the intra-chunk quadratic term over 256-token chunks.
+      flops = tokens * heads * d(a.head_dim * a.state_size) * 6.0 + (decode ? 0 : tokens * heads * d(a.head_dim) * 256 * 2.0);
+      const double state_moves = decode ? batch : batch * std::ceil(tokens_each / 256);
+      bytes = 2.0 * state_moves * d(c.state_bytes);
+    }
+    bound b = bound::memory;
+    const double t = attention_time(flops, bytes, decode, b);
+    add(s, op, t, b, flops, bytes);
   }
 }
 
 void throughput_model::add_common_ops(step_time& s, double tokens) const {
   const int tp = settings_.tp;
   const double h = static_cast<double>(m_.hidden_size);
-  const double layers = static_cast<double>(m_.num_layers);
-  // Element-wise work per layer, napkin math in elements of T x h: two fused
-  // add+RMSNorms read x and the residual and write both (4 each); SiLU*mul
-  // reads gate|up and writes one (3 x T x I / tp).
-  const double inter = static_cast<double>(m_.moe ? m_.moe->expert_intermediate_size * m_.moe->experts_per_token
-                                                  : m_.intermediate_size) / tp;
-  const double ew_bytes = layers * tokens * (8 * h + 3 * inter) * act_bytes_;
+  const double ew_bytes = tokens * elementwise_per_token_ * act_bytes_;
   add(s, "elementwise", ew_bytes / (hbm_bytes_per_s_ * c_.hbm_efficiency.value), bound::memory, 0, ew_bytes);
   if (tp > 1) {
+    // One all-reduce after each mixer and each feed-forward block.
     const double per = allreduce_time_s(tokens * h * act_bytes_, tp, link_gbps_, c_.allreduce_efficiency.value,
                                         c_.allreduce_latency_us.value);
     const double moved = 2.0 * (tp - 1) / tp * tokens * h * act_bytes_;
     const bool latency = c_.allreduce_latency_us.value * 1e-6 > per / 2;
-    add(s, "allreduce", 2 * layers * per, latency ? bound::latency : bound::memory, 0, 2 * layers * moved);
+    add(s, "allreduce", sublayers_ * per, latency ? bound::latency : bound::memory, 0, sublayers_ * moved);
   }
   add(s, "step_overhead", step_overhead_.overhead_us.value * 1e-6, bound::overhead, 0, 0);
   s.overhead = step_overhead_;
 }
 
-namespace {
-
-// (d_qk + d_v) per head for the attention FLOPs: GQA uses head_dim twice; MLA
-// prefill runs on 192-wide q/k and 128-wide v, MLA decode absorbs the
-// up-projections and attends over the 576-wide latent with 512-wide values.
-double attention_dims(const model_spec& m, bool decode) {
-  if (!m.mla) return 2.0 * static_cast<double>(m.head_dim);
-  const mla_spec& a = *m.mla;
-  return decode ? static_cast<double>(2 * a.kv_lora_rank + a.qk_rope_head_dim)
-                : static_cast<double>(a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
-}
-
-}  // namespace
-
 step_time throughput_model::decode_step(double batch, double mean_context) const {
   step_time s;
   add_linear_ops(s, batch, batch);
-  const double heads = static_cast<double>(m_.num_heads / settings_.tp);
-  const double per_layer_kv = static_cast<double>(kv_.bytes_per_token()) / static_cast<double>(m_.num_layers);
-  const double window_ctx = kv_.window ? std::min(mean_context, static_cast<double>(*kv_.window)) : mean_context;
-  // Each sequence reads its whole cached context once per layer.
-  const double ctx_tokens = full_layers_ * mean_context + sliding_layers_ * window_ctx;
-  const double bytes = batch * ctx_tokens * per_layer_kv;
-  const double flops = 2.0 * batch * heads * attention_dims(m_, true) * ctx_tokens;
-  const double mem_s = bytes / (hbm_bytes_per_s_ * c_.decode_attention_efficiency.value);
-  const double cmp_s = flops / (peak16_flops_ * c_.prefill_attention_efficiency.value);
-  add(s, "attention", std::max(mem_s, cmp_s), cmp_s > mem_s ? bound::compute : bound::memory, flops, bytes);
+  add_mixers(s, batch, mean_context, true, 0);
   add_common_ops(s, batch);
   for (const auto& op : s.ops) s.total_s += op.time_s;
   return s;
@@ -242,21 +353,7 @@ step_time throughput_model::prefill(double tokens_each, double sequences) const 
   step_time s;
   const double tokens = tokens_each * sequences;
   add_linear_ops(s, tokens, sequences);
-  const double heads = static_cast<double>(m_.num_heads / settings_.tp);
-  // Causal pairs per sequence: sum over positions i of the i keys it sees (capped at the window).
-  const auto pairs = [tokens_each](double window) {
-    const double n = tokens_each, w = std::min(window, n);
-    return w * (w + 1) / 2 + (n - w) * w;
-  };
-  const double full_pairs = pairs(tokens_each);
-  const double sliding_pairs = kv_.window ? pairs(static_cast<double>(*kv_.window)) : full_pairs;
-  const double layer_pairs = full_layers_ * full_pairs + sliding_layers_ * sliding_pairs;
-  const double flops = 2.0 * heads * attention_dims(m_, false) * layer_pairs * sequences;
-  // The new K and V are written to the cache once.
-  const double bytes = tokens * static_cast<double>(kv_.bytes_per_token());
-  const double cmp_s = flops / (peak16_flops_ * c_.prefill_attention_efficiency.value);
-  const double mem_s = bytes / (hbm_bytes_per_s_ * c_.hbm_efficiency.value);
-  add(s, "attention", std::max(cmp_s, mem_s), cmp_s >= mem_s ? bound::compute : bound::memory, flops, bytes);
+  add_mixers(s, sequences, 0, false, tokens_each);
   add_common_ops(s, tokens);
   for (const auto& op : s.ops) s.total_s += op.time_s;
   return s;

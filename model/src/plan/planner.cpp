@@ -15,11 +15,9 @@ namespace gpucal::model {
 
 namespace {
 
+// Whole blocks of every layer group (windows capped, states one slot set per request).
 std::int64_t request_kv_bytes(const memory_estimate& mem, double tokens) {
-  const auto t = static_cast<std::int64_t>(std::ceil(tokens));
-  const std::int64_t bs = mem.settings.block_size;
-  const std::int64_t windowed = mem.kv.window ? std::min(t, *mem.kv.window) : t;
-  return ceil_div(t, bs) * bs * mem.kv.full_bytes_per_token + ceil_div(windowed, bs) * bs * mem.kv.sliding_bytes_per_token;
+  return mem.kv.bytes_for(static_cast<std::int64_t>(std::ceil(tokens)));
 }
 
 std::string fmt_ms(double s) { return fmt::format("{:.1f} ms", s * 1e3); }

@@ -33,6 +33,9 @@ engine_profile resolve_engine(std::string_view name);
 
 coefficients default_coefficients();
 
+/// Levenshtein distance between two strings.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
 /// The candidate closest to `query` by edit distance (case-insensitive).
 std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates);
 

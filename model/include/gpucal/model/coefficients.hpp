@@ -46,7 +46,7 @@ struct gemm_curve {
 };
 
 struct throughput_coefficients {
-  std::map<std::string, gemm_curve> gemm;  ///< "bf16", "fp8", "int8", "w4a16"
+  std::map<std::string, gemm_curve> gemm;  ///< "bf16", "fp8", "int8", "w4a16", and optionally "fp4"
   coefficient hbm_efficiency;               ///< element-wise kernels
   coefficient decode_attention_efficiency;  ///< share of HBM bandwidth reading the KV cache
   coefficient prefill_attention_efficiency; ///< share of the 16-bit peak in causal prefill attention

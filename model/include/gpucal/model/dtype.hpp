@@ -7,13 +7,13 @@
 
 namespace gpucal::model {
 
-enum class dtype { float32, bfloat16, float16, fp8_e4m3, fp8_e5m2, int8, int4 };
+enum class dtype { float32, bfloat16, float16, fp8_e4m3, fp8_e5m2, int8, int4, fp4_e2m1 };
 
-/// Bits per element (int4 = 4).
+/// Bits per element (int4 and fp4_e2m1 = 4).
 int dtype_bits(dtype t);
 /// Bytes per element as a double (int4 = 0.5).
 double dtype_bytes(dtype t);
-/// Canonical name: "float32", "bfloat16", "float16", "fp8_e4m3", "fp8_e5m2", "int8", "int4".
+/// Canonical name: "float32", "bfloat16", "float16", "fp8_e4m3", "fp8_e5m2", "int8", "int4", "fp4_e2m1".
 std::string_view dtype_name(dtype t);
 /// Parses a torch dtype name as configs write it ("bfloat16", "float16", "fp16",
 /// "half", "float32", "float", "bf16"). `what` names the field for the error.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/kv_cache.hpp"
 
 namespace gpucal::model {
 
@@ -52,6 +53,9 @@ struct engine_profile {
 
   std::int64_t block_size = 16;
   std::optional<std::int64_t> mla_block_size;
+  std::optional<std::int64_t> sparse_mla_block_size;  ///< DeepSeek Sparse Attention (its indexer kernels take 64)
+  /// How the engine groups layer caches (profile key "kv_cache"); block_size is set per estimate.
+  kv_cache_rules kv_rules;
   std::vector<tiered_value> max_num_seqs;
   std::vector<tiered_value> max_num_batched_tokens;
   bool cuda_graphs = true;

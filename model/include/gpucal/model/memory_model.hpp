@@ -1,8 +1,9 @@
 // The memory model: per GPU, weights (tensor by tensor, by storage format),
-// KV bytes per token, activation peak of the engine's profiling forward and
-// sampler pass, framework overhead, and the paged KV pool that is left:
+// the KV cache and recurrent state (kv_cache.hpp), the activation peak of
+// the engine's profiling forward and sampler pass, framework overhead, and
+// the paged pool that is left:
 //   pool = (total x fraction - charged items) x kv_pool_factor
-//   num_blocks = floor(pool / (block_size x kv_bytes_per_token))
+//   num_blocks = floor(pool / bytes_per_block)
 // with the charged items, the fraction and the defaults taken from the
 // engine profile and the overheads from the coefficients.
 #pragma once
@@ -16,31 +17,15 @@
 #include "gpucal/model/dtype.hpp"
 #include "gpucal/model/engine_profile.hpp"
 #include "gpucal/model/gpu_spec.hpp"
+#include "gpucal/model/kv_cache.hpp"
 #include "gpucal/model/model_spec.hpp"
 #include "gpucal/model/quantization.hpp"
 #include "gpucal/model/tensor_inventory.hpp"
 
 namespace gpucal::model {
 
-/// KV cache bytes per token on one GPU, split by layers that keep every
-/// token and sliding-window layers that keep at most `window` tokens.
-struct kv_layout {
-  std::int64_t full_bytes_per_token = 0;
-  std::int64_t sliding_bytes_per_token = 0;
-  std::optional<std::int64_t> window;
-
-  /// All layers: the figure vLLM's block size multiplies.
-  std::int64_t bytes_per_token() const { return full_bytes_per_token + sliding_bytes_per_token; }
-  /// Bytes a request of `tokens` tokens holds (sliding layers capped at the window).
-  std::int64_t request_bytes(std::int64_t tokens) const;
-};
-
-/// KV layout per GPU: 2 x kv_heads_per_rank x head_dim x kv_bytes per layer
-/// for MHA/GQA/MQA; (kv_lora_rank + qk_rope_head_dim) x kv_bytes per layer
-/// for MLA, replicated on every rank.
-kv_layout kv_cache_layout(const model_spec& m, int tp, dtype kv_dtype);
-
-/// Bytes of the weights one GPU holds, by tensor group.
+/// Bytes of the weights one GPU holds, by tensor group: each instance in the
+/// format `q` gives its module (ignore lists and mixed formats apply per layer).
 double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype);
 
 struct weight_row {
@@ -110,12 +95,14 @@ struct memory_estimate {
   resolved_settings settings;
   std::string coefficients_source;
 
-  std::int64_t params = 0;
+  std::int64_t params = 0;             ///< parameters the engine loads
+  std::int64_t checkpoint_params = 0;  ///< every parameter the checkpoint stores (MTP layers included)
   std::int64_t active_params = 0;
   std::vector<weight_row> weights_by_role;
   std::int64_t weights_bytes = 0;
 
-  kv_layout kv;
+  std::vector<layer_cache> caches;  ///< one per layer cache (DSA layers have two)
+  kv_plan kv;
   activation_estimate activation;
 
   std::int64_t cuda_context_bytes = 0;
@@ -129,11 +116,17 @@ struct memory_estimate {
   std::int64_t charged_bytes = 0;  ///< items charged against the budget before the pool
   std::int64_t outside_bytes = 0;  ///< items the engine uses beyond the budget
   std::int64_t kv_pool_bytes = 0;
-  std::int64_t block_bytes = 0;
+  std::int64_t block_bytes = 0;     ///< one block id across the widest layer group (kv.bytes_per_block)
   std::int64_t num_blocks = 0;
+  /// Tokens the pool holds, as the engine reports them ("GPU KV cache size"):
+  /// floor(max_concurrency x max_model_len) for vLLM >= 0.19, num_blocks /
+  /// groups x block_size for vLLM 0.11 (equal for one full-attention group).
   std::int64_t max_tokens = 0;
+  /// Requests of max_model_len tokens the pool holds at once: num_blocks /
+  /// blocks per request, every layer group (sliding windows, states) counted.
   double max_concurrency = 0;
-  std::int64_t request_bytes = 0;   ///< KV of one request at max_model_len
+  std::string capacity_bound;       ///< which group takes most blocks per request
+  std::int64_t request_bytes = 0;   ///< KV and state of one request at max_model_len
   std::int64_t headroom_bytes = 0;  ///< total - budget - outside (negative: OOM risk)
 
   bool fits = false;

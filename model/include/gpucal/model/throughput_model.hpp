@@ -11,6 +11,7 @@
 #include "gpucal/model/coefficients.hpp"
 #include "gpucal/model/engine_profile.hpp"
 #include "gpucal/model/gpu_spec.hpp"
+#include "gpucal/model/kv_cache.hpp"
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/model_spec.hpp"
 
@@ -75,7 +76,8 @@ public:
   /// within an NVLink domain, else PCIe.
   double link_gbps() const { return link_gbps_; }
   std::string link_name() const { return link_name_; }
-  /// Kernel family of the linear layers: "bf16", "fp8", "int8" or "w4a16".
+  /// Kernel family of most of the linear-layer weight bytes: "bf16", "fp8",
+  /// "int8", "w4a16" or "fp4" (layers a checkpoint leaves unquantized run as bf16).
   const std::string& gemm_kind() const { return gemm_kind_; }
   double gemm_peak_tflops() const { return gemm_peak_tflops_; }
   /// The per-step overhead every step adds, and its origin.
@@ -84,20 +86,25 @@ public:
 private:
   struct linear_op {
     std::string op;        // operator name it adds to
-    double count = 0;      // instances per step (layers)
+    double count = 0;      // instances per step (layers, or layers x experts)
     double n = 0, k = 0;   // per-GPU output and input features
-    double weight_bytes = 0;
-    bool routed = false;   // a routed expert: scaled by the distinct experts touched
+    double weight_bytes = 0;  // per instance
+    std::string kind;      // GEMM family: bf16, fp8, int8, w4a16, fp4
+    double peak_flops = 0;
+    bool routed = false;   // routed experts: scaled by the distinct experts touched
+    double experts = 0, top_k = 0, layers = 0;  // routed: experts per layer, top-k, MoE layers
     bool lm_head = false;  // runs on the sampled rows only
   };
   struct gemm_result {
     double time_s, flops, bytes;
     bound b;
   };
-  gemm_result gemm(double m_rows, double n, double k, double weight_bytes) const;
+  gemm_result gemm(const linear_op& op, double m_rows) const;
   void add_linear_ops(step_time& s, double tokens, double sampled_rows) const;
+  void add_mixers(step_time& s, double batch, double context, bool decode, double tokens_each) const;
   void add_common_ops(step_time& s, double tokens) const;
   static void add(step_time& s, const std::string& name, double t, bound b, double flops, double bytes);
+  double attention_time(double flops, double bytes, bool decode, bound& b) const;
 
   model_spec m_;
   resolved_settings settings_;
@@ -111,10 +118,9 @@ private:
   double link_gbps_ = 0;
   std::string link_name_;
   std::vector<linear_op> linears_;
-  double moe_layers_ = 0;
-  double experts_ = 0, top_k_ = 0;
-  kv_layout kv_;
-  double full_layers_ = 0, sliding_layers_ = 0;
+  std::vector<layer_cache> caches_;  // per layer cache (attention bytes per token, state bytes)
+  double sublayers_ = 0;             // mixers and feed-forward blocks: each ends in an all-reduce at tp > 1
+  double elementwise_per_token_ = 0; // elements read and written per token by norms, residuals and activations
 };
 
 }  // namespace gpucal::model

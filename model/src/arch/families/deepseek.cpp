@@ -1,0 +1,83 @@
+// DeepSeek-style decoders: multi-head latent attention and MoE with shared
+// experts and a routing bias (transformers DeepseekV2Config, DeepseekV3Config;
+// Kimi K2 and K2.5's text model use the DeepSeek-V3 layout). DeepSeek-V3.2
+// and GLM-5 (glm_moe_dsa) add DeepSeek Sparse Attention: a lightning
+// indexer with its own key cache per token.
+#include <fmt/format.h>
+
+#include "arch/family.hpp"
+
+namespace gpucal::model::arch {
+
+namespace {
+
+// DeepSeek's multi-token-prediction module (checkpoint layers
+// num_hidden_layers ... + n - 1): a decoder layer plus its own norms, the
+// eh_proj that joins embedding and hidden state, and its own copies of the
+// embedding and output head.
+layer_spec mtp_layer(const layer_spec& decoder, std::int64_t hidden, std::int64_t vocab) {
+  layer_spec l = decoder;
+  l.extras.push_back({"enorm", tensor_role::norm, hidden, 1});
+  l.extras.push_back({"hnorm", tensor_role::norm, hidden, 1});
+  l.extras.push_back({"eh_proj", tensor_role::mtp, hidden, 2 * hidden, 1, shard::replicated, true});
+  l.extras.push_back({"shared_head.norm", tensor_role::norm, hidden, 1});
+  l.extras.push_back({"embed_tokens", tensor_role::embedding, vocab, hidden, 1, shard::column});
+  l.extras.push_back({"shared_head.head", tensor_role::lm_head, vocab, hidden, 1, shard::column});
+  return l;
+}
+
+}  // namespace
+
+void deepseek_family(const config_view& v, model_spec& m) {
+  const field_reader& cfg = v.cfg;
+  const std::int64_t layers = read_base(v, m);
+  mla_spec a;
+  a.num_heads = cfg.dim("num_attention_heads", max_heads);
+  a.q_lora_rank = cfg.has("q_lora_rank") ? cfg.dim("q_lora_rank", max_width) : 0;
+  a.kv_lora_rank = cfg.dim("kv_lora_rank", max_width);
+  a.qk_nope_head_dim = cfg.dim("qk_nope_head_dim", max_heads);
+  a.qk_rope_head_dim = cfg.dim("qk_rope_head_dim", max_heads);
+  a.v_head_dim = cfg.dim("v_head_dim", max_heads);
+  if (v.variant == "deepseek_v32" || v.variant == "glm_moe_dsa") {
+    sparse_indexer_spec x;
+    x.num_heads = cfg.dim("index_n_heads", max_heads);
+    x.head_dim = cfg.dim("index_head_dim", max_heads);
+    x.topk = cfg.dim("index_topk", max_context);
+    // vLLM's indexer cache (DeepseekV32IndexerCache): fp8 keys plus one fp32
+    // scale per 128 values, per token and layer, whatever the KV dtype.
+    x.cache_bytes_per_token = x.head_dim + (x.head_dim + 127) / 128 * 4;
+    x.q_input_dim = a.q_lora_rank > 0 ? a.q_lora_rank : m.hidden_size;
+    a.indexer = x;
+  }
+
+  moe_spec e;
+  e.num_experts = cfg.dim("n_routed_experts", max_experts);
+  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
+  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+  e.shared_intermediate_size = cfg.count_or("n_shared_experts", 0, max_experts) * e.expert_intermediate_size;
+  e.router_bias = cfg.string_or("topk_method", "") == "noaux_tc";
+  if (e.experts_per_token > e.num_experts)
+    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
+  const std::int64_t first_dense = cfg.count_or("first_k_dense_replace", 0, layers);
+  const std::int64_t freq = cfg.dim_or("moe_layer_freq", 1, max_layers);
+  std::int64_t inter = 0;
+  for (std::int64_t i = 0; i < layers; ++i) {
+    layer_spec l;
+    l.mixer = mixer_kind::mla;
+    l.mla = a;
+    if (i >= first_dense && i % freq == 0) {
+      l.moe = e;
+    } else {
+      if (inter == 0) inter = cfg.dim("intermediate_size", max_width);
+      l.mlp = mlp_spec{inter};
+    }
+    m.layers.push_back(l);
+  }
+  const std::int64_t mtp = cfg.count_or("num_nextn_predict_layers", 0, 64);
+  for (std::int64_t k = 0; k < mtp; ++k) m.mtp_layers.push_back(mtp_layer(m.layers.back(), m.hidden_size, m.vocab_size));
+  if (mtp > 0)
+    m.notes.push_back(fmt::format("{} multi-token-prediction layer(s) are stored but not loaded: vLLM loads them only for "
+                                  "speculative decoding", mtp));
+}
+
+}  // namespace gpucal::model::arch

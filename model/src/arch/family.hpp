@@ -1,0 +1,103 @@
+// What every family mapping shares: the limits on config sizes, readers for
+// the keys most families spell alike (with transformers' defaults), and the
+// registry of model_type -> mapping. Each family lives in one file under
+// families/ and turns its config.json keys into model_spec layers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "detail/json_fields.hpp"
+#include "gpucal/model/model_spec.hpp"
+
+namespace gpucal::model::arch {
+
+using detail::field_reader;
+using detail::json;
+
+/// Upper bounds on sizes read from a config (README, "Input limits"). With
+/// them no parameter count, byte count or token count the model computes
+/// can overflow 64-bit arithmetic except where it is checked.
+inline constexpr std::int64_t max_layers = 10'000;
+inline constexpr std::int64_t max_width = 1 << 20;         ///< hidden, intermediate and projection widths
+inline constexpr std::int64_t max_heads = 1 << 16;         ///< heads, KV heads, head_dim, groups
+inline constexpr std::int64_t max_vocab = 1 << 28;
+inline constexpr std::int64_t max_experts = 1 << 16;
+inline constexpr std::int64_t max_context = 1LL << 31;     ///< tokens: context, windows, chunks
+
+/// The view a family reads: `cfg` is the text model's object (text_config
+/// for multimodal wrappers), `root` the whole config.json.
+struct config_view {
+  const json& root;
+  field_reader cfg;
+  std::string where;
+  bool wrapped = false;  ///< cfg is the root's text_config
+  std::string variant;   ///< the family's name for this model_type (e.g. "qwen3" for qwen3_vl_text)
+};
+
+using family_fn = void (*)(const config_view& v, model_spec& m);
+
+struct family {
+  const char* model_type;  ///< as config.json spells it (the text model's, for wrappers)
+  const char* variant;     ///< what the mapping reads it as, e.g. "qwen3" for qwen3_vl_text
+  family_fn fn;
+};
+
+/// Every model_type gpucal reads, in the order `gpucal models` lists families.
+const std::vector<family>& families();
+
+// ---- shared readers (family_common.cpp) ----
+
+struct base_defaults {
+  std::optional<std::int64_t> vocab_size;               ///< the config class's default when the key is omitted
+  std::optional<std::int64_t> max_position_embeddings;
+  bool tie_word_embeddings = false;                     ///< the config class's default
+};
+
+/// hidden_size, vocab_size, max_position_embeddings (and the context vLLM
+/// derives from rope_scaling), torch_dtype, tie_word_embeddings, rope_theta,
+/// rms_norm_eps and llama3 rope scaling. Returns num_hidden_layers.
+std::int64_t read_base(const config_view& v, model_spec& m, const base_defaults& d = {});
+
+/// num_attention_heads, num_key_value_heads (default: heads), head_dim
+/// (default: hidden / heads). Checks that KV heads divide the heads.
+attention_spec read_attention(const field_reader& cfg, std::int64_t hidden);
+
+/// Per-layer kinds from a `layer_types` list whose entries are in `allowed`;
+/// nullopt when the key is absent. Errors name the entry.
+std::optional<std::vector<std::string>> read_layer_types(const field_reader& cfg, std::int64_t layers,
+                                                         const std::vector<std::string>& allowed);
+
+/// A list of layer indices (e.g. mlp_only_layers), each in [0, layers).
+std::vector<std::int64_t> read_layer_indices(const field_reader& cfg, const char* key, std::int64_t layers);
+
+/// Layers made of `attention` and a dense gated MLP of `intermediate`.
+std::vector<layer_spec> dense_layers(std::int64_t layers, const attention_spec& attention, std::int64_t intermediate,
+                                     int norms = 2);
+
+/// `cfg` with every key of `defaults` it lacks (or holds as null) filled in;
+/// the filled keys are appended to `filled`. For config classes whose
+/// defaults fill keys a published config.json omits.
+json with_defaults(const json& cfg, const json& defaults, std::vector<std::string>& filled);
+
+/// Makes layer i sliding-window where `sliding[i]` holds.
+void apply_sliding(std::vector<layer_spec>& layers, const std::vector<bool>& sliding, std::int64_t window);
+
+/// The quantization of a checkpoint: config.json's quantization_config and,
+/// when given, hf_quant_config.json (ModelOpt). nullopt = unquantized.
+std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model_dtype,
+                                            const std::optional<json>& hf_quant_config, const std::string& where);
+
+// ---- the families (families/*.cpp) ----
+
+void llama_family(const config_view& v, model_spec& m);        // llama, mistral, qwen2, qwen3, granite, mimo, olmo2...
+void phi3_family(const config_view& v, model_spec& m);
+void phi_family(const config_view& v, model_spec& m);
+void gemma_family(const config_view& v, model_spec& m);        // gemma, gemma2, gemma3_text
+void qwen_moe_family(const config_view& v, model_spec& m);     // qwen2_moe, qwen3_moe
+void mixtral_family(const config_view& v, model_spec& m);
+void deepseek_family(const config_view& v, model_spec& m);     // deepseek_v2/v3/v32, kimi_k2, glm_moe_dsa
+
+}  // namespace gpucal::model::arch
