@@ -90,6 +90,15 @@ void apply_sliding(std::vector<layer_spec>& layers, const std::vector<bool>& sli
 std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model_dtype,
                                             const std::optional<json>& hf_quant_config, const std::string& where);
 
+// ---- vision towers (vision.cpp): tensors appended to m.vision ----
+
+void qwen3_vision(const field_reader& vc, std::int64_t text_hidden, std::int64_t deepstack_default, model_spec& m);
+void siglip_vision(const field_reader& vc, std::int64_t text_hidden, model_spec& m);
+void pixtral_vision(const field_reader& vc, const field_reader& outer, std::int64_t text_hidden, model_spec& m);
+void llama4_vision(const field_reader& vc, std::int64_t text_hidden, model_spec& m);
+void gemma4_vision(const field_reader& vc, std::int64_t text_hidden, model_spec& m);
+void moonvit_vision(const field_reader& vc, std::int64_t text_hidden, bool k3, model_spec& m);
+
 // ---- the families (families/*.cpp) ----
 
 void llama_family(const config_view& v, model_spec& m);        // llama, mistral, qwen2, qwen3, granite, mimo, olmo2...
@@ -99,5 +108,11 @@ void gemma_family(const config_view& v, model_spec& m);        // gemma, gemma2,
 void qwen_moe_family(const config_view& v, model_spec& m);     // qwen2_moe, qwen3_moe
 void mixtral_family(const config_view& v, model_spec& m);
 void deepseek_family(const config_view& v, model_spec& m);     // deepseek_v2/v3/v32, kimi_k2, glm_moe_dsa
+void qwen3_5_family(const config_view& v, model_spec& m);      // qwen3_5_text, qwen3_5_moe_text (Gated DeltaNet hybrid)
+void nemotron_h_family(const config_view& v, model_spec& m);   // nemotron_h (Mamba-2 hybrid)
+void gpt_oss_family(const config_view& v, model_spec& m);
+void llama4_family(const config_view& v, model_spec& m);       // llama4_text
+void gemma4_family(const config_view& v, model_spec& m);       // gemma4_text
+void nemotron_nas_family(const config_view& v, model_spec& m); // nemotron-nas (DeciLM)
 
 }  // namespace gpucal::model::arch

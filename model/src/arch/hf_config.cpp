@@ -33,6 +33,17 @@ const std::vector<family>& families() {
       {"kimi_k2", "deepseek_v3", deepseek_family},
       {"deepseek_v32", "deepseek_v32", deepseek_family},
       {"glm_moe_dsa", "glm_moe_dsa", deepseek_family},
+      {"qwen3_vl_text", "qwen3", llama_family},
+      {"qwen3_vl_moe_text", "qwen3_moe", qwen_moe_family},
+      {"qwen3_5_text", "qwen3_5", qwen3_5_family},
+      {"qwen3_5_moe_text", "qwen3_5_moe", qwen3_5_family},
+      {"nemotron_h", "nemotron_h", nemotron_h_family},
+      {"gpt_oss", "gpt_oss", gpt_oss_family},
+      {"llama4_text", "llama4", llama4_family},
+      {"gemma4_text", "gemma4", gemma4_family},
+      {"nemotron-nas", "nemotron-nas", nemotron_nas_family},
+      {"granite", "granite", llama_family},
+      {"mimo", "qwen2", llama_family},
   };
   return list;
 }
@@ -47,7 +58,38 @@ using arch::json;
 // A multimodal wrapper's text model type when its text_config omits model_type.
 std::string default_text_type(const std::string& wrapper) {
   if (wrapper == "gemma3") return "gemma3_text";
+  if (wrapper == "qwen3_5") return "qwen3_5_text";
+  if (wrapper == "qwen3_vl") return "qwen3_vl_text";
+  if (wrapper == "qwen3_vl_moe") return "qwen3_vl_moe_text";
+  if (wrapper == "llama4") return "llama4_text";
+  if (wrapper == "gemma4") return "gemma4_text";
+  if (wrapper == "mistral3") return "mistral";
+  if (wrapper == "kimi_k25") return "deepseek_v3";
+  if (wrapper == "qwen3_5_moe") return "qwen3_5_moe_text";
   return "";
+}
+
+// The vision tower of a multimodal wrapper, from its vision_config.
+void attach_vision(const std::string& wrapper, const json& root, const std::string& where, model_spec& m) {
+  if (!root.contains("vision_config") || !root.at("vision_config").is_object()) return;
+  const field_reader vc(root.at("vision_config"), where + ": vision_config");
+  if (wrapper == "qwen3_vl" || wrapper == "qwen3_vl_moe") {
+    arch::qwen3_vision(vc, m.hidden_size, 3, m);
+  } else if (wrapper == "qwen3_5" || wrapper == "qwen3_5_moe") {
+    arch::qwen3_vision(vc, m.hidden_size, 0, m);
+  } else if (wrapper == "gemma3") {
+    arch::siglip_vision(vc, m.hidden_size, m);
+  } else if (wrapper == "mistral3") {
+    arch::pixtral_vision(vc, field_reader(root, where), m.hidden_size, m);
+  } else if (wrapper == "llama4") {
+    arch::llama4_vision(vc, m.hidden_size, m);
+  } else if (wrapper == "gemma4") {
+    arch::gemma4_vision(vc, m.hidden_size, m);
+  } else if (wrapper == "kimi_k25" || wrapper == "kimi_k3") {
+    arch::moonvit_vision(vc, m.hidden_size, wrapper == "kimi_k3", m);
+  } else {
+    m.notes.push_back(fmt::format("the {} vision tower (vision_config) is not counted", wrapper));
+  }
 }
 
 const arch::family* find_family(const std::string& type) {
@@ -66,7 +108,7 @@ std::vector<std::string> supported_model_types() {
 
 model_spec parse_hf_config(std::string_view json_text, std::string_view name, std::string_view where,
                            std::optional<std::string_view> quant_config_text) {
-  const json root = detail::parse_json_text(json_text, where);
+  const json root = detail::parse_json_text(detail::python_literals_as_null(json_text), where);
   if (!root.is_object()) throw input_error(fmt::format("{}: the top level must be a JSON object", where));
   const field_reader outer(root, std::string(where));
   const std::string outer_type = outer.string_or("model_type", "");
@@ -108,6 +150,7 @@ model_spec parse_hf_config(std::string_view json_text, std::string_view name, st
   arch::config_view v{root, cfg, std::string(where), wrapped, fam->variant};
   fam->fn(v, m);
   if (m.layers.empty()) cfg.fail("num_hidden_layers", "gives no layers");
+  if (wrapped) attach_vision(outer_type, root, std::string(where), m);
 
   std::optional<json> hf_quant;
   if (quant_config_text) {

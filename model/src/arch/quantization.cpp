@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
@@ -45,16 +46,31 @@ std::string_view from_layers(std::string_view name) {
 
 }  // namespace
 
+namespace {
+
+bool is_glob(std::string_view p) { return p.find_first_of("*?") != std::string_view::npos; }
+
+// "model.layers.3.mlp.experts.*.up_proj" -> "model.layers.3.mlp.experts.0.up_proj"
+std::string one_expert(std::string_view module) {
+  std::string m(module);
+  for (auto at = m.find(".*."); at != std::string::npos; at = m.find(".*.", at)) m.replace(at + 1, 1, "0");
+  return m;
+}
+
+}  // namespace
+
 bool module_matches(std::string_view pattern, std::string_view module) {
   if (pattern.starts_with("re:")) {
     try {
       const std::regex re{std::string(pattern.substr(3))};
-      return std::regex_search(module.begin(), module.end(), re, std::regex_constants::match_continuous);
+      const std::string m = one_expert(module);
+      return std::regex_search(m.begin(), m.end(), re, std::regex_constants::match_continuous);
     } catch (const std::regex_error&) {
       return false;  // validated when the config is read
     }
   }
-  const std::string_view p = from_layers(pattern), m = from_layers(module);
+  const std::string named = is_glob(pattern) ? std::string(module) : one_expert(module);
+  const std::string_view p = from_layers(pattern), m = from_layers(named);
   if (glob_match(p, m)) return true;
   // A pattern that names a module covers the modules (and weights) below it.
   return glob_match(std::string(p) + ".*", m);
@@ -82,25 +98,68 @@ std::string quant_format::describe_format(std::string_view lead) const {
   return details.empty() ? s : s + ")";
 }
 
+// Exact module names go into hash maps (mixed-precision checkpoints list
+// tens of thousands); globs and regexes are tried in order after them.
+struct quant_spec::index {
+  std::unordered_map<std::string, const quant_format*> exact_rules;
+  std::vector<std::pair<std::string, const quant_format*>> pattern_rules;
+  std::unordered_map<std::string, bool> exact_ignores;
+  std::vector<std::string> pattern_ignores;
+};
+
 const quant_format& quant_spec::format_for(const std::string& module) const {
   static const quant_format unquantized{};
   if (!memo_) memo_ = std::make_shared<std::unordered_map<std::string, const quant_format*>>();
   const auto it = memo_->find(module);
   if (it != memo_->end()) return *it->second;
-  const quant_format* f = this;
-  for (const auto& [pattern, rule] : rules) {
-    if (module_matches(pattern, module)) {
-      f = &rule;
+  if (!index_) {
+    auto x = std::make_shared<index>();
+    const auto plain = [](const std::string& p) { return !p.starts_with("re:") && !is_glob(p); };
+    for (const auto& [pattern, rule] : rules) {
+      if (plain(pattern)) {
+        x->exact_rules.emplace(std::string(from_layers(pattern)), &rule);
+      } else {
+        x->pattern_rules.emplace_back(pattern, &rule);
+      }
+    }
+    for (const auto& pattern : ignore) {
+      if (plain(pattern)) {
+        x->exact_ignores.emplace(std::string(from_layers(pattern)), true);
+      } else {
+        x->pattern_ignores.push_back(pattern);
+      }
+    }
+    index_ = x;
+  }
+  // The module and each module above it, for exact names.
+  const std::string named = one_expert(module);
+  std::vector<std::string> names;
+  for (std::string n(from_layers(named));;) {
+    names.push_back(n);
+    const auto dot = n.rfind('.');
+    if (dot == std::string::npos) break;
+    n.resize(dot);
+  }
+  const quant_format* f = nullptr;
+  for (const auto& n : names) {
+    const auto r = index_->exact_rules.find(n);
+    if (r != index_->exact_rules.end()) {
+      f = r->second;
       break;
     }
   }
-  if (f == this) {
-    for (const auto& pattern : ignore) {
+  if (!f)
+    for (const auto& [pattern, rule] : index_->pattern_rules)
       if (module_matches(pattern, module)) {
-        f = &unquantized;
+        f = rule;
         break;
       }
-    }
+  if (!f) {
+    f = this;
+    bool ignored = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return index_->exact_ignores.contains(n); });
+    for (std::size_t i = 0; !ignored && i < index_->pattern_ignores.size(); ++i)
+      ignored = module_matches(index_->pattern_ignores[i], module);
+    if (ignored) f = &unquantized;
   }
   memo_->emplace(module, f);
   return *f;

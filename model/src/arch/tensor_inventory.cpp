@@ -95,14 +95,15 @@ std::int64_t tensor_inventory::total_params() const {
 
 std::int64_t tensor_inventory::checkpoint_params() const {
   std::int64_t n = 0;
-  for (const auto& g : groups) n += g.params();
+  for (const auto& g : groups)
+    if (g.stored) n += g.params();
   return n;
 }
 
 std::int64_t tensor_inventory::active_params() const {
   double n = 0;
   for (const auto& g : groups)
-    if (g.loaded) n += static_cast<double>(g.params()) * g.active_fraction;
+    if (g.loaded && g.role != tensor_role::vision) n += static_cast<double>(g.params()) * g.active_fraction;
   return static_cast<std::int64_t>(n + 0.5);
 }
 
@@ -155,6 +156,7 @@ struct tensor {
   std::int64_t rows = 0, cols = 1, rank_rows = 0, rank_cols = 1;
   bool linear = false;
   double active = 1;
+  bool stored = true;
 };
 
 class inventory_builder {
@@ -184,11 +186,10 @@ public:
   }
   void extra(const std::string& prefix, const extra_tensor& e) {
     const std::string module = e.name.starts_with("model.") || e.name.starts_with("lm_head") ? e.name : prefix + e.name;
-    switch (e.split) {
-      case shard::replicated: replicated(module, e.role, e.rows, e.cols, e.linear, e.count, 1, ""); break;
-      case shard::column: column(module, e.role, e.rows, e.cols, split(e.rows, tp_), e.linear, e.count, 1, ""); break;
-      case shard::row: row(module, e.role, e.rows, e.cols, split(e.cols, tp_), e.linear, e.count, 1, ""); break;
-    }
+    tensor t{module, "", e.role, e.count, e.rows, e.cols, e.rows, e.cols, e.linear, 1, e.stored};
+    if (e.split == shard::column) t.rank_rows = split(e.rows, tp_);
+    if (e.split == shard::row) t.rank_cols = split(e.cols, tp_);
+    add(t);
   }
 
   tensor_inventory take() { return std::move(inv_); }
@@ -201,7 +202,7 @@ private:
     const std::int64_t params = checked_mul(per_instance, t.instances, "a tensor's parameter count");
     total_ = checked_add(total_, params, "the model's parameter count");
     const auto key = std::make_tuple(t.module, t.param, static_cast<int>(t.role), t.instances, t.rows, t.cols, t.rank_rows,
-                                     t.rank_cols, t.linear, t.active, loaded_);
+                                     t.rank_cols, t.linear, t.active, loaded_, t.stored);
     const auto it = index_.find(key);
     if (it != index_.end()) {
       tensor_group& g = inv_.groups[it->second];
@@ -220,6 +221,7 @@ private:
     g.linear = t.linear;
     g.active_fraction = t.active;
     g.loaded = loaded_;
+    g.stored = t.stored;
     g.module = t.module;
     if (layer_ >= 0) g.layer_ids.push_back(layer_);
     index_.emplace(key, inv_.groups.size());
@@ -240,7 +242,7 @@ private:
   std::int64_t total_ = 0;
   tensor_inventory inv_;
   std::map<std::tuple<std::string, std::string, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                      bool, double, bool>,
+                      bool, double, bool, bool>,
            std::size_t>
       index_;
 };
@@ -252,8 +254,8 @@ void add_gqa_attention(inventory_builder& b, const attention_spec& a, std::int64
   const std::int64_t k = a.num_kv_heads * hd, v = a.num_kv_heads * vd;
   const std::int64_t kv_rank_heads = kv_heads_per_rank(a.num_kv_heads, tp);
   b.column(p + ".q_proj", tensor_role::attention, q, h, q / tp);
-  b.column(p + ".k_proj", tensor_role::attention, k, h, kv_rank_heads * hd);
-  if (!a.k_eq_v) b.column(p + ".v_proj", tensor_role::attention, v, h, kv_rank_heads * vd);
+  if (!a.kv_shared) b.column(p + ".k_proj", tensor_role::attention, k, h, kv_rank_heads * hd);
+  if (!a.k_eq_v && !a.kv_shared) b.column(p + ".v_proj", tensor_role::attention, v, h, kv_rank_heads * vd);
   b.row(p + ".o_proj", tensor_role::attention, h, a.num_heads * vd, a.num_heads / tp * vd);
   if (a.qkv_bias) {
     b.column(p + ".q_proj", tensor_role::bias, q, 1, q / tp, false, 1, 1, "bias");
@@ -263,7 +265,7 @@ void add_gqa_attention(inventory_builder& b, const attention_spec& a, std::int64
   if (a.o_bias) b.replicated(p + ".o_proj", tensor_role::bias, h, 1, false, 1, 1, "bias");
   if (a.qk_norm) {
     b.replicated(p + ".q_norm", tensor_role::norm, hd);
-    b.replicated(p + ".k_norm", tensor_role::norm, hd);
+    if (!a.kv_shared) b.replicated(p + ".k_norm", tensor_role::norm, hd);
   }
   if (a.sinks) b.column(p + ".sinks", tensor_role::attention, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
 }
@@ -288,7 +290,7 @@ void add_mla_attention(inventory_builder& b, const mla_spec& a, std::int64_t h, 
   const std::int64_t kv_b = heads * (a.qk_nope_head_dim + a.v_head_dim);
   b.column(p + ".kv_b_proj", tensor_role::attention, kv_b, a.kv_lora_rank, kv_b / tp);
   b.row(p + ".o_proj", tensor_role::attention, h, heads * a.v_head_dim, heads / tp * a.v_head_dim);
-  if (a.indexer) {
+  if (a.indexer && !a.shared_indexer) {
     const sparse_indexer_spec& x = *a.indexer;
     const std::string ip = p + ".indexer";
     b.replicated(ip + ".wq_b", tensor_role::indexer, x.num_heads * x.head_dim, x.q_input_dim, true);
@@ -407,7 +409,7 @@ void add_layer(inventory_builder& b, const model_spec& m, const layer_spec& l, c
   }
   if (l.norms > 0) b.replicated(p + ".norms", tensor_role::norm, h, 1, false, l.norms, 1, "");
   if (l.mlp) add_mlp(b, h, l.mlp->intermediate_size, l.mlp->activation, l.mlp->bias, p + "." + n.mlp, tensor_role::mlp);
-  if (l.moe) add_moe(b, *l.moe, h, p + "." + n.mlp, n);
+  if (l.moe) add_moe(b, *l.moe, h, n.moe.empty() ? p : p + "." + n.moe, n);
   for (const auto& e : l.extras) b.extra(p + ".", e);
 }
 

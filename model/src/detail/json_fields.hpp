@@ -15,6 +15,44 @@ namespace gpucal::model::detail {
 
 using json = nlohmann::json;
 
+/// Python's json module writes non-finite floats as bare Infinity,
+/// -Infinity and NaN, and Hugging Face config.json files carry them (e.g.
+/// Nemotron-H's time_step_limit). Outside strings they become null, so a
+/// field gpucal reads is then reported missing, and others are ignored.
+inline std::string python_literals_as_null(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out += c;
+      continue;
+    }
+    bool replaced = false;
+    for (const std::string_view token : {"-Infinity", "Infinity", "NaN"}) {
+      if (text.substr(i, token.size()) == token) {
+        out += "null";
+        i += token.size() - 1;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += c;
+  }
+  return out;
+}
+
 /// Parses `text`, or throws input_error naming `where`.
 inline json parse_json_text(std::string_view text, std::string_view where) {
   try {

@@ -42,6 +42,7 @@ std::vector<layer_cache> layer_caches(const model_spec& m, const kv_cache_option
     switch (l.mixer) {
       case mixer_kind::attention: {
         const attention_spec& a = l.attention;
+        if (a.kv_shared) break;  // reads an earlier layer's cache
         // Attention.get_kv_cache_spec: K and V per KV head on this rank (replicated when tp exceeds them).
         const std::int64_t vd = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
         c.what = std::string(l.mixer_name());  // attention, sliding_attention, chunked_attention
@@ -65,7 +66,7 @@ std::vector<layer_cache> layer_caches(const model_spec& m, const kv_cache_option
         if (a.indexer && fp8_kv && o.compute_major == 9 && a.kv_lora_rank == 512 && a.qk_rope_head_dim == 64)
           c.bytes_per_token = 656;
         out.push_back(c);
-        if (a.indexer) {
+        if (a.indexer && !a.shared_indexer) {
           layer_cache x = c;
           x.what = "indexer";
           x.bytes_per_token = a.indexer->cache_bytes_per_token;

@@ -33,7 +33,8 @@ struct attention_spec {
   bool qk_norm = false;      ///< per-head RMSNorm on q and k (qwen3, gemma3)
   bool sinks = false;        ///< one learned sink logit per head (gpt-oss)
   bool output_gate = false;  ///< q_proj also yields a sigmoid gate per output element (Qwen3.5, Qwen3-Next)
-  bool k_eq_v = false;       ///< the layer stores no v_proj and no V cache: values are the keys (Gemma 4 global layers)
+  bool k_eq_v = false;       ///< the checkpoint stores no v_proj: values are the keys (Gemma 4 global layers)
+  bool kv_shared = false;    ///< no k/v projections and no cache of its own: reads an earlier layer's (Gemma 4 E2B/E4B)
 };
 
 /// DeepSeek Sparse Attention's lightning indexer: its own key cache per token
@@ -55,6 +56,7 @@ struct mla_spec {
   std::int64_t qk_rope_head_dim = 0;
   std::int64_t v_head_dim = 0;
   std::optional<sparse_indexer_spec> indexer;  ///< DSA (DeepSeek-V3.2, GLM-5)
+  bool shared_indexer = false;                 ///< reuses the previous indexer's top-k (GLM-5.2): no indexer weights or cache
   bool output_gate = false;                    ///< a sigmoid gate on the attention output (Kimi K3)
 };
 
@@ -121,6 +123,7 @@ struct extra_tensor {
   std::int64_t count = 1;  ///< instances (e.g. the blocks of a vision tower)
   shard split = shard::replicated;
   bool linear = false;  ///< a linear layer weight that a quantization format converts
+  bool stored = true;   ///< false: the engine allocates it but the checkpoint has none (vLLM's V slot of a k_eq_v layer)
 };
 
 struct layer_spec {
@@ -146,6 +149,7 @@ struct module_names {
   std::string linear_attention = "linear_attn";
   std::string mamba = "mixer";
   std::string mlp = "mlp";
+  std::string moe = "mlp";                      ///< module holding router and experts ("" = the layer itself)
   std::string router = "gate";
   std::string experts = "experts";
   std::string shared_experts = "shared_experts";

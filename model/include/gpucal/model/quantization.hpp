@@ -49,7 +49,9 @@ struct quant_format {
 /// start, as compressed-tensors does), or a plain module name that also
 /// covers the modules below it. Prefixes before "layers." (model.,
 /// model.language_model., backbone.) are ignored on both sides of a glob or
-/// name, since checkpoints of one family nest the decoder differently.
+/// name, since checkpoints of one family nest the decoder differently. A
+/// "*" in the module (all experts of a layer) stands for expert 0 when a
+/// pattern names one expert.
 bool module_matches(std::string_view pattern, std::string_view module);
 
 struct quant_spec : quant_format {
@@ -68,7 +70,9 @@ struct quant_spec : quant_format {
   std::string describe() const;
 
 private:
+  struct index;
   mutable std::shared_ptr<std::unordered_map<std::string, const quant_format*>> memo_;
+  mutable std::shared_ptr<const index> index_;  // exact-name rules and ignores in hash maps, globs and regexes apart
 };
 
 /// Bytes of one linear weight of `rows` outputs x `cols` inputs stored as `q`,

@@ -25,6 +25,7 @@ struct tensor_group {
   bool linear = false;         ///< a linear layer weight that a quantization format converts
   double active_fraction = 1;  ///< share used per token (routed experts: top_k / num_experts)
   bool loaded = true;          ///< false: stored in the checkpoint, not loaded to serve (MTP layers)
+  bool stored = true;          ///< false: allocated by the engine, absent from the checkpoint
   /// Module path of one instance with "{i}" for the layer index, e.g.
   /// "model.layers.{i}.self_attn.q_proj"; quantization ignore lists match it.
   std::string module;
@@ -41,9 +42,10 @@ struct tensor_inventory {
 
   /// Parameters the engine loads (MTP layers excluded).
   std::int64_t total_params() const;
-  /// Every parameter the checkpoint stores, MTP layers included.
+  /// Every parameter the checkpoint stores, MTP layers included (engine-only tensors excluded).
   std::int64_t checkpoint_params() const;
-  /// Parameters a token passes through (routed experts counted top_k of num_experts).
+  /// Parameters a text token passes through (routed experts counted top_k of
+  /// num_experts; vision towers and MTP layers left out).
   std::int64_t active_params() const;
 };
 

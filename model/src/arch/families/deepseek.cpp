@@ -15,14 +15,16 @@ namespace {
 // num_hidden_layers ... + n - 1): a decoder layer plus its own norms, the
 // eh_proj that joins embedding and hidden state, and its own copies of the
 // embedding and output head.
-layer_spec mtp_layer(const layer_spec& decoder, std::int64_t hidden, std::int64_t vocab) {
+layer_spec mtp_layer(const layer_spec& decoder, std::int64_t hidden, std::int64_t vocab, bool own_embeddings) {
   layer_spec l = decoder;
   l.extras.push_back({"enorm", tensor_role::norm, hidden, 1});
   l.extras.push_back({"hnorm", tensor_role::norm, hidden, 1});
   l.extras.push_back({"eh_proj", tensor_role::mtp, hidden, 2 * hidden, 1, shard::replicated, true});
   l.extras.push_back({"shared_head.norm", tensor_role::norm, hidden, 1});
-  l.extras.push_back({"embed_tokens", tensor_role::embedding, vocab, hidden, 1, shard::column});
-  l.extras.push_back({"shared_head.head", tensor_role::lm_head, vocab, hidden, 1, shard::column});
+  if (own_embeddings) {
+    l.extras.push_back({"embed_tokens", tensor_role::embedding, vocab, hidden, 1, shard::column});
+    l.extras.push_back({"shared_head.head", tensor_role::lm_head, vocab, hidden, 1, shard::column});
+  }
   return l;
 }
 
@@ -58,6 +60,27 @@ void deepseek_family(const config_view& v, model_spec& m) {
   e.router_bias = cfg.string_or("topk_method", "") == "noaux_tc";
   if (e.experts_per_token > e.num_experts)
     cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
+  // DSA layers with their own indexer. GLM-5.2 (transformers GlmMoeDsaConfig,
+  // vLLM DeepseekV32Attention) keeps one every index_topk_freq layers after
+  // index_skip_topk_offset (or per index_topk_pattern, F/S); the others
+  // reuse the previous indexer's top-k and store no indexer.
+  std::vector<bool> own_indexer(static_cast<std::size_t>(layers), true);
+  if (a.indexer) {
+    if (cfg.has("index_topk_pattern")) {
+      const std::string p = cfg.string("index_topk_pattern");
+      if (static_cast<std::int64_t>(p.size()) != layers)
+        cfg.fail("index_topk_pattern", fmt::format("must hold one letter (F or S) per layer ({} layers)", layers));
+      for (std::size_t i = 0; i < p.size(); ++i) {
+        if (p[i] != 'F' && p[i] != 'S') cfg.fail("index_topk_pattern", fmt::format("letter {} is '{}' (allowed: F, S)", i, p[i]));
+        own_indexer[i] = p[i] == 'F';
+      }
+    } else {
+      const std::int64_t freq = cfg.dim_or("index_topk_freq", 1, max_layers);
+      const std::int64_t offset = cfg.count_or("index_skip_topk_offset", 2, max_layers);
+      for (std::int64_t i = 0; i < layers; ++i)
+        own_indexer[static_cast<std::size_t>(i)] = std::max<std::int64_t>(i - offset + 1, 0) % freq == 0;
+    }
+  }
   const std::int64_t first_dense = cfg.count_or("first_k_dense_replace", 0, layers);
   const std::int64_t freq = cfg.dim_or("moe_layer_freq", 1, max_layers);
   std::int64_t inter = 0;
@@ -65,6 +88,7 @@ void deepseek_family(const config_view& v, model_spec& m) {
     layer_spec l;
     l.mixer = mixer_kind::mla;
     l.mla = a;
+    if (a.indexer && !own_indexer[static_cast<std::size_t>(i)]) l.mla.shared_indexer = true;
     if (i >= first_dense && i % freq == 0) {
       l.moe = e;
     } else {
@@ -74,7 +98,11 @@ void deepseek_family(const config_view& v, model_spec& m) {
     m.layers.push_back(l);
   }
   const std::int64_t mtp = cfg.count_or("num_nextn_predict_layers", 0, 64);
-  for (std::int64_t k = 0; k < mtp; ++k) m.mtp_layers.push_back(mtp_layer(m.layers.back(), m.hidden_size, m.vocab_size));
+  // DeepSeek's MTP layers store their own embedding and head; GLM-5's share the model's.
+  const bool own_embeddings = v.variant != "glm_moe_dsa";
+  layer_spec last = m.layers.back();
+  last.mla = a;  // an MTP layer always has its own indexer
+  for (std::int64_t k = 0; k < mtp; ++k) m.mtp_layers.push_back(mtp_layer(last, m.hidden_size, m.vocab_size, own_embeddings));
   if (mtp > 0)
     m.notes.push_back(fmt::format("{} multi-token-prediction layer(s) are stored but not loaded: vLLM loads them only for "
                                   "speculative decoding", mtp));

@@ -49,7 +49,8 @@ void llama_family(const config_view& v, model_spec& m) {
     a.qkv_bias = true;  // Qwen2Attention: q/k/v always carry a bias
   } else {
     a.qkv_bias = cfg.boolean_or("attention_bias", false);
-    a.o_bias = a.qkv_bias && (type == "llama" || type == "mistral");  // LlamaAttention: o_proj bias follows attention_bias
+    // LlamaAttention and GraniteAttention: o_proj's bias follows attention_bias.
+    a.o_bias = a.qkv_bias && (type == "llama" || type == "mistral" || type == "granite");
   }
   a.qk_norm = type == "qwen3";
   m.layers = dense_layers(layers, a, cfg.dim("intermediate_size", max_width));
@@ -58,6 +59,21 @@ void llama_family(const config_view& v, model_spec& m) {
   const std::vector<bool> sliding = llama_sliding(cfg, type, layers);
   if (std::find(sliding.begin(), sliding.end(), true) != sliding.end())
     apply_sliding(m.layers, sliding, cfg.dim("sliding_window", max_context));
+  // MiMo (a Qwen2 decoder, vLLM mimo.py / mimo_mtp.py) stores its MTP layers:
+  // a decoder layer with token and hidden norms, an input projection joining
+  // them and a final norm.
+  const std::int64_t mtp = cfg.count_or("num_nextn_predict_layers", 0, 64);
+  const std::int64_t h = m.hidden_size;
+  for (std::int64_t k = 0; k < mtp; ++k) {
+    layer_spec l = m.layers.back();
+    l.extras = {{"token_layernorm", tensor_role::norm, h, 1}, {"hidden_layernorm", tensor_role::norm, h, 1},
+                {"input_proj", tensor_role::mtp, h, 2 * h, 1, shard::replicated, true},
+                {"final_layernorm", tensor_role::norm, h, 1}};
+    m.mtp_layers.push_back(l);
+  }
+  if (mtp > 0)
+    m.notes.push_back(fmt::format("{} multi-token-prediction layer(s) are stored but not loaded: vLLM loads them only for "
+                                  "speculative decoding", mtp));
 }
 
 }  // namespace gpucal::model::arch
