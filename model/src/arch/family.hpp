@@ -98,6 +98,7 @@ void pixtral_vision(const field_reader& vc, const field_reader& outer, std::int6
 void llama4_vision(const field_reader& vc, std::int64_t text_hidden, model_spec& m);
 void gemma4_vision(const field_reader& vc, std::int64_t text_hidden, model_spec& m);
 void moonvit_vision(const field_reader& vc, std::int64_t text_hidden, bool k3, model_spec& m);
+void clip_vision(const field_reader& vc, const field_reader& outer, std::int64_t text_hidden, model_spec& m);
 
 // ---- the families (families/*.cpp) ----
 
@@ -114,5 +115,10 @@ void gpt_oss_family(const config_view& v, model_spec& m);
 void llama4_family(const config_view& v, model_spec& m);       // llama4_text
 void gemma4_family(const config_view& v, model_spec& m);       // gemma4_text
 void nemotron_nas_family(const config_view& v, model_spec& m); // nemotron-nas (DeciLM)
+void minimax_family(const config_view& v, model_spec& m);      // minimax_m2, minimax_m3
+void mimo_v2_family(const config_view& v, model_spec& m);      // mimo_v2_flash
+void step3p7_family(const config_view& v, model_spec& m);      // step3p7 (flat) and its text model
+void kimi_linear_family(const config_view& v, model_spec& m);  // kimi_linear (Kimi K3's text model)
+void deepseek_v4_family(const config_view& v, model_spec& m);  // deepseek_v4 (and sgl-project's deepseek_ref)
 
 }  // namespace gpucal::model::arch

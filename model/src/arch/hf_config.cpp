@@ -44,6 +44,14 @@ const std::vector<family>& families() {
       {"nemotron-nas", "nemotron-nas", nemotron_nas_family},
       {"granite", "granite", llama_family},
       {"mimo", "qwen2", llama_family},
+      {"minimax_m2", "minimax_m2", minimax_family},
+      {"minimax_m3", "minimax_m3", minimax_family},
+      {"mimo_v2_flash", "mimo_v2_flash", mimo_v2_family},
+      {"step3p7", "step3p7", step3p7_family},
+      {"step3p5", "step3p7", step3p7_family},
+      {"kimi_linear", "kimi_linear", kimi_linear_family},
+      {"deepseek_v4", "deepseek_v4", deepseek_v4_family},
+      {"deepseek_ref", "deepseek_v4", deepseek_v4_family},
   };
   return list;
 }
@@ -65,6 +73,8 @@ std::string default_text_type(const std::string& wrapper) {
   if (wrapper == "gemma4") return "gemma4_text";
   if (wrapper == "mistral3") return "mistral";
   if (wrapper == "kimi_k25") return "deepseek_v3";
+  if (wrapper == "kimi_k3") return "kimi_linear";
+  if (wrapper == "minimax_m3_vl") return "minimax_m3";
   if (wrapper == "qwen3_5_moe") return "qwen3_5_moe_text";
   return "";
 }
@@ -87,6 +97,8 @@ void attach_vision(const std::string& wrapper, const json& root, const std::stri
     arch::gemma4_vision(vc, m.hidden_size, m);
   } else if (wrapper == "kimi_k25" || wrapper == "kimi_k3") {
     arch::moonvit_vision(vc, m.hidden_size, wrapper == "kimi_k3", m);
+  } else if (wrapper == "minimax_m3_vl") {
+    arch::clip_vision(vc, field_reader(root, where), m.hidden_size, m);
   } else {
     m.notes.push_back(fmt::format("the {} vision tower (vision_config) is not counted", wrapper));
   }

@@ -80,8 +80,23 @@ quant_format modelopt_algo(const field_reader& q, const char* key) {
     f.group_size = q.dim_or("group_size", 16, 1024);
     return f;
   }
+  if (algo == "W4A16_NVFP4") {
+    // NVFP4 weights with 16-bit activations: no input_scale, only weight_scale_2.
+    quant_format f = nvfp4();
+    f.name = "nvfp4 (w4a16)";
+    f.group_size = q.dim_or("group_size", 16, 1024);
+    f.tensor_scale_bytes = 4;
+    return f;
+  }
   if (algo == "MXFP4") return mxfp4(q.dim_or("group_size", 32, 1024));
-  q.fail(key, fmt::format("'{}' is not supported (allowed: FP8, NVFP4, MXFP4, MIXED_PRECISION)", algo));
+  if (algo == "MXFP8") {
+    // OCP MXFP8: fp8-e4m3 weights, one e8m0 scale per 32 inputs.
+    quant_format f = mxfp4(q.dim_or("group_size", 32, 1024));
+    f.name = "mxfp8";
+    f.weight = dtype::fp8_e4m3;
+    return f;
+  }
+  q.fail(key, fmt::format("'{}' is not supported (allowed: FP8, NVFP4, W4A16_NVFP4, MXFP4, MXFP8, MIXED_PRECISION)", algo));
 }
 
 std::optional<dtype> kv_algo(const field_reader& q, const char* key) {
@@ -243,7 +258,28 @@ std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model
       // A static activation scheme stores an fp32 input_scale per tensor too.
       if (q.string_or("activation_scheme", "dynamic") == "static") s.tensor_scale_bytes = 4;
     }
+    if (q.string_or("quant_algo", "") == "MIXED_PRECISION" && q.has("quantized_layers")) {
+      // nvidia's DeepSeek-V4 NVFP4: block fp8 as the base format, NVFP4 for the
+      // modules quantized_layers lists; its ignore list means "not re-quantized".
+      const json& layers = q.object("quantized_layers");
+      const field_reader ql(layers, q.where() + ".quantized_layers");
+      for (const auto& [module, spec] : layers.items()) {
+        if (!spec.is_object()) ql.fail(module.c_str(), "must be an object with quant_algo");
+        s.rules.emplace_back(module, modelopt_algo(field_reader(spec, ql.where() + "." + module), "quant_algo"));
+      }
+      return s;
+    }
     s.ignore = read_patterns(q, q.has("modules_to_not_convert") ? "modules_to_not_convert" : "ignored_layers");
+    // DeepSeek-V4 stores its routed experts in FP4 (expert_dtype, beside the fp8 quantization_config):
+    // e2m1 values with one ue8m0 scale per 32.
+    if (cfg.has("expert_dtype")) {
+      const std::string e = cfg.string("expert_dtype");
+      if (e == "fp4") {
+        s.rules.emplace_back("re:.*\\.experts\\..*", mxfp4());
+      } else if (e != "fp8" && e != "bf16") {
+        cfg.fail("expert_dtype", fmt::format("'{}' is not supported (allowed: fp4, fp8, bf16)", e));
+      }
+    }
     return s;
   }
   if (method == "mxfp4") {

@@ -50,6 +50,8 @@ std::string_view layer_spec::mixer_name() const {
     case mixer_kind::mla: return mla.indexer ? "dsa" : "mla";
     case mixer_kind::linear_attention: return linear.kind == linear_attention_kind::kimi_delta ? "kda" : "gated_deltanet";
     case mixer_kind::mamba2: return "mamba2";
+    case mixer_kind::compressed_mla:
+      return compressed.compress_ratio == 0 ? "swa_mla" : compressed.indexer ? "csa" : "hca";
   }
   return "?";
 }
@@ -76,6 +78,7 @@ std::int64_t model_spec::max_heads() const {
       case mixer_kind::mla: h = std::max(h, l.mla.num_heads); break;
       case mixer_kind::linear_attention: h = std::max(h, l.linear.num_v_heads); break;
       case mixer_kind::mamba2: h = std::max(h, l.mamba.num_heads); break;
+      case mixer_kind::compressed_mla: h = std::max(h, l.compressed.num_heads); break;
       case mixer_kind::none: break;
     }
   }
@@ -131,6 +134,10 @@ void validate_tp(const model_spec& m, int tp) {
       case mixer_kind::linear_attention:
         if (l.linear.num_v_heads % tp != 0) refuse(l.linear.num_v_heads, "linear-attention value heads");
         if (l.linear.num_k_heads % tp != 0) refuse(l.linear.num_k_heads, "linear-attention key heads");
+        break;
+      case mixer_kind::compressed_mla:
+        if (l.compressed.num_heads % tp != 0) refuse(l.compressed.num_heads, "attention heads");
+        if (l.compressed.o_groups % tp != 0) refuse(l.compressed.o_groups, "output groups (o_groups)");
         break;
       case mixer_kind::mamba2:
         if (l.mamba.num_heads % tp != 0) refuse(l.mamba.num_heads, "Mamba heads");
@@ -268,6 +275,15 @@ void add_gqa_attention(inventory_builder& b, const attention_spec& a, std::int64
     if (!a.kv_shared) b.replicated(p + ".k_norm", tensor_role::norm, hd);
   }
   if (a.sinks) b.column(p + ".sinks", tensor_role::attention, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
+  if (a.indexer) {
+    // MiniMax-M3 (vLLM MinimaxM3QKVParallelLinearWithIndexer): index queries
+    // sharded like the KV heads, one index-key head replicated, two norms.
+    const sparse_indexer_spec& x = *a.indexer;
+    b.column(p + ".index_q_proj", tensor_role::indexer, x.num_heads * x.head_dim, h, kv_heads_per_rank(x.num_heads, tp) * x.head_dim);
+    b.replicated(p + ".index_k_proj", tensor_role::indexer, x.head_dim, h, true);
+    b.replicated(p + ".index_q_norm", tensor_role::indexer, x.head_dim);
+    b.replicated(p + ".index_k_norm", tensor_role::indexer, x.head_dim);
+  }
 }
 
 // Multi-head latent attention (vLLM DeepseekV2MLAAttention): the
@@ -290,6 +306,7 @@ void add_mla_attention(inventory_builder& b, const mla_spec& a, std::int64_t h, 
   const std::int64_t kv_b = heads * (a.qk_nope_head_dim + a.v_head_dim);
   b.column(p + ".kv_b_proj", tensor_role::attention, kv_b, a.kv_lora_rank, kv_b / tp);
   b.row(p + ".o_proj", tensor_role::attention, h, heads * a.v_head_dim, heads / tp * a.v_head_dim);
+  if (a.output_gate) b.column(p + ".g_proj", tensor_role::attention, heads * a.v_head_dim, h, heads / tp * a.v_head_dim);
   if (a.indexer && !a.shared_indexer) {
     const sparse_indexer_spec& x = *a.indexer;
     const std::string ip = p + ".indexer";
@@ -333,8 +350,12 @@ void add_linear_attention(inventory_builder& b, const linear_attention_spec& a, 
     b.replicated(p + ".f_a_proj", r, a.head_v_dim, h, true);
     b.column(p + ".f_b_proj", r, value, a.head_v_dim, value / tp);
     b.column(p + ".b_proj", r, a.num_v_heads, h, a.num_v_heads / tp);
-    b.replicated(p + ".g_a_proj", r, a.head_v_dim, h, true);
-    b.column(p + ".g_b_proj", r, value, a.head_v_dim, value / tp);
+    if (a.full_rank_gate) {
+      b.column(p + ".g_proj", r, value, h, value / tp);
+    } else {
+      b.replicated(p + ".g_a_proj", r, a.head_v_dim, h, true);
+      b.column(p + ".g_b_proj", r, value, a.head_v_dim, value / tp);
+    }
     b.column(p + ".A_log", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
     b.column(p + ".dt_bias", r, value, 1, value / tp, false, 1, 1, "");
     b.replicated(p + ".o_norm", tensor_role::norm, a.head_v_dim);
@@ -365,6 +386,37 @@ void add_mamba2(inventory_builder& b, const mamba2_spec& a, std::int64_t h, cons
   if (a.proj_bias) b.replicated(p + ".out_proj", tensor_role::bias, h, 1, false, 1, 1, "bias");
 }
 
+// DeepSeek-V4 attention (vLLM models/deepseek_v4: DeepseekV4Attention,
+// DeepseekCompressor, DeepseekV4Indexer; checkpoint names as stored):
+// queries column-parallel by head, the grouped output projection split by
+// group, everything else replicated. Compressors and the indexer's
+// weights_proj stay 16-bit (not linear layers for quantization).
+void add_compressed_mla(inventory_builder& b, const compressed_mla_spec& a, std::int64_t h, const std::string& p) {
+  const int tp = b.tp();
+  const std::int64_t q = a.num_heads * a.head_dim;
+  b.replicated(p + ".wq_a", tensor_role::attention, a.q_lora_rank, h, true);
+  b.replicated(p + ".wkv", tensor_role::attention, a.head_dim, h, true);
+  b.replicated(p + ".q_norm", tensor_role::norm, a.q_lora_rank);
+  b.replicated(p + ".kv_norm", tensor_role::norm, a.head_dim);
+  b.column(p + ".wq_b", tensor_role::attention, q, a.q_lora_rank, q / tp);
+  b.column(p + ".wo_a", tensor_role::attention, a.o_groups * a.o_lora_rank, q / a.o_groups, a.o_groups / tp * a.o_lora_rank);
+  b.row(p + ".wo_b", tensor_role::attention, h, a.o_groups * a.o_lora_rank, a.o_groups / tp * a.o_lora_rank);
+  b.column(p + ".attn_sink", tensor_role::attention, a.num_heads, 1, a.num_heads / tp, false, 1, 1, "");
+  const auto compressor = [&](const std::string& c, std::int64_t width, std::int64_t ratio, std::int64_t norm) {
+    b.replicated(c + ".wkv", tensor_role::attention, width, h);
+    b.replicated(c + ".wgate", tensor_role::attention, width, h);
+    b.replicated(c + ".ape", tensor_role::attention, ratio, width, false, 1, 1, "");
+    b.replicated(c + ".norm", tensor_role::norm, norm);
+  };
+  if (a.compress_ratio > 0) compressor(p + ".compressor", (a.compress_ratio == 4 ? 2 : 1) * a.head_dim, a.compress_ratio, a.head_dim);
+  if (a.indexer) {
+    const sparse_indexer_spec& x = *a.indexer;
+    b.replicated(p + ".indexer.wq_b", tensor_role::indexer, x.num_heads * x.head_dim, x.q_input_dim, true);
+    b.replicated(p + ".indexer.weights_proj", tensor_role::indexer, x.num_heads, h);
+    compressor(p + ".indexer.compressor", 2 * x.head_dim, a.compress_ratio, x.head_dim);
+  }
+}
+
 // One MLP of width `inter`: gate/up (or up alone) column-parallel, down row-parallel.
 void add_mlp(inventory_builder& b, std::int64_t h, std::int64_t inter, mlp_activation act, bool bias, const std::string& p,
              tensor_role role, std::int64_t instances = 1, double active = 1) {
@@ -389,6 +441,7 @@ void add_moe(inventory_builder& b, const moe_spec& e, std::int64_t h, const std:
     // Latent MoE: routed experts run in a narrower latent, projected down and back up around them.
     b.column(p + ".fc1_latent_proj", tensor_role::expert, e.latent_size, h, e.latent_size, true);
     b.column(p + ".fc2_latent_proj", tensor_role::expert, h, e.latent_size, h, true);
+    if (e.latent_norm) b.replicated(p + ".latent_norm", tensor_role::norm, e.latent_size);
   }
   add_mlp(b, width, e.expert_intermediate_size, e.activation, e.expert_bias, p + "." + n.experts + ".*", tensor_role::expert,
           e.num_experts, active);
@@ -405,6 +458,7 @@ void add_layer(inventory_builder& b, const model_spec& m, const layer_spec& l, c
     case mixer_kind::mla: add_mla_attention(b, l.mla, h, p + "." + n.attention); break;
     case mixer_kind::linear_attention: add_linear_attention(b, l.linear, h, p + "." + n.linear_attention); break;
     case mixer_kind::mamba2: add_mamba2(b, l.mamba, h, p + "." + n.mamba); break;
+    case mixer_kind::compressed_mla: add_compressed_mla(b, l.compressed, h, p + "." + n.attention); break;
     case mixer_kind::none: break;
   }
   if (l.norms > 0) b.replicated(p + ".norms", tensor_role::norm, h, 1, false, l.norms, 1, "");

@@ -205,4 +205,29 @@ void moonvit_vision(const field_reader& vc, std::int64_t text_hidden, bool k3, m
   }
 }
 
+// MiniMax-M3's CLIP-style tower (Conv3d patches, no post-norm), its
+// projector and the patch merger that joins spatial_merge_size^2 patches.
+void clip_vision(const field_reader& vc, const field_reader& outer, std::int64_t text_hidden, model_spec& m) {
+  tower t{m.vision, "vision_tower.vision_model."};
+  const std::int64_t w = vc.dim_or("hidden_size", 1280, max_width), inter = vc.dim_or("intermediate_size", 5120, max_width);
+  const std::int64_t depth = vc.dim_or("num_hidden_layers", 32, max_layers), patch = vc.dim_or("patch_size", 14, 1024);
+  std::int64_t temporal = 2, merge = 2;
+  if (outer.has("img_token_compression_config")) {
+    const field_reader c = outer.child("img_token_compression_config");
+    temporal = c.dim_or("temporal_patch_size", 2, 64);
+    merge = c.dim_or("spatial_merge_size", 2, 64);
+  }
+  t.add("embeddings.patch_embedding.weight", w, vc.dim_or("num_channels", 3, 64) * temporal * patch * patch, shard::replicated);
+  t.norm("pre_layrnorm", w, true);
+  vit_blocks(t, "encoder.layers.*", depth, w, inter, true, true, false, false);
+  const std::int64_t proj = outer.dim_or("projector_hidden_size", text_hidden, max_width);
+  const bool bias = outer.boolean_or("multimodal_projector_bias", true);
+  t.prefix = "multi_modal_projector.";
+  t.linear("linear_1", proj, w, shard::column, bias);
+  t.linear("linear_2", text_hidden, proj, shard::row, bias);
+  t.prefix = "patch_merge_mlp.";
+  t.linear("linear_1", proj, text_hidden * merge * merge, shard::column, bias);
+  t.linear("linear_2", text_hidden, proj, shard::row, bias);
+}
+
 }  // namespace gpucal::model::arch

@@ -52,6 +52,16 @@ std::vector<layer_cache> layer_caches(const model_spec& m, const kv_cache_option
                                                          : cache_kind::full;
         c.window_tokens = a.window_tokens;
         out.push_back(c);
+        if (a.indexer) {
+          // MiniMax-M3's indexer keys: one head of head_dim per token, on every rank
+          // (MiniMaxM3IndexerCache, an MLAAttentionSpec in the model dtype by default).
+          layer_cache x = c;
+          x.kind = cache_kind::full;
+          x.window_tokens = 0;
+          x.what = "indexer";
+          x.bytes_per_token = a.indexer->cache_bytes_per_token;
+          out.push_back(x);
+        }
         break;
       }
       case mixer_kind::mla: {
@@ -111,8 +121,49 @@ std::vector<layer_cache> layer_caches(const model_spec& m, const kv_cache_option
         out.push_back(c);
         break;
       }
+      case mixer_kind::compressed_mla: break;  // summed below
       case mixer_kind::none: break;
     }
+  }
+  // DeepSeek-V4 (vLLM models/deepseek_v4, v1/attention/backends/mla/sparse_swa.py):
+  // per layer a window of fp8_ds_mla entries (448 fp8 NoPE + 64 bf16 RoPE + 8
+  // ue8m0 scales = 584 B), one compressed entry per compress_ratio tokens,
+  // one 132-byte indexer entry per 4 tokens on compressed sparse layers, and
+  // fp32 compressor states over coff x ratio tokens. vLLM packs all of them
+  // into 256-token blocks (block-outermost layout); gpucal keeps one group
+  // that grows with the context and one fixed part per request (windows and
+  // compressor states, without the in-flight reservation).
+  std::int64_t per_block = 0, fixed = 0;
+  constexpr std::int64_t block = 256, entry = 584;
+  for (const auto& l : m.layers) {
+    if (l.mixer != mixer_kind::compressed_mla) continue;
+    const compressed_mla_spec& a = l.compressed;
+    fixed += (a.window + block) * entry;
+    if (a.compress_ratio > 0) {
+      const std::int64_t coff = a.compress_ratio == 4 ? 2 : 1;
+      per_block += block / a.compress_ratio * entry;
+      fixed += 2 * coff * a.head_dim * 4 * coff * a.compress_ratio;
+      if (a.indexer) {
+        per_block += block / 4 * a.indexer->cache_bytes_per_token;
+        fixed += 2 * 2 * a.indexer->head_dim * 4 * 2 * 4;
+      }
+    }
+  }
+  if (per_block > 0 || fixed > 0) {
+    layer_cache c;
+    c.layer = 0;
+    c.what = "compressed_mla";
+    c.mla = true;
+    c.bytes_per_token = per_block;
+    c.tokens_per_entry = block;
+    out.push_back(c);
+    layer_cache w = c;
+    w.kind = cache_kind::state;
+    w.what = "swa_window";
+    w.bytes_per_token = 0;
+    w.tokens_per_entry = 1;
+    w.state_bytes = fixed;
+    out.push_back(w);
   }
   return out;
 }
@@ -178,7 +229,7 @@ kv_plan plan_kv_cache(const std::vector<layer_cache>& caches, const kv_cache_rul
     if (c.kind == cache_kind::state) {
       p.state_bytes_per_request = checked_add(p.state_bytes_per_request, c.state_bytes, "the state bytes per request");
     } else {
-      p.bytes_per_token = checked_add(p.bytes_per_token, c.bytes_per_token, "the KV bytes per token");
+      p.bytes_per_token = checked_add(p.bytes_per_token, ceil_div(c.bytes_per_token, c.tokens_per_entry), "the KV bytes per token");
     }
   }
 
@@ -198,8 +249,11 @@ kv_plan plan_kv_cache(const std::vector<layer_cache>& caches, const kv_cache_rul
       checkpoint_align = std::lcm(checkpoint_align, c.checkpoint_alignment);
     }
     state_page = largest;
-    if (first_attention != caches.end()) {
-      const std::int64_t per_token = first_attention->bytes_per_token;
+    if (first_attention != caches.end() && first_attention->tokens_per_entry > 1) {
+      // DeepSeek-V4: the fixed part takes whole blocks of the compressed group's page.
+      state_page = checked_mul(rules.block_size / first_attention->tokens_per_entry, first_attention->bytes_per_token, "the KV page");
+    } else if (first_attention != caches.end()) {
+      const std::int64_t per_token = ceil_div(first_attention->bytes_per_token, first_attention->tokens_per_entry);
       std::int64_t align = std::max<std::int64_t>(16, rules.block_size);
       if (mla) align = std::max(align, rules.mla_state_align);
       if (rules.state_prefix_caching) align = std::lcm(align, checkpoint_align);
@@ -221,8 +275,10 @@ kv_plan plan_kv_cache(const std::vector<layer_cache>& caches, const kv_cache_rul
       s.page = state_page;
       s.block_size = 1;
       s.state_blocks = rules.state_prefix_caching ? 2 + c.checkpoint_blocks : 1;
+      if (first_attention != caches.end() && first_attention->tokens_per_entry > 1)
+        s.state_blocks = static_cast<int>(ceil_div(c.state_bytes, state_page));
     } else {
-      s.page = checked_mul(p.block_size, c.bytes_per_token, "the KV page");
+      s.page = checked_mul(p.block_size / c.tokens_per_entry, c.bytes_per_token, "the KV page");
     }
     specs.push_back(s);
   }

@@ -157,6 +157,10 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
       throw input_error(fmt::format("--block-size: {} is not supported (allowed: 1, 8, 16, 32, 64, 128, 256)", *opt.block_size));
     s.block_size = *opt.block_size;
     note("block_size", std::to_string(s.block_size), "--block-size");
+  } else if (m.first(mixer_kind::compressed_mla)) {
+    // vLLM 0.33 (models/deepseek_v4): DeepseekV4IndexerBackend supports 256-token blocks only.
+    s.block_size = 256;
+    note("block_size", "256", "DeepSeek-V4's indexer kernels (vLLM 0.33)");
   } else if (const layer_spec* mla = m.first(mixer_kind::mla); mla && mla->mla.indexer && engine.sparse_mla_block_size) {
     s.block_size = *engine.sparse_mla_block_size;
     note("block_size", std::to_string(s.block_size), engine_default + " for sparse-attention (DSA) models");
@@ -205,6 +209,12 @@ double mixer_stage_width(const layer_spec& l, int tp) {
       const double inter = d(a.intermediate() / tp), bc = d(2 * a.n_groups * a.state_size / std::min<std::int64_t>(tp, a.n_groups));
       // in_proj output (z, x, B, C, dt), the convolution's output, y
       return (2 * inter + bc + d(a.num_heads / tp)) + (inter + bc) + inter;
+    }
+    case mixer_kind::compressed_mla: {
+      const compressed_mla_spec& a = l.compressed;
+      const double q = d(a.num_heads / tp * a.head_dim);
+      // q latent, q, the shared K=V entry, attention output, grouped low-rank output.
+      return d(a.q_lora_rank) + q + d(a.head_dim) + q + d(a.o_groups / tp * a.o_lora_rank);
     }
     case mixer_kind::none: return 0;
   }

@@ -255,15 +255,45 @@ void throughput_model::add_mixers(step_time& s, double batch, double context, bo
       default: return context;
     }
   };
+  // DeepSeek-V4: every layer attends to its window, compressed layers also to
+  // the compressed entries (heavily compressed: all; sparse: the indexer's
+  // top-k), whose indexer scans one entry per 4 tokens. 584-byte fp8 entries.
+  for (const auto& l : m_.layers) {
+    if (l.mixer != mixer_kind::compressed_mla) continue;
+    const compressed_mla_spec& a = l.compressed;
+    const double heads = d(a.num_heads / tp), dims = 2.0 * d(a.head_dim), ratio = d(std::max<std::int64_t>(a.compress_ratio, 1));
+    const double cap = a.indexer ? d(a.indexer->topk) : 1e300;
+    double flops = 0, bytes = 0, index_flops = 0, index_bytes = 0;
+    if (decode) {
+      const double keys = std::min(context, d(a.window)) + (a.compress_ratio > 0 ? std::min(context / ratio, cap) : 0);
+      flops = 2.0 * batch * heads * dims * keys;
+      bytes = batch * keys * 584;
+      if (a.indexer) {
+        index_flops = 2.0 * batch * d(a.indexer->num_heads * a.indexer->head_dim) * context / 4;
+        index_bytes = batch * context / 4 * d(a.indexer->cache_bytes_per_token);
+      }
+    } else {
+      const double compressed = a.compress_ratio > 0 ? pairs(tokens_each / ratio, cap) * ratio : 0;
+      flops = 2.0 * heads * dims * (pairs(tokens_each, d(a.window)) + compressed) * batch;
+      bytes = batch * tokens_each * 584 * (1 + (a.compress_ratio > 0 ? 1 / ratio : 0));
+      if (a.indexer) index_flops = 2.0 * d(a.indexer->num_heads * a.indexer->head_dim) * pairs(tokens_each, tokens_each) / 4 * batch;
+    }
+    bound b = bound::memory;
+    add(s, "attention", attention_time(flops, bytes, decode, b), b, flops, bytes);
+    if (a.indexer) add(s, "indexer", attention_time(index_flops, index_bytes, decode, b), b, index_flops, index_bytes);
+  }
   for (const auto& c : caches_) {
+    if (c.what == "compressed_mla" || c.what == "swa_window") continue;  // DeepSeek-V4, timed above
     const layer_spec& l = m_.layers[static_cast<std::size_t>(c.layer)];
     double flops = 0, bytes = 0;
     std::string op = "attention";
     if (l.mixer == mixer_kind::attention) {
       const attention_spec& a = l.attention;
       const double dims = d(a.head_dim + std::max(a.v_head_dim, a.head_dim)), heads = d(a.num_heads / tp);
+      // Block-sparse attention (MiniMax-M3) attends to its indexer's top-k plus local tokens.
+      const double cap = a.indexer ? d(a.indexer->topk + a.indexer->local_tokens) : 1e300;
       if (decode) {
-        const double keys = seen(c);
+        const double keys = std::min(seen(c), cap);
         flops = 2.0 * batch * heads * dims * keys;
         bytes = batch * keys * d(c.bytes_per_token);  // each sequence reads its cached context once
       } else {
@@ -271,7 +301,7 @@ void throughput_model::add_mixers(step_time& s, double batch, double context, bo
                                                                                                     : d(c.window_tokens);
         const double p = c.kind == cache_kind::chunked
                              ? std::floor(tokens_each / w) * pairs(w, w) + pairs(std::fmod(tokens_each, w), w)
-                             : pairs(tokens_each, w);
+                             : pairs(tokens_each, std::min(w, cap));
         flops = 2.0 * heads * dims * p * batch;
         bytes = batch * tokens_each * d(c.bytes_per_token);  // the new K and V written once
       }
@@ -291,7 +321,7 @@ void throughput_model::add_mixers(step_time& s, double batch, double context, bo
       }
     } else if (c.what == "indexer") {
       // The lightning indexer scores every cached token with its fp8 keys.
-      const sparse_indexer_spec& x = *l.mla.indexer;
+      const sparse_indexer_spec& x = l.mixer == mixer_kind::mla ? *l.mla.indexer : *l.attention.indexer;
       op = "indexer";
       const double keys = decode ? batch * context : batch * pairs(tokens_each, tokens_each);
       flops = 2.0 * d(x.num_heads * x.head_dim) * keys;

@@ -25,7 +25,8 @@ struct layer_cache {
   cache_kind kind = cache_kind::full;
   std::string what;                 ///< "attention", "mla", "indexer", "gated_deltanet", "kda", "mamba2"
   std::int64_t layer = 0;
-  std::int64_t bytes_per_token = 0;  ///< per token (attention kinds)
+  std::int64_t bytes_per_token = 0;  ///< per token (attention kinds); per entry when tokens_per_entry > 1
+  std::int64_t tokens_per_entry = 1; ///< compressed caches keep one entry per this many tokens
   std::int64_t window_tokens = 0;    ///< sliding window or chunk
   std::int64_t state_bytes = 0;      ///< per request (state kind): convolution + recurrent state
   std::int64_t conv_state_bytes = 0;

@@ -20,6 +20,18 @@ namespace gpucal::model {
 
 enum class attention_window { full, sliding, chunked };
 
+/// A sparse-attention indexer (DeepSeek Sparse Attention's lightning
+/// indexer, MiniMax-M3's block indexer): its own key cache per token beside
+/// the KV cache, scanned in full to pick the `topk` tokens attended to.
+struct sparse_indexer_spec {
+  std::int64_t num_heads = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t topk = 0;
+  std::int64_t cache_bytes_per_token = 0;  ///< per layer, whatever the KV dtype (fp8 keys + fp32 scales)
+  std::int64_t q_input_dim = 0;            ///< input width of its query projection (q_lora_rank)
+  std::int64_t local_tokens = 0;           ///< tokens attended besides the top-k (MiniMax-M3's local blocks)
+};
+
 /// Softmax attention over a paged KV cache: MHA, GQA or MQA.
 struct attention_spec {
   std::int64_t num_heads = 0;
@@ -35,16 +47,7 @@ struct attention_spec {
   bool output_gate = false;  ///< q_proj also yields a sigmoid gate per output element (Qwen3.5, Qwen3-Next)
   bool k_eq_v = false;       ///< the checkpoint stores no v_proj: values are the keys (Gemma 4 global layers)
   bool kv_shared = false;    ///< no k/v projections and no cache of its own: reads an earlier layer's (Gemma 4 E2B/E4B)
-};
-
-/// DeepSeek Sparse Attention's lightning indexer: its own key cache per token
-/// beside the MLA latent, scanned in full to pick `topk` tokens to attend to.
-struct sparse_indexer_spec {
-  std::int64_t num_heads = 0;
-  std::int64_t head_dim = 0;
-  std::int64_t topk = 0;
-  std::int64_t cache_bytes_per_token = 0;  ///< per layer, whatever the KV dtype (fp8 keys + fp32 scales)
-  std::int64_t q_input_dim = 0;            ///< input width of its query projection (q_lora_rank)
+  std::optional<sparse_indexer_spec> indexer;  ///< block-sparse attention over the indexer's top-k (MiniMax-M3)
 };
 
 /// Multi-head latent attention (DeepSeek-V2/V3 and descendants).
@@ -66,6 +69,7 @@ enum class linear_attention_kind { gated_deltanet, kimi_delta };
 /// DeltaNet, Kimi Delta Attention) and a short causal convolution.
 struct linear_attention_spec {
   linear_attention_kind kind = linear_attention_kind::gated_deltanet;
+  bool full_rank_gate = false;  ///< KDA: a full-rank output gate g_proj instead of g_a/g_b
   std::int64_t num_k_heads = 0;
   std::int64_t num_v_heads = 0;
   std::int64_t head_k_dim = 0;
@@ -87,7 +91,26 @@ struct mamba2_spec {
   std::int64_t intermediate() const { return num_heads * head_dim; }
 };
 
-enum class mixer_kind { none, attention, mla, linear_attention, mamba2 };
+/// DeepSeek-V4's attention: one shared K=V head per token (head_dim wide)
+/// over a sliding window on every layer, plus, every compress_ratio tokens,
+/// a compressed entry that later tokens attend to (all of them for heavily
+/// compressed layers, the indexer's top-k for compressed sparse layers).
+/// Queries come from a low-rank path, outputs through grouped low-rank
+/// projections; hyper-connections keep hc_mult copies of the residual.
+struct compressed_mla_spec {
+  std::int64_t num_heads = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t rope_dim = 0;
+  std::int64_t q_lora_rank = 0;
+  std::int64_t o_lora_rank = 0;
+  std::int64_t o_groups = 1;
+  std::int64_t window = 0;          ///< sliding window every layer keeps
+  std::int64_t compress_ratio = 0;  ///< 0: window only; 4: compressed sparse (with indexer); 128: heavily compressed
+  std::optional<sparse_indexer_spec> indexer;
+  std::int64_t hc_mult = 1;
+};
+
+enum class mixer_kind { none, attention, mla, linear_attention, mamba2, compressed_mla };
 
 enum class mlp_activation { gated, plain };  ///< gated: act(gate) * up (SwiGLU); plain: act(up) (relu2, GELU)
 
@@ -107,6 +130,7 @@ struct moe_spec {
   bool router_bias = false;         ///< a bias per expert on the router (e_score_correction_bias or a plain bias)
   bool expert_bias = false;         ///< biases on every expert's projections (gpt-oss)
   std::int64_t latent_size = 0;     ///< routed experts work in a latent of this width, with down/up projections around them (0 = hidden)
+  bool latent_norm = false;         ///< an RMSNorm on the latent (Kimi K3)
 };
 
 /// A weight that does not belong to one of the standard kinds, with how vLLM
@@ -132,12 +156,14 @@ struct layer_spec {
   mla_spec mla;                  ///< when mixer == mla
   linear_attention_spec linear;  ///< when mixer == linear_attention
   mamba2_spec mamba;             ///< when mixer == mamba2
+  compressed_mla_spec compressed;  ///< when mixer == compressed_mla
   std::optional<mlp_spec> mlp;
   std::optional<moe_spec> moe;
   int norms = 2;                    ///< hidden-size norms of the layer
   std::vector<extra_tensor> extras;
 
-  /// "attention", "sliding_attention", "chunked_attention", "mla", "dsa", "gated_deltanet", "kda", "mamba2", "none"
+  /// "attention", "sliding_attention", "chunked_attention", "mla", "dsa", "gated_deltanet", "kda", "mamba2",
+  /// "swa_mla", "csa", "hca", "none"
   std::string_view mixer_name() const;
 };
 
