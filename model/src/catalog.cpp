@@ -105,24 +105,57 @@ std::vector<model_entry> list_models() {
   return out;
 }
 
+namespace {
+
+// The ModelOpt hf_quant_config.json that belongs to a config file: beside a
+// config.json in a checkpoint folder, or <prefix>_hf_quant_config.json beside
+// <prefix>_config.json (the layout of collected config files).
+std::optional<std::string> quant_config_beside(const std::filesystem::path& config) {
+  const std::string file = config.filename().string();
+  std::vector<std::filesystem::path> candidates;
+  if (file == "config.json") candidates.push_back(config.parent_path() / "hf_quant_config.json");
+  if (file.ends_with("_config.json"))
+    candidates.push_back(config.parent_path() / (file.substr(0, file.size() - 12) + "_hf_quant_config.json"));
+  for (const auto& c : candidates)
+    if (std::filesystem::is_regular_file(c)) return c.string();
+  return std::nullopt;
+}
+
+}  // namespace
+
 model_spec resolve_model(std::string_view name_or_path) {
   const std::string key = lower(name_or_path);
   for (const auto& r : model_records()) {
     if (std::find(r.keys.begin(), r.keys.end(), key) == r.keys.end()) continue;
     const json root = detail::parse_json_text(embedded(r.path), r.path);
     field_reader env(root, r.path);
-    return parse_hf_config(env.object("config").dump(), r.entry.name, r.entry.source);
+    std::optional<std::string> quant;
+    if (env.has("hf_quant_config")) quant = env.object("hf_quant_config").dump();
+    return parse_hf_config(env.object("config").dump(), r.entry.name, r.entry.source,
+                           quant ? std::optional<std::string_view>(*quant) : std::nullopt);
   }
-  const std::string path(name_or_path);
+  std::string path(name_or_path);
   const bool looks_like_path = path.find('/') != std::string::npos || path.ends_with(".json");
-  if (std::filesystem::is_regular_file(path) || (looks_like_path && std::filesystem::exists(path)))
-    return parse_hf_config(read_file(path, "--model"), path, path);
-  if (looks_like_path && !std::filesystem::exists(path) && path.ends_with(".json"))
-    throw input_error(fmt::format("--model: no such file '{}'", path));
+  if (std::filesystem::is_directory(path)) {
+    // A local checkpoint folder: its config.json (and hf_quant_config.json).
+    const auto config = std::filesystem::path(path) / "config.json";
+    if (!std::filesystem::is_regular_file(config))
+      throw input_error(fmt::format("--model: folder '{}' has no config.json", path));
+    path = config.string();
+  }
+  if (std::filesystem::is_regular_file(path)) {
+    const std::string text = read_file(path, "--model");
+    const auto quant_path = quant_config_beside(path);
+    const std::string quant = quant_path ? read_file(*quant_path, "--model (hf_quant_config.json)") : "";
+    return parse_hf_config(text, path, path, quant_path ? std::optional<std::string_view>(quant) : std::nullopt);
+  }
+  if (looks_like_path && std::filesystem::exists(path))
+    throw input_error(fmt::format("--model: '{}' is not a regular file or a checkpoint folder", path));
+  if (looks_like_path && path.ends_with(".json")) throw input_error(fmt::format("--model: no such file '{}'", path));
   std::vector<std::string> names;
   for (const auto& r : model_records()) names.push_back(lower(r.entry.name));
   throw input_error(fmt::format("--model: unknown model '{}' (did you mean '{}'? `gpucal models` lists them; "
-                                "a path to a config.json also works)", name_or_path, nearest_name(name_or_path, names)));
+                                "a path to a config.json or a checkpoint folder also works)", name_or_path, nearest_name(name_or_path, names)));
 }
 
 const std::vector<gpu_spec>& list_gpus() {

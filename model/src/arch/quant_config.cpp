@@ -201,8 +201,15 @@ quant_spec read_compressed_tensors(const field_reader& q, dtype model_dtype) {
 
 std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model_dtype,
                                             const std::optional<json>& hf_quant_config, const std::string& where) {
-  if (hf_quant_config) {
-    // ModelOpt checkpoints describe their format in hf_quant_config.json ({"producer": ..., "quantization": {...}}).
+  // config.json's quantization_config wins when it names a quant_method; a
+  // ModelOpt hf_quant_config.json beside it ({"producer": ..., "quantization":
+  // {...}}) describes checkpoints whose config.json has none (or one without
+  // a method, which vLLM 0.33 would serve unquantized: gpucal follows the file).
+  const bool has_method = cfg.has("quantization_config") && cfg.raw("quantization_config").is_object() &&
+                          cfg.raw("quantization_config").contains("quant_method") &&
+                          cfg.raw("quantization_config").at("quant_method").is_string() &&
+                          !cfg.raw("quantization_config").at("quant_method").get<std::string>().empty();
+  if (hf_quant_config && !has_method) {
     field_reader top(*hf_quant_config, where + " (hf_quant_config.json)");
     return read_modelopt(top.child("quantization"), "hf_quant_config.json");
   }

@@ -36,12 +36,15 @@ bool glob_match(std::string_view p, std::string_view s) {
   return pi == p.size();
 }
 
-// "model.language_model.layers.3.mlp" -> "layers.3.mlp"; names without "layers." stay.
+// "model.language_model.layers.3.mlp" -> "layers.3.mlp"; other names stay.
 std::string_view from_layers(std::string_view name) {
-  if (name.starts_with("*")) return name;
-  const auto at = name.find("layers.");
-  if (at == std::string_view::npos) return name;
-  return name.substr(at);
+  // Containers that hold the decoder's layers in one checkpoint or another;
+  // anything else before "layers." (mtp., vision_tower.) is part of the name.
+  for (const std::string_view container : {"model.language_model.", "language_model.model.", "model.model.", "model.",
+                                           "language_model.", "backbone."}) {
+    if (name.starts_with(container) && name.substr(container.size()).starts_with("layers.")) return name.substr(container.size());
+  }
+  return name;
 }
 
 }  // namespace

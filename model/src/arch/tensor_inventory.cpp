@@ -192,7 +192,8 @@ public:
     add({module, param, role, instances, rows, cols, rows, cols, linear, active});
   }
   void extra(const std::string& prefix, const extra_tensor& e) {
-    const std::string module = e.name.starts_with("model.") || e.name.starts_with("lm_head") ? e.name : prefix + e.name;
+    const bool absolute = e.name.starts_with("model.") || e.name.starts_with("lm_head") || e.name.starts_with("mtp.");
+    const std::string module = absolute ? e.name : prefix + e.name;
     tensor t{module, "", e.role, e.count, e.rows, e.cols, e.rows, e.cols, e.linear, 1, e.stored};
     if (e.split == shard::column) t.rank_rows = split(e.rows, tp_);
     if (e.split == shard::row) t.rank_cols = split(e.cols, tp_);
@@ -482,7 +483,8 @@ tensor_inventory build_inventory(const model_spec& m, int tp) {
   }
   for (std::size_t k = 0; k < m.mtp_layers.size(); ++k) {
     b.at_layer(m.num_layers() + static_cast<std::int64_t>(k), false);
-    add_layer(b, m, m.mtp_layers[k], m.naming.layers + ".{i}");
+    add_layer(b, m, m.mtp_layers[k],
+              m.naming.mtp_layers.empty() ? m.naming.layers + ".{i}" : fmt::format("{}.{}", m.naming.mtp_layers, k));
   }
   b.at_layer(-1, true);
   if (m.final_norms > 0) b.replicated("model.norm", tensor_role::norm, h, 1, false, m.final_norms);

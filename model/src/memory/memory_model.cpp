@@ -313,6 +313,12 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
     weights += bytes;
   }
   for (auto& [_, row] : rows) r.weights_by_role.push_back(row);
+  // The checkpoint as stored: every tensor, one copy, in the checkpoint's own format and dtype.
+  const quant_spec stored = m.quantization.value_or(quant_spec{});
+  double checkpoint = 0;
+  for (const auto& g : build_inventory(m, 1).groups)
+    if (g.stored) checkpoint += group_weight_bytes(g, stored, m.torch_dtype);
+  r.checkpoint_bytes = static_cast<std::int64_t>(std::llround(checkpoint));
   r.weights_bytes = static_cast<std::int64_t>(std::llround(weights));
 
   kv_cache_options ko;

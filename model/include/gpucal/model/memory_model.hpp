@@ -97,6 +97,7 @@ struct memory_estimate {
 
   std::int64_t params = 0;             ///< parameters the engine loads
   std::int64_t checkpoint_params = 0;  ///< every parameter the checkpoint stores (MTP layers included)
+  std::int64_t checkpoint_bytes = 0;   ///< the checkpoint's tensor bytes in its own format (its safetensors total_size)
   std::int64_t active_params = 0;
   std::vector<weight_row> weights_by_role;
   std::int64_t weights_bytes = 0;

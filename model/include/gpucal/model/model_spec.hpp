@@ -171,6 +171,7 @@ struct layer_spec {
 /// the usual ones; quantization ignore lists match these names.
 struct module_names {
   std::string layers = "model.layers";          ///< prefix of the decoder layers
+  std::string mtp_layers;                       ///< prefix of the MTP layers, numbered from 0 ("" = after the decoder's, under `layers`)
   std::string attention = "self_attn";
   std::string linear_attention = "linear_attn";
   std::string mamba = "mixer";

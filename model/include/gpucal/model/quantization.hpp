@@ -47,9 +47,10 @@ struct quant_format {
 
 /// Glob (fnmatch: * and ?), "re:" regular expression (matched from the
 /// start, as compressed-tensors does), or a plain module name that also
-/// covers the modules below it. Prefixes before "layers." (model.,
-/// model.language_model., backbone.) are ignored on both sides of a glob or
-/// name, since checkpoints of one family nest the decoder differently. A
+/// covers the modules below it. The container before "layers." (model.,
+/// model.language_model., language_model.model., backbone.) is ignored on
+/// both sides of a glob or name, since checkpoints of one family nest the
+/// decoder differently. A
 /// "*" in the module (all experts of a layer) stands for expert 0 when a
 /// pattern names one expert.
 bool module_matches(std::string_view pattern, std::string_view module);

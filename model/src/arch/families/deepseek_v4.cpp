@@ -79,6 +79,7 @@ void deepseek_v4_family(const config_view& v, model_spec& m) {
   m.naming.moe = "ffn";
   m.naming.experts = "experts";
   m.naming.shared_experts = "shared_experts";
+  m.naming.mtp_layers = "mtp";
   // MTP (vLLM nvidia/mtp.py DeepSeekV4MTP): a window-only layer with normal
   // routing plus e_proj, h_proj, three norms and its own hyper-connection head.
   const std::int64_t mtp = cfg.count_or("num_nextn_predict_layers", 1, 64);

@@ -71,9 +71,11 @@ void llama_family(const config_view& v, model_spec& m) {
                 {"final_layernorm", tensor_role::norm, h, 1}};
     m.mtp_layers.push_back(l);
   }
-  if (mtp > 0)
+  if (mtp > 0) {
+    m.naming.mtp_layers = "model.mtp_layers";
     m.notes.push_back(fmt::format("{} multi-token-prediction layer(s) are stored but not loaded: vLLM loads them only for "
                                   "speculative decoding", mtp));
+  }
 }
 
 }  // namespace gpucal::model::arch

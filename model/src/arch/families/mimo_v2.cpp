@@ -66,6 +66,7 @@ void mimo_v2_family(const config_view& v, model_spec& m) {
     }
     m.layers.push_back(l);
   }
+  m.naming.mtp_layers = "model.mtp.layers";
   // The config has no MTP count; the release ships three MTP layers (MiMo-V2-Flash
   // technical report; checkpoint tensors model.mtp.layers.0-2), each a sliding-window
   // layer with a dense MLP, enorm/hnorm, eh_proj and a final norm.

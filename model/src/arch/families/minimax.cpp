@@ -94,6 +94,7 @@ void minimax_family(const config_view& v, model_spec& m) {
     m.layers.push_back(l);
   }
   m.naming.moe = "block_sparse_moe";
+  m.naming.mtp_layers = "model.mtp.layers";
   if (m3) {
     // MTP modules (vLLM MiniMaxM3MultiTokenPredictorLayer): norms and a projection
     // joining embedding and hidden state, a sparse-attention MoE layer, a final norm.

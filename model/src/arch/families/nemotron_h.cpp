@@ -136,6 +136,7 @@ void nemotron_h_family(const config_view& v, model_spec& m) {
   for (block b : blocks) m.layers.push_back(make(b));
   m.naming.layers = "backbone.layers";
   m.naming.attention = m.naming.mamba = m.naming.mlp = "mixer";
+  m.naming.mtp_layers = "mtp.layers";
 
   // MTP (vLLM nemotron_h_mtp.py): num_nextn_predict_layers repetitions of its
   // pattern, enorm/hnorm/eh_proj before the first block, a final norm after the last.

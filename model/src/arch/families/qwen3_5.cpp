@@ -68,6 +68,7 @@ void qwen3_5_family(const config_view& v, model_spec& m) {
     m.layers.push_back(l);
   }
   m.naming.shared_experts = "shared_expert";  // Qwen3_5MoeSparseMoeBlock.shared_expert
+  m.naming.mtp_layers = "mtp.layers";
 
   // MTP (vLLM qwen3_5_mtp.py): fc joining embedding and hidden state, two
   // pre-norms, full-attention decoder layers, a final norm; it shares the
@@ -79,10 +80,10 @@ void qwen3_5_family(const config_view& v, model_spec& m) {
     l.attention = a;
     if (k == 0) {
       const std::int64_t h = m.hidden_size;
-      l.extras = {{"model.mtp.fc", tensor_role::mtp, h, 2 * h, 1, shard::column, true},
-                  {"model.mtp.pre_fc_norm_hidden", tensor_role::norm, h, 1},
-                  {"model.mtp.pre_fc_norm_embedding", tensor_role::norm, h, 1},
-                  {"model.mtp.norm", tensor_role::norm, h, 1}};
+      l.extras = {{"mtp.fc", tensor_role::mtp, h, 2 * h, 1, shard::column, true},
+                  {"mtp.pre_fc_norm_hidden", tensor_role::norm, h, 1},
+                  {"mtp.pre_fc_norm_embedding", tensor_role::norm, h, 1},
+                  {"mtp.norm", tensor_role::norm, h, 1}};
     }
     m.mtp_layers.push_back(l);
   }
