@@ -188,21 +188,39 @@ int run_plan(const plan_flags& f, std::ostream& out) {
   return 0;
 }
 
-int run_models(bool json, std::ostream& out) {
+int run_models(bool json, bool families, std::ostream& out) {
+  if (families) {
+    // The config.json model_type values gpucal reads, with the family mapping that reads each.
+    const auto types = model::supported_families();
+    if (json) {
+      nlohmann::ordered_json j = nlohmann::ordered_json::array();
+      for (const auto& [type, family] : types) j.push_back({{"model_type", type}, {"family", family}});
+      out << j.dump(2) << "\n";
+      return 0;
+    }
+    out << fmt::format("{:<22} {}\n", "model_type", "read as");
+    for (const auto& [type, family] : types) out << fmt::format("{:<22} {}\n", type, family);
+    return 0;
+  }
   const auto models = model::list_models();
   if (json) {
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
-    for (const auto& m : models)
-      j.push_back({{"name", m.name}, {"aliases", m.aliases}, {"hf_repo", m.hf_repo}, {"source", m.source}});
+    for (const auto& e : models) {
+      const model::model_spec m = model::resolve_model(e.name);
+      const auto inv = model::build_inventory(m, 1);
+      j.push_back({{"name", e.name}, {"aliases", e.aliases}, {"hf_repo", e.hf_repo}, {"model_type", m.model_type},
+                   {"layers", m.num_layers()}, {"params", inv.total_params()}, {"checkpoint_params", inv.checkpoint_params()},
+                   {"active_params", inv.active_params()}, {"source", e.source}});
+    }
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << fmt::format("{:<32} {:<12} {:>16} {:>7}  {}\n", "name", "type", "params", "layers", "hf repo");
+  out << fmt::format("{:<40} {:<18} {:>18} {:>16} {:>6}  {}\n", "name", "type", "params (loaded)", "active", "layers", "hf repo");
   for (const auto& e : models) {
     const model::model_spec m = model::resolve_model(e.name);
     const auto inv = model::build_inventory(m, 1);
-    out << fmt::format("{:<32} {:<12} {:>16} {:>7}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
-                       m.num_layers(), e.hf_repo);
+    out << fmt::format("{:<40} {:<18} {:>18} {:>16} {:>6}  {}\n", e.name, m.model_type, group_digits(inv.total_params()),
+                       group_digits(inv.active_params()), m.num_layers(), e.hf_repo);
   }
   return 0;
 }
@@ -307,13 +325,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   exporter->add_option("file", export_file, "Calibration file")->required();
   exporter->add_option("--out", export_out, "Output folder (default .)");
 
-  bool models_json = false, gpus_json = false;
+  bool models_json = false, gpus_json = false, models_families = false;
   // Run by gpucal-engine (see main.cpp); reaching run_cli means it was not found.
   CLI::App* validate = app.add_subcommand("validate", "Model against gpucal's reference engine on this GPU (runs gpucal-engine)");
   CLI::App* probe_engine = app.add_subcommand("probe-engine", "Activation peaks and step times of the reference engine into a calibration file (runs gpucal-engine)");
   for (CLI::App* sub : {validate, probe_engine}) sub->allow_extras();
   CLI::App* models = app.add_subcommand("models", "List the embedded model catalog");
   models->add_flag("--json", models_json, "Print JSON");
+  models->add_flag("--families", models_families, "List the config.json model_type values gpucal reads");
   CLI::App* gpus = app.add_subcommand("gpus", "List the embedded GPU catalog");
   gpus->add_flag("--json", gpus_json, "Print JSON");
   CLI::App* engines = app.add_subcommand("engines", "List the engine memory profiles");
@@ -357,7 +376,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer);
     else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer);
     else if (plan->parsed()) rc = run_plan(plf, buffer);
-    else if (models->parsed()) rc = run_models(models_json, buffer);
+    else if (models->parsed()) rc = run_models(models_json, models_families, buffer);
     else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);
     else if (fit->parsed()) rc = run_fit(fit_bench, fit_gpu, fit_out, fit_json, buffer);

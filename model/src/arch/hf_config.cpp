@@ -63,19 +63,20 @@ namespace {
 using arch::field_reader;
 using arch::json;
 
-// A multimodal wrapper's text model type when its text_config omits model_type.
+// Multimodal wrappers: the outer model_type and the text model it wraps
+// (used when text_config omits model_type).
+const std::vector<std::pair<std::string, std::string>>& wrappers() {
+  static const std::vector<std::pair<std::string, std::string>> list = {
+      {"gemma3", "gemma3_text"},         {"gemma4", "gemma4_text"},     {"qwen3_5", "qwen3_5_text"},
+      {"qwen3_5_moe", "qwen3_5_moe_text"}, {"qwen3_vl", "qwen3_vl_text"}, {"qwen3_vl_moe", "qwen3_vl_moe_text"},
+      {"llama4", "llama4_text"},         {"mistral3", "mistral"},        {"kimi_k25", "deepseek_v3"},
+      {"kimi_k3", "kimi_linear"},        {"minimax_m3_vl", "minimax_m3"}};
+  return list;
+}
+
 std::string default_text_type(const std::string& wrapper) {
-  if (wrapper == "gemma3") return "gemma3_text";
-  if (wrapper == "qwen3_5") return "qwen3_5_text";
-  if (wrapper == "qwen3_vl") return "qwen3_vl_text";
-  if (wrapper == "qwen3_vl_moe") return "qwen3_vl_moe_text";
-  if (wrapper == "llama4") return "llama4_text";
-  if (wrapper == "gemma4") return "gemma4_text";
-  if (wrapper == "mistral3") return "mistral";
-  if (wrapper == "kimi_k25") return "deepseek_v3";
-  if (wrapper == "kimi_k3") return "kimi_linear";
-  if (wrapper == "minimax_m3_vl") return "minimax_m3";
-  if (wrapper == "qwen3_5_moe") return "qwen3_5_moe_text";
+  for (const auto& [outer, text] : wrappers())
+    if (outer == wrapper) return text;
   return "";
 }
 
@@ -115,6 +116,13 @@ const arch::family* find_family(const std::string& type) {
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
   for (const auto& f : arch::families()) out.emplace_back(f.model_type);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> supported_families() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : arch::families()) out.emplace_back(f.model_type, f.variant);
+  for (const auto& [outer, text] : wrappers()) out.emplace_back(outer, "multimodal wrapper of " + text);
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gpucal/model/dtype.hpp"
@@ -231,6 +232,8 @@ struct model_spec {
 
 /// Families whose config.json gpucal understands (model_type values), for help and errors.
 std::vector<std::string> supported_model_types();
+/// (model_type, the family mapping that reads it), in the order gpucal lists them.
+std::vector<std::pair<std::string, std::string>> supported_families();
 
 /// Parses a Hugging Face config.json. Throws input_error naming the field
 /// (prefixed with `where`) when a required field is missing, has the wrong
