@@ -56,6 +56,15 @@ struct base_defaults {
   bool tie_word_embeddings = false;                     ///< the config class's default
 };
 
+/// A base_defaults filled by `fill` (spares call sites the designated
+/// initializers GCC warns about when they leave members out).
+template <typename Fill>
+base_defaults arch_defaults(Fill fill) {
+  base_defaults d;
+  fill(d);
+  return d;
+}
+
 /// hidden_size, vocab_size, max_position_embeddings (and the context vLLM
 /// derives from rope_scaling), torch_dtype, tie_word_embeddings, rope_theta,
 /// rms_norm_eps and llama3 rope scaling. Returns num_hidden_layers.

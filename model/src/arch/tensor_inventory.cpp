@@ -164,6 +164,7 @@ struct tensor {
   bool linear = false;
   double active = 1;
   bool stored = true;
+  std::optional<dtype> fixed_dtype;
 };
 
 class inventory_builder {
@@ -191,6 +192,13 @@ public:
                   bool linear = false, std::int64_t instances = 1, double active = 1, const char* param = "weight") {
     add({module, param, role, instances, rows, cols, rows, cols, linear, active});
   }
+  // A vector split by head across tp, stored in `type` whatever the model dtype.
+  void fixed(const std::string& module, tensor_role role, std::int64_t rows, std::int64_t rank_rows, dtype type,
+             const char* param) {
+    tensor t{module, param, role, 1, rows, 1, rank_rows, 1, false, 1};
+    t.fixed_dtype = type;
+    add(t);
+  }
   void extra(const std::string& prefix, const extra_tensor& e) {
     const bool absolute = e.name.starts_with("model.") || e.name.starts_with("lm_head") || e.name.starts_with("mtp.");
     const std::string module = absolute ? e.name : prefix + e.name;
@@ -210,7 +218,7 @@ private:
     const std::int64_t params = checked_mul(per_instance, t.instances, "a tensor's parameter count");
     total_ = checked_add(total_, params, "the model's parameter count");
     const auto key = std::make_tuple(t.module, t.param, static_cast<int>(t.role), t.instances, t.rows, t.cols, t.rank_rows,
-                                     t.rank_cols, t.linear, t.active, loaded_, t.stored);
+                                     t.rank_cols, t.linear, t.active, loaded_, t.stored, t.fixed_dtype ? static_cast<int>(*t.fixed_dtype) : -1);
     const auto it = index_.find(key);
     if (it != index_.end()) {
       tensor_group& g = inv_.groups[it->second];
@@ -230,6 +238,7 @@ private:
     g.active_fraction = t.active;
     g.loaded = loaded_;
     g.stored = t.stored;
+    g.fixed_dtype = t.fixed_dtype;
     g.module = t.module;
     if (layer_ >= 0) g.layer_ids.push_back(layer_);
     index_.emplace(key, inv_.groups.size());
@@ -250,7 +259,7 @@ private:
   std::int64_t total_ = 0;
   tensor_inventory inv_;
   std::map<std::tuple<std::string, std::string, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                      bool, double, bool, bool>,
+                      bool, double, bool, bool, int>,
            std::size_t>
       index_;
 };
@@ -335,8 +344,13 @@ void add_linear_attention(inventory_builder& b, const linear_attention_spec& a, 
     b.column(p + ".in_proj_a", r, a.num_v_heads, h, a.num_v_heads / tp);
     b.column(p + ".conv1d", r, conv, a.conv_kernel, conv / tp, false);
     b.column(p + ".dt_bias", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
-    b.column(p + ".A_log", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
-    b.replicated(p + ".norm", tensor_role::norm, a.head_v_dim);
+    if (a.fp32_decay_and_norm) {
+      b.fixed(p + ".A_log", r, a.num_v_heads, a.num_v_heads / tp, dtype::float32, "");
+      b.fixed(p + ".norm", tensor_role::norm, a.head_v_dim, a.head_v_dim, dtype::float32, "weight");
+    } else {
+      b.column(p + ".A_log", r, a.num_v_heads, 1, a.num_v_heads / tp, false, 1, 1, "");
+      b.replicated(p + ".norm", tensor_role::norm, a.head_v_dim);
+    }
     b.row(p + ".out_proj", r, h, value, value / tp);
   } else {
     // Kimi Delta Attention (vLLM KimiDeltaAttention): separate q/k/v

@@ -14,7 +14,8 @@
 namespace gpucal::model {
 
 double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype) {
-  const double plain = static_cast<double>(g.rank_rows) * static_cast<double>(g.rank_cols) * dtype_bytes(model_dtype);
+  const double plain = static_cast<double>(g.rank_rows) * static_cast<double>(g.rank_cols) *
+                       dtype_bytes(g.fixed_dtype.value_or(model_dtype));
   const bool head = g.role == tensor_role::lm_head && q.quantize_lm_head;
   if (!(g.linear || head) || (!q.quantized() && q.rules.empty())) return plain * static_cast<double>(g.count);
   const auto bytes_as = [&](const quant_format& f) {

@@ -71,6 +71,7 @@ enum class linear_attention_kind { gated_deltanet, kimi_delta };
 struct linear_attention_spec {
   linear_attention_kind kind = linear_attention_kind::gated_deltanet;
   bool full_rank_gate = false;  ///< KDA: a full-rank output gate g_proj instead of g_a/g_b
+  bool fp32_decay_and_norm = false;  ///< A_log and the gated norm's weight stored in fp32 (Qwen3.5 checkpoints)
   std::int64_t num_k_heads = 0;
   std::int64_t num_v_heads = 0;
   std::int64_t head_k_dim = 0;

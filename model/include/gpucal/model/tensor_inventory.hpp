@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct tensor_group {
   double active_fraction = 1;  ///< share used per token (routed experts: top_k / num_experts)
   bool loaded = true;          ///< false: stored in the checkpoint, not loaded to serve (MTP layers)
   bool stored = true;          ///< false: allocated by the engine, absent from the checkpoint
+  std::optional<dtype> fixed_dtype;  ///< stored in this dtype whatever the model dtype (fp32 gates and decays)
   /// Module path of one instance with "{i}" for the layer index, e.g.
   /// "model.layers.{i}.self_attn.q_proj"; quantization ignore lists match it.
   std::string module;

@@ -34,9 +34,9 @@ void gemma_family(const config_view& v, model_spec& m) {
   // A multimodal wrapper's own tie_word_embeddings wins over the text class's default.
   if (v.wrapped && v.root.contains("tie_word_embeddings")) defaults.erase("tie_word_embeddings");
   const json text = with_defaults(v.cfg.object_json(), defaults, filled);
-  const config_view g{v.root, field_reader(text, v.cfg.where()), v.where, v.wrapped};
+  const config_view g{v.root, field_reader(text, v.cfg.where()), v.where, v.wrapped, v.variant};
   const field_reader& cfg = g.cfg;
-  const std::int64_t layers = read_base(g, m, {.tie_word_embeddings = true});
+  const std::int64_t layers = read_base(g, m, arch_defaults([](base_defaults& d) { d.tie_word_embeddings = true; }));
   if (!filled.empty()) {
     std::string keys;
     for (const auto& f : filled) keys += (keys.empty() ? "" : ", ") + f;
@@ -81,7 +81,7 @@ void gemma4_family(const config_view& v, model_spec& m) {
   const json text = with_defaults(v.cfg.object_json(), defaults, filled);
   const config_view g{v.root, field_reader(text, v.cfg.where()), v.where, v.wrapped, v.variant};
   const field_reader& cfg = g.cfg;
-  const std::int64_t layers = read_base(g, m, {.tie_word_embeddings = true});
+  const std::int64_t layers = read_base(g, m, arch_defaults([](base_defaults& d) { d.tie_word_embeddings = true; }));
   if (!filled.empty()) {
     std::string keys;
     for (const auto& f : filled) keys += (keys.empty() ? "" : ", ") + f;

@@ -11,7 +11,7 @@ namespace gpucal::model::arch {
 void gpt_oss_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   // GptOssConfig defaults for omitted keys: vocab 201088, 36 layers, hidden 2880, ...
-  const std::int64_t layers = read_base(v, m, {.vocab_size = 201088, .max_position_embeddings = 131072});
+  const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 201088; d.max_position_embeddings = 131072; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = a.o_bias = cfg.boolean_or("attention_bias", true);
   a.sinks = true;

@@ -11,7 +11,7 @@ namespace gpucal::model::arch {
 
 void llama4_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
-  const std::int64_t layers = read_base(v, m, {.vocab_size = 202048});
+  const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 202048; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = a.o_bias = cfg.boolean_or("attention_bias", false);  // use_qk_norm is an L2 norm without weights
   moe_spec e;

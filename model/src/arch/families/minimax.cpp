@@ -35,7 +35,7 @@ std::vector<bool> flags(const field_reader& r, const char* key, std::int64_t lay
 void minimax_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   const bool m3 = v.variant == "minimax_m3";
-  const std::int64_t layers = read_base(v, m, {.vocab_size = 200064});
+  const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 200064; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   const bool qk_norm = cfg.boolean_or("use_qk_norm", true);
   const std::string norm_type = cfg.string_or("qk_norm_type", m3 ? "per_head" : "per_layer");

@@ -66,7 +66,7 @@ void nemotron_h_family(const config_view& v, model_spec& m) {
   json patched = cfg.object_json();
   patched["num_hidden_layers"] = static_cast<std::int64_t>(blocks.size());
   const config_view pv{v.root, field_reader(patched, cfg.where()), v.where, v.wrapped, v.variant};
-  read_base(pv, m, {.vocab_size = 131072});
+  read_base(pv, m, arch_defaults([](base_defaults& d) { d.vocab_size = 131072; }));
   if (cfg.has("num_hidden_layers") && cfg.raw("num_hidden_layers") != patched["num_hidden_layers"])
     m.notes.push_back(fmt::format("num_hidden_layers {} differs from the {} blocks of the layer pattern; the pattern wins, as "
                                   "in transformers", cfg.raw("num_hidden_layers").dump(), blocks.size()));

@@ -8,7 +8,7 @@ namespace gpucal::model::arch {
 void phi_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   // PhiConfig defaults for the keys a config may omit.
-  const std::int64_t layers = read_base(v, m, {.vocab_size = 51200, .max_position_embeddings = 2048});
+  const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 51200; d.max_position_embeddings = 2048; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = true;  // PhiAttention: q/k/v_proj and dense all carry a bias
   a.o_bias = true;

@@ -13,7 +13,7 @@ void qwen3_5_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   const bool moe = v.variant == "qwen3_5_moe";
   // Qwen3_5TextConfig / Qwen3_5MoeTextConfig defaults for omitted keys.
-  const std::int64_t layers = read_base(v, m, {.vocab_size = 248320});
+  const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 248320; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qk_norm = true;                                         // Qwen3_5Attention: q_norm, k_norm over head_dim
   a.output_gate = cfg.boolean_or("attn_output_gate", true);  // vLLM: getattr(config, "attn_output_gate", True)
@@ -26,6 +26,9 @@ void qwen3_5_family(const config_view& v, model_spec& m) {
   g.head_k_dim = cfg.dim_or("linear_key_head_dim", 128, max_heads);
   g.head_v_dim = cfg.dim_or("linear_value_head_dim", 128, max_heads);
   g.conv_kernel = cfg.dim_or("linear_conv_kernel_dim", 4, 64);
+  // The released checkpoints store A_log and the gated norm in fp32 (the 397B-A17B
+  // header audit counts 90 FP32 tensors: 45 layers x 2).
+  g.fp32_decay_and_norm = true;
   if (g.num_v_heads % g.num_k_heads != 0)
     cfg.fail("linear_num_value_heads", fmt::format("{} is not a multiple of linear_num_key_heads {}", g.num_v_heads, g.num_k_heads));
   // vLLM (Qwen3_5ForConditionalGenerationConfig) keeps the recurrent state in
