@@ -230,18 +230,18 @@ int run_gpus(bool json, std::ostream& out) {
   if (json) {
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
     for (const auto& g : gpus)
-      j.push_back({{"name", g.name}, {"slug", g.slug}, {"aliases", g.aliases}, {"memory_bytes", g.memory_bytes},
+      j.push_back({{"name", g.name}, {"slug", g.slug}, {"vendor", g.vendor}, {"aliases", g.aliases}, {"memory_bytes", g.memory_bytes},
                    {"hbm_bandwidth_gbps", g.hbm_bandwidth_gbps}, {"peak_tflops", g.peak_tflops},
                    {"compute_capability", g.compute_capability}, {"sm_count", g.sm_count}, {"sources", g.sources}});
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << fmt::format("{:<12} {:<16} {:>9} {:>10} {:>10} {:>10} {:>5} {:>5}\n", "name", "slug", "mem GiB", "HBM GB/s",
-                     "bf16 TF/s", "fp8 TF/s", "SMs", "cc");
+  out << fmt::format("{:<28} {:<26} {:>6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>5} {:>7}\n", "name", "slug", "vendor", "mem GiB",
+                     "HBM GB/s", "bf16 TF/s", "fp8 TF/s", "fp4 TF/s", "SMs", "cc");
   for (const auto& g : gpus) {
     const auto peak = [&g](const char* k) { return g.supports(k) ? fmt::format("{:.0f}", g.peak_tflops.at(k)) : std::string("-"); };
-    out << fmt::format("{:<12} {:<16} {:>9.1f} {:>10.0f} {:>10} {:>10} {:>5} {:>5}\n", g.name, g.slug,
-                       to_gib(static_cast<double>(g.memory_bytes)), g.hbm_bandwidth_gbps, peak("bf16"), peak("fp8"),
+    out << fmt::format("{:<28} {:<26} {:>6} {:>9.1f} {:>10.0f} {:>10} {:>10} {:>10} {:>5} {:>7}\n", g.name, g.slug, g.vendor,
+                       to_gib(static_cast<double>(g.memory_bytes)), g.hbm_bandwidth_gbps, peak("bf16"), peak("fp8"), peak("fp4"),
                        g.sm_count, g.compute_capability);
   }
   return 0;

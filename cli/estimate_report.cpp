@@ -199,7 +199,7 @@ std::string estimate_json(const memory_estimate& e) {
   for (const auto& w : e.weights_by_role) by_role[w.role] = {{"params", w.params}, {"bytes", std::llround(w.bytes)}};
   j["weights_by_role"] = by_role;
   j["checkpoint_params"] = e.checkpoint_params;
-  j["checkpoint_bytes"] = e.checkpoint_bytes;
+  j["checkpoint_bytes"] = model::checkpoint_bytes(e.model);
   j["kv_bytes_per_token"] = e.kv.bytes_per_token;
   j["state_bytes_per_request"] = e.kv.state_bytes_per_request;
   std::int64_t sliding = 0;

@@ -17,6 +17,8 @@ std::vector<gpu_spec> parse_gpu_catalog(std::string_view json_text, std::string_
     gpu_spec s;
     s.name = g.string("name");
     s.slug = g.string("slug");
+    s.vendor = g.string_or("vendor", "nvidia");
+    if (s.vendor != "nvidia" && s.vendor != "amd") g.fail("vendor", fmt::format("is '{}' (allowed: nvidia, amd)", s.vendor));
     for (const auto& a : g.array("aliases")) s.aliases.push_back(a.get<std::string>());
     s.architecture = g.string_or("architecture", "");
     s.compute_capability = g.string("compute_capability");

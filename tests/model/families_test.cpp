@@ -29,15 +29,7 @@ counts params_of(const std::string& name) {
   return {inv.total_params(), inv.checkpoint_params(), inv.active_params()};
 }
 
-// The checkpoint's own bytes, as its safetensors index totals them.
-std::int64_t checkpoint_bytes(const std::string& name) {
-  const auto m = gm::resolve_model(name);
-  const gm::quant_spec q = m.quantization.value_or(gm::quant_spec{});
-  double bytes = 0;
-  for (const auto& g : gm::build_inventory(m, 1).groups)
-    if (g.stored) bytes += gm::group_weight_bytes(g, q, m.torch_dtype);
-  return std::llround(bytes);
-}
+std::int64_t checkpoint_bytes(const std::string& name) { return gm::checkpoint_bytes(gm::resolve_model(name)); }
 
 std::int64_t layers_with(const gm::model_spec& m, std::string_view mixer) {
   std::int64_t n = 0;

@@ -99,12 +99,19 @@ quant_format modelopt_algo(const field_reader& q, const char* key) {
   q.fail(key, fmt::format("'{}' is not supported (allowed: FP8, NVFP4, W4A16_NVFP4, MXFP4, MXFP8, MIXED_PRECISION)", algo));
 }
 
+// kv_cache_quant_algo ("FP8") or kv_cache_scheme ("FP8", or {"type": "float", "num_bits": 8}).
 std::optional<dtype> kv_algo(const field_reader& q, const char* key) {
   if (!q.has(key)) return std::nullopt;
-  const std::string v = q.string(key);
-  if (v == "FP8") return dtype::fp8_e4m3;
-  if (v == "NONE" || v.empty()) return std::nullopt;
-  q.fail(key, fmt::format("'{}' is not supported (allowed: FP8, NONE)", v));
+  const json& v = q.raw(key);
+  if (v.is_object()) {
+    const field_reader s(v, q.where() + "." + key);
+    if (s.string_or("type", "float") == "float" && s.dim_or("num_bits", 8, 64) == 8) return dtype::fp8_e4m3;
+    q.fail(key, fmt::format("{} is not supported (allowed: an 8-bit float scheme)", v.dump()));
+  }
+  const std::string text = q.string(key);
+  if (text == "FP8") return dtype::fp8_e4m3;
+  if (text == "NONE" || text.empty()) return std::nullopt;
+  q.fail(key, fmt::format("'{}' is not supported (allowed: FP8, NONE)", text));
 }
 
 quant_spec read_modelopt(const field_reader& q, const std::string& origin) {
@@ -125,7 +132,7 @@ quant_spec read_modelopt(const field_reader& q, const std::string& origin) {
     static_cast<quant_format&>(s) = modelopt_algo(q, algo_key);
   }
   s.ignore = read_patterns(q, q.has("exclude_modules") ? "exclude_modules" : "ignore");
-  s.checkpoint_kv_dtype = kv_algo(q, "kv_cache_quant_algo");
+  s.checkpoint_kv_dtype = kv_algo(q, q.has("kv_cache_quant_algo") ? "kv_cache_quant_algo" : "kv_cache_scheme");
   return s;
 }
 
@@ -194,6 +201,7 @@ quant_spec read_compressed_tensors(const field_reader& q, dtype model_dtype) {
     }
   }
   s.ignore = read_patterns(q, "ignore");
+  s.checkpoint_kv_dtype = kv_algo(q, "kv_cache_scheme");
   return s;
 }
 

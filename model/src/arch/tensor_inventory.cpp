@@ -164,7 +164,7 @@ struct tensor {
   bool linear = false;
   double active = 1;
   bool stored = true;
-  std::optional<dtype> fixed_dtype;
+  std::optional<dtype> fixed_dtype = std::nullopt;
 };
 
 class inventory_builder {
@@ -172,9 +172,9 @@ public:
   explicit inventory_builder(int tp) : tp_(tp) { inv_.tp = tp; }
   int tp() const { return tp_; }
 
-  // The layer (index, stored-only flag) that following tensors belong to; -1 for model-level tensors.
-  void at_layer(std::int64_t layer, bool loaded) {
-    layer_ = layer;
+  // The layers (indices, stored-only flag) that following tensors belong to; none for model-level tensors.
+  void at_layers(std::vector<std::int64_t> layers, bool loaded) {
+    layers_ = std::move(layers);
     loaded_ = loaded;
   }
 
@@ -215,6 +215,8 @@ private:
     if (t.instances <= 0 || t.rows <= 0 || t.cols <= 0) return;
     // Checked once here, so params() and the sums over groups cannot overflow later.
     const std::int64_t per_instance = checked_mul(t.rows, t.cols, "a tensor's parameter count");
+    const auto copies = std::max<std::int64_t>(1, static_cast<std::int64_t>(layers_.size()));
+    t.instances = checked_mul(t.instances, copies, "a tensor's parameter count");
     const std::int64_t params = checked_mul(per_instance, t.instances, "a tensor's parameter count");
     total_ = checked_add(total_, params, "the model's parameter count");
     const auto key = std::make_tuple(t.module, t.param, static_cast<int>(t.role), t.instances, t.rows, t.cols, t.rank_rows,
@@ -223,7 +225,7 @@ private:
     if (it != index_.end()) {
       tensor_group& g = inv_.groups[it->second];
       g.count += t.instances;
-      if (layer_ >= 0) g.layer_ids.push_back(layer_);
+      g.layer_ids.insert(g.layer_ids.end(), layers_.begin(), layers_.end());
       return;
     }
     tensor_group g;
@@ -240,7 +242,7 @@ private:
     g.stored = t.stored;
     g.fixed_dtype = t.fixed_dtype;
     g.module = t.module;
-    if (layer_ >= 0) g.layer_ids.push_back(layer_);
+    g.layer_ids = layers_;
     index_.emplace(key, inv_.groups.size());
     inv_.groups.push_back(std::move(g));
   }
@@ -249,12 +251,12 @@ private:
   static std::string display_name(const std::string& module, const std::string& param) {
     std::string n = module.starts_with("model.") ? module.substr(6) : module;
     const auto at = n.find("{i}");
-    if (at != std::string::npos) n.replace(at, 3, "*");
+    if (at != std::string::npos) n = n.substr(0, at) + "*" + n.substr(at + 3);  // (not replace(): GCC 12's -Wrestrict misfires on it)
     return param.empty() ? n : n + "." + param;
   }
 
   int tp_;
-  std::int64_t layer_ = -1;
+  std::vector<std::int64_t> layers_;
   bool loaded_ = true;
   std::int64_t total_ = 0;
   tensor_inventory inv_;
@@ -491,16 +493,27 @@ tensor_inventory build_inventory(const model_spec& m, int tp) {
   const std::int64_t vocab_rank = split(ceil_div(m.vocab_size, vocab_padding) * vocab_padding, tp);
 
   b.column("model.embed_tokens", tensor_role::embedding, m.vocab_size, h, vocab_rank, false);
+  // Layers that repeat are emitted once, for all their indices (most models have a few distinct layers).
+  std::vector<std::pair<const layer_spec*, std::vector<std::int64_t>>> distinct;
   for (std::int64_t i = 0; i < m.num_layers(); ++i) {
-    b.at_layer(i, true);
-    add_layer(b, m, m.layers[static_cast<std::size_t>(i)], m.naming.layers + ".{i}");
+    const layer_spec& l = m.layers[static_cast<std::size_t>(i)];
+    auto it = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return *d.first == l; });
+    if (it == distinct.end()) {
+      distinct.emplace_back(&l, std::vector<std::int64_t>{i});
+    } else {
+      it->second.push_back(i);
+    }
+  }
+  for (auto& [l, ids] : distinct) {
+    b.at_layers(std::move(ids), true);
+    add_layer(b, m, *l, m.naming.layers + ".{i}");
   }
   for (std::size_t k = 0; k < m.mtp_layers.size(); ++k) {
-    b.at_layer(m.num_layers() + static_cast<std::int64_t>(k), false);
+    b.at_layers({m.num_layers() + static_cast<std::int64_t>(k)}, false);
     add_layer(b, m, m.mtp_layers[k],
               m.naming.mtp_layers.empty() ? m.naming.layers + ".{i}" : fmt::format("{}.{}", m.naming.mtp_layers, k));
   }
-  b.at_layer(-1, true);
+  b.at_layers({}, true);
   if (m.final_norms > 0) b.replicated("model.norm", tensor_role::norm, h, 1, false, m.final_norms);
   for (const auto& e : m.extras) b.extra("model.", e);
   for (const auto& e : m.vision) b.extra("", e);

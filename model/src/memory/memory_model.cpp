@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/units.hpp"
@@ -96,8 +97,15 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
   }
   note("quantization", s.quant.describe(), s.quant.origin);
 
-  s.kv_dtype = parse_kv_dtype_flag(opt.kv_cache_dtype.value_or("auto"), s.model_dtype);
-  note("kv_cache_dtype", std::string(dtype_name(s.kv_dtype)), opt.kv_cache_dtype ? "--kv-cache-dtype" : "auto (model dtype)");
+  if (!opt.kv_cache_dtype && s.quant.checkpoint_kv_dtype) {
+    // vLLM (utils/torch_utils.py, resolve_kv_cache_dtype_string) turns "auto" into the
+    // KV format a checkpoint's kv_cache_quant_algo / kv_cache_scheme was calibrated for.
+    s.kv_dtype = *s.quant.checkpoint_kv_dtype;
+    note("kv_cache_dtype", std::string(dtype_name(s.kv_dtype)), "auto: the checkpoint's kv_cache_quant_algo");
+  } else {
+    s.kv_dtype = parse_kv_dtype_flag(opt.kv_cache_dtype.value_or("auto"), s.model_dtype);
+    note("kv_cache_dtype", std::string(dtype_name(s.kv_dtype)), opt.kv_cache_dtype ? "--kv-cache-dtype" : "auto (model dtype)");
+  }
 
   if (opt.gpu_memory_utilization) {
     const double u = *opt.gpu_memory_utilization;
@@ -224,6 +232,15 @@ double mixer_stage_width(const layer_spec& l, int tp) {
 
 }  // namespace
 
+std::int64_t checkpoint_bytes(const model_spec& m) {
+  // Every stored tensor, one copy, in the checkpoint's own format and dtype.
+  const quant_spec stored = m.quantization.value_or(quant_spec{});
+  double bytes = 0;
+  for (const auto& g : build_inventory(m, 1).groups)
+    if (g.stored) bytes += group_weight_bytes(g, stored, m.torch_dtype);
+  return static_cast<std::int64_t>(std::llround(bytes));
+}
+
 activation_estimate estimate_activation(const model_spec& m, const resolved_settings& s, const engine_profile& engine,
                                         const memory_coefficients& c, std::int64_t tokens, std::int64_t rows) {
   activation_estimate a;
@@ -274,7 +291,7 @@ activation_estimate estimate_activation(const model_spec& m, const resolved_sett
 }
 
 memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
-                                const coefficients& coeffs, const estimate_options& opt) {
+                                const coefficients& coeffs, const estimate_options& opt, const tensor_inventory* inventory) {
   memory_estimate r;
   r.model = m;
   r.gpu = gpu;
@@ -294,11 +311,16 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
     r.gpu_total_source = "datasheet capacity (no measured total yet)";
   }
 
+  if (gpu.vendor == "amd")
+    r.notes.push_back(fmt::format("{} is an AMD GPU: gpucal calibrates NVIDIA GPUs only, so this estimate uses its datasheet "
+                                  "figures and the engine's CUDA accounting (ROCm builds of the engine may differ)", gpu.name));
   r.settings = resolve_settings(m, gpu, engine, opt, r.gpu_total_bytes);
   const resolved_settings& s = r.settings;
 
   // Weights, tensor by tensor.
-  const tensor_inventory inv = build_inventory(m, s.tp);
+  std::optional<tensor_inventory> own;
+  if (!inventory || inventory->tp != s.tp) own = build_inventory(m, s.tp);
+  const tensor_inventory& inv = own ? *own : *inventory;
   r.params = inv.total_params();
   r.checkpoint_params = inv.checkpoint_params();
   r.active_params = inv.active_params();
@@ -314,12 +336,7 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
     weights += bytes;
   }
   for (auto& [_, row] : rows) r.weights_by_role.push_back(row);
-  // The checkpoint as stored: every tensor, one copy, in the checkpoint's own format and dtype.
-  const quant_spec stored = m.quantization.value_or(quant_spec{});
-  double checkpoint = 0;
-  for (const auto& g : build_inventory(m, 1).groups)
-    if (g.stored) checkpoint += group_weight_bytes(g, stored, m.torch_dtype);
-  r.checkpoint_bytes = static_cast<std::int64_t>(std::llround(checkpoint));
+
   r.weights_bytes = static_cast<std::int64_t>(std::llround(weights));
 
   kv_cache_options ko;

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "gpucal/model/errors.hpp"
@@ -81,7 +82,8 @@ std::string op_of(const tensor_group& g) {
 }  // namespace
 
 throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, const resolved_settings& settings,
-                                   const throughput_coefficients& c, const engine_profile& engine)
+                                   const throughput_coefficients& c, const engine_profile& engine,
+                                   const tensor_inventory* inventory)
     : m_(m), settings_(settings), c_(c), step_overhead_(choose_step_overhead(c, engine)) {
   const int tp = settings.tp;
   hbm_bytes_per_s_ = gpu.hbm_bandwidth_gbps * 1e9;
@@ -120,7 +122,9 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
   }
 
   const quant_spec& q = settings.quant;
-  const tensor_inventory inv = build_inventory(m, tp);
+  std::optional<tensor_inventory> own;
+  if (!inventory || inventory->tp != tp) own = build_inventory(m, tp);
+  const tensor_inventory& inv = own ? *own : *inventory;
   std::map<std::string, double> bytes_by_kind;
   for (const auto& g : inv.groups) {
     if (!g.loaded || g.role == tensor_role::vision) continue;  // MTP layers idle; the vision tower runs on images only
@@ -168,7 +172,21 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
   ko.compute_major = gpu.compute_capability.empty() || !std::isdigit(static_cast<unsigned char>(gpu.compute_capability[0]))
                          ? 9
                          : std::stoi(gpu.compute_capability);
-  caches_ = layer_caches(m, ko);
+  // Layers whose cache and spec repeat are timed once and counted.
+  for (const auto& lc : layer_caches(m, ko)) {
+    auto same = [&](const std::pair<layer_cache, double>& x) {
+      const layer_cache& o = x.first;
+      return o.what == lc.what && o.kind == lc.kind && o.bytes_per_token == lc.bytes_per_token && o.window_tokens == lc.window_tokens &&
+             o.state_bytes == lc.state_bytes && o.tokens_per_entry == lc.tokens_per_entry &&
+             m.layers[static_cast<std::size_t>(o.layer)] == m.layers[static_cast<std::size_t>(lc.layer)];
+    };
+    const auto it = std::find_if(caches_.begin(), caches_.end(), same);
+    if (it == caches_.end()) {
+      caches_.emplace_back(lc, 1.0);
+    } else {
+      it->second += 1;
+    }
+  }
 
   // Element-wise traffic per token, napkin math in elements: each mixer and
   // feed-forward block ends in a fused add+RMSNorm that reads x and the
@@ -282,7 +300,7 @@ void throughput_model::add_mixers(step_time& s, double batch, double context, bo
     add(s, "attention", attention_time(flops, bytes, decode, b), b, flops, bytes);
     if (a.indexer) add(s, "indexer", attention_time(index_flops, index_bytes, decode, b), b, index_flops, index_bytes);
   }
-  for (const auto& c : caches_) {
+  for (const auto& [c, layers] : caches_) {
     if (c.what == "compressed_mla" || c.what == "swa_window") continue;  // DeepSeek-V4, timed above
     const layer_spec& l = m_.layers[static_cast<std::size_t>(c.layer)];
     double flops = 0, bytes = 0;
@@ -349,7 +367,7 @@ void throughput_model::add_mixers(step_time& s, double batch, double context, bo
     }
     bound b = bound::memory;
     const double t = attention_time(flops, bytes, decode, b);
-    add(s, op, t, b, flops, bytes);
+    add(s, op, t * layers, b, flops * layers, bytes * layers);
   }
 }
 

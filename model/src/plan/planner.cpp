@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "gpucal/model/catalog.hpp"
@@ -142,6 +143,19 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
   }
 
   std::set<std::string> sources;
+  // One tensor inventory per tp, shared by every GPU, format and KV dtype.
+  std::map<int, tensor_inventory> inventories;
+  const auto inventory_at = [&](int tp) -> const tensor_inventory* {
+    auto it = inventories.find(tp);
+    if (it == inventories.end()) {
+      try {
+        it = inventories.emplace(tp, build_inventory(m, tp)).first;
+      } catch (const input_error&) {
+        return nullptr;  // estimate_memory reports why
+      }
+    }
+    return &it->second;
+  };
   for (const gpu_spec* gpu : gpus) {
     const auto own = opt.coefficients_by_gpu.find(gpu->slug);
     const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;
@@ -166,12 +180,13 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           memory_estimate mem;
           std::optional<throughput_model> perf;
           try {
-            mem = estimate_memory(m, *gpu, engine, gc, eo);
+            const tensor_inventory* inv = inventory_at(tp);
+            mem = estimate_memory(m, *gpu, engine, gc, eo, inv);
             if (!mem.fits) {
               reject("memory", mem.failures.front(), 1);
               continue;
             }
-            perf.emplace(m, *gpu, mem.settings, gc.throughput, engine);
+            perf.emplace(m, *gpu, mem.settings, gc.throughput, engine, inv);
           } catch (const input_error& e) {
             reject("unsupported", e.what(), 0);
             continue;

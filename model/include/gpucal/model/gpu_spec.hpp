@@ -13,6 +13,7 @@ namespace gpucal::model {
 
 struct gpu_spec {
   std::string name;  ///< display name, e.g. "H100-SXM"
+  std::string vendor = "nvidia";  ///< "nvidia" or "amd" (gpucal calibrates NVIDIA GPUs only)
   std::string slug;  ///< results/ folder name, e.g. "h100-sxm-80gb"
   std::vector<std::string> aliases;
   std::string architecture;

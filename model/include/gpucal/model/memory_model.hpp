@@ -28,6 +28,10 @@ namespace gpucal::model {
 /// format `q` gives its module (ignore lists and mixed formats apply per layer).
 double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype model_dtype);
 
+/// The checkpoint's tensor bytes in its own format and dtype, MTP layers and
+/// vision tower included: what its safetensors index totals.
+std::int64_t checkpoint_bytes(const model_spec& m);
+
 struct weight_row {
   std::string role;
   std::int64_t params = 0;  ///< whole model
@@ -97,7 +101,6 @@ struct memory_estimate {
 
   std::int64_t params = 0;             ///< parameters the engine loads
   std::int64_t checkpoint_params = 0;  ///< every parameter the checkpoint stores (MTP layers included)
-  std::int64_t checkpoint_bytes = 0;   ///< the checkpoint's tensor bytes in its own format (its safetensors total_size)
   std::int64_t active_params = 0;
   std::vector<weight_row> weights_by_role;
   std::int64_t weights_bytes = 0;
@@ -139,7 +142,10 @@ struct memory_estimate {
   std::int64_t overhead_bytes() const { return cuda_context_bytes + non_torch_bytes + nccl_bytes; }
 };
 
+/// `inventory`, when given, is build_inventory(m, opt.tp), reused across
+/// estimates of one model (the planner's search).
 memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
-                                const coefficients& coeffs, const estimate_options& opt);
+                                const coefficients& coeffs, const estimate_options& opt,
+                                const tensor_inventory* inventory = nullptr);
 
 }  // namespace gpucal::model

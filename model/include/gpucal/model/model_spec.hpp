@@ -31,6 +31,8 @@ struct sparse_indexer_spec {
   std::int64_t cache_bytes_per_token = 0;  ///< per layer, whatever the KV dtype (fp8 keys + fp32 scales)
   std::int64_t q_input_dim = 0;            ///< input width of its query projection (q_lora_rank)
   std::int64_t local_tokens = 0;           ///< tokens attended besides the top-k (MiniMax-M3's local blocks)
+
+  bool operator==(const sparse_indexer_spec&) const = default;
 };
 
 /// Softmax attention over a paged KV cache: MHA, GQA or MQA.
@@ -49,6 +51,8 @@ struct attention_spec {
   bool k_eq_v = false;       ///< the checkpoint stores no v_proj: values are the keys (Gemma 4 global layers)
   bool kv_shared = false;    ///< no k/v projections and no cache of its own: reads an earlier layer's (Gemma 4 E2B/E4B)
   std::optional<sparse_indexer_spec> indexer;  ///< block-sparse attention over the indexer's top-k (MiniMax-M3)
+
+  bool operator==(const attention_spec&) const = default;
 };
 
 /// Multi-head latent attention (DeepSeek-V2/V3 and descendants).
@@ -62,6 +66,8 @@ struct mla_spec {
   std::optional<sparse_indexer_spec> indexer;  ///< DSA (DeepSeek-V3.2, GLM-5)
   bool shared_indexer = false;                 ///< reuses the previous indexer's top-k (GLM-5.2): no indexer weights or cache
   bool output_gate = false;                    ///< a sigmoid gate on the attention output (Kimi K3)
+
+  bool operator==(const mla_spec&) const = default;
 };
 
 enum class linear_attention_kind { gated_deltanet, kimi_delta };
@@ -78,6 +84,8 @@ struct linear_attention_spec {
   std::int64_t head_v_dim = 0;
   std::int64_t conv_kernel = 0;
   dtype state_dtype = dtype::float32;  ///< recurrent state (the convolution state is in the model dtype)
+
+  bool operator==(const linear_attention_spec&) const = default;
 };
 
 /// Mamba-2 selective state space mixer.
@@ -91,6 +99,8 @@ struct mamba2_spec {
   bool proj_bias = false;
   dtype state_dtype = dtype::float32;  ///< SSM state (the convolution state is in the model dtype)
   std::int64_t intermediate() const { return num_heads * head_dim; }
+
+  bool operator==(const mamba2_spec&) const = default;
 };
 
 /// DeepSeek-V4's attention: one shared K=V head per token (head_dim wide)
@@ -110,6 +120,8 @@ struct compressed_mla_spec {
   std::int64_t compress_ratio = 0;  ///< 0: window only; 4: compressed sparse (with indexer); 128: heavily compressed
   std::optional<sparse_indexer_spec> indexer;
   std::int64_t hc_mult = 1;
+
+  bool operator==(const compressed_mla_spec&) const = default;
 };
 
 enum class mixer_kind { none, attention, mla, linear_attention, mamba2, compressed_mla };
@@ -120,6 +132,8 @@ struct mlp_spec {
   std::int64_t intermediate_size = 0;
   mlp_activation activation = mlp_activation::gated;
   bool bias = false;
+
+  bool operator==(const mlp_spec&) const = default;
 };
 
 struct moe_spec {
@@ -133,6 +147,8 @@ struct moe_spec {
   bool expert_bias = false;         ///< biases on every expert's projections (gpt-oss)
   std::int64_t latent_size = 0;     ///< routed experts work in a latent of this width, with down/up projections around them (0 = hidden)
   bool latent_norm = false;         ///< an RMSNorm on the latent (Kimi K3)
+
+  bool operator==(const moe_spec&) const = default;
 };
 
 /// A weight that does not belong to one of the standard kinds, with how vLLM
@@ -150,6 +166,8 @@ struct extra_tensor {
   shard split = shard::replicated;
   bool linear = false;  ///< a linear layer weight that a quantization format converts
   bool stored = true;   ///< false: the engine allocates it but the checkpoint has none (vLLM's V slot of a k_eq_v layer)
+
+  bool operator==(const extra_tensor&) const = default;
 };
 
 struct layer_spec {
@@ -167,6 +185,8 @@ struct layer_spec {
   /// "attention", "sliding_attention", "chunked_attention", "mla", "dsa", "gated_deltanet", "kda", "mamba2",
   /// "swa_mla", "csa", "hca", "none"
   std::string_view mixer_name() const;
+
+  bool operator==(const layer_spec&) const = default;
 };
 
 /// Module names inside a layer where a family's checkpoint departs from

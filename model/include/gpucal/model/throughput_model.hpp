@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpucal/model/coefficients.hpp"
@@ -14,6 +15,7 @@
 #include "gpucal/model/kv_cache.hpp"
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/model_spec.hpp"
+#include "gpucal/model/tensor_inventory.hpp"
 
 namespace gpucal::model {
 
@@ -62,8 +64,9 @@ double allreduce_time_s(double bytes, int tp, double link_gbps, double efficienc
 class throughput_model {
 public:
   /// `settings` gives tp, dtypes and quantization (resolve_settings).
+  /// `inventory`, when given, is build_inventory(m, settings.tp), reused across models of one search.
   throughput_model(const model_spec& m, const gpu_spec& gpu, const resolved_settings& settings,
-                   const throughput_coefficients& c, const engine_profile& engine);
+                   const throughput_coefficients& c, const engine_profile& engine, const tensor_inventory* inventory = nullptr);
 
   /// One decode step: `batch` sequences, one token each, attending to
   /// `mean_context` tokens on average.
@@ -118,7 +121,7 @@ private:
   double link_gbps_ = 0;
   std::string link_name_;
   std::vector<linear_op> linears_;
-  std::vector<layer_cache> caches_;  // per layer cache (attention bytes per token, state bytes)
+  std::vector<std::pair<layer_cache, double>> caches_;  // distinct layer caches and how many layers have each
   double sublayers_ = 0;             // mixers and feed-forward blocks: each ends in an all-reduce at tp > 1
   double elementwise_per_token_ = 0; // elements read and written per token by norms, residuals and activations
 };
