@@ -13,6 +13,7 @@
 #include "gpucal/model/kv_cache.hpp"
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/tensor_inventory.hpp"
+#include "gpucal/model/throughput_model.hpp"
 
 namespace gm = gpucal::model;
 
@@ -380,9 +381,56 @@ TEST(families, every_catalog_model_estimates_and_times) {
       if (!est.fits) continue;
       EXPECT_GT(est.num_blocks, 0);
       EXPECT_GT(est.max_tokens, 0);
+      // perf: a decode step and a prefill, finite and positive, with every operator accounted.
+      const gm::throughput_model perf(m, gpu, est.settings, gm::default_coefficients().throughput, gm::resolve_engine("vllm"));
+      const auto decode = perf.decode_step(16, 4096), prefill = perf.prefill(2048);
+      EXPECT_TRUE(std::isfinite(decode.total_s) && decode.total_s > 0);
+      EXPECT_TRUE(std::isfinite(prefill.total_s) && prefill.total_s > decode.total_s);
+      double sum = 0;
+      for (const auto& op : decode.ops) sum += op.time_s;
+      EXPECT_DOUBLE_EQ(sum, decode.total_s);
       break;
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+const gm::op_time& op(const gm::step_time& s, const std::string& name) {
+  for (const auto& o : s.ops)
+    if (o.name == name) return o;
+  throw std::runtime_error("no operator " + name);
+}
+
+gm::throughput_model perf_of(const char* model, const char* gpu, int tp) {
+  const auto m = gm::resolve_model(model);
+  gm::estimate_options o;
+  o.tp = tp;
+  const auto s = gm::resolve_settings(m, gm::resolve_gpu(gpu), gm::resolve_engine("vllm"), o, gm::resolve_gpu(gpu).memory_bytes);
+  return gm::throughput_model(m, gm::resolve_gpu(gpu), s, gm::default_coefficients().throughput, gm::resolve_engine("vllm"));
+}
+
+TEST(families, linear_attention_decode_is_constant_in_context) {
+  // Qwen3.5: a Gated DeltaNet layer reads and writes its recurrent state once per decoded
+  // token, whatever the context; the 15 full-attention layers read the whole context.
+  const auto p = perf_of("qwen3.5-397b-a17b", "b200", 8);
+  const auto short_ctx = p.decode_step(32, 1'000), long_ctx = p.decode_step(32, 100'000);
+  EXPECT_DOUBLE_EQ(op(short_ctx, "linear_attention").bytes, op(long_ctx, "linear_attention").bytes);
+  EXPECT_NEAR(op(long_ctx, "attention").bytes / op(short_ctx, "attention").bytes, 100.0, 1e-9);
+  // Per decoded token and layer the state moves twice (read, write): 32 x 45 x 2 x 533,504 B at tp 8.
+  EXPECT_DOUBLE_EQ(op(short_ctx, "linear_attention").bytes, 32.0 * 45 * 2 * 533'504);
+}
+
+TEST(families, dsa_attends_to_its_top_k) {
+  // DeepSeek-V3.2: MLA reads index_topk = 2048 latents per layer however long the context,
+  // while the indexer scans 132 B per cached token.
+  const auto p = perf_of("deepseek-v3.2", "h200", 8);
+  const auto at = [&](double ctx) { return p.decode_step(8, ctx); };
+  EXPECT_DOUBLE_EQ(op(at(10'000), "attention").bytes, op(at(100'000), "attention").bytes);
+  EXPECT_DOUBLE_EQ(op(at(100'000), "attention").bytes, 8.0 * 2048 * 61 * 1152);
+  EXPECT_DOUBLE_EQ(op(at(100'000), "indexer").bytes, 8.0 * 100'000 * 61 * 132);
 }
 
 }  // namespace
