@@ -14,6 +14,7 @@
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/tensor_inventory.hpp"
 #include "gpucal/model/throughput_model.hpp"
+#include "test_support.hpp"
 
 namespace gm = gpucal::model;
 
@@ -41,16 +42,6 @@ std::int64_t layers_with(const gm::model_spec& m, std::string_view mixer) {
 void expect_within(std::int64_t got, double published, double rel, const char* what) {
   EXPECT_LE(std::abs(static_cast<double>(got) - published), rel * published)
       << what << ": " << got << " vs published " << published;
-}
-
-template <typename Fn>
-void expect_input_error(Fn fn, std::initializer_list<const char*> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no input_error thrown";
-  } catch (const gpucal::input_error& e) {
-    for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
-  }
 }
 
 // Published totals: "HF" = the Hugging Face API's safetensors.total as

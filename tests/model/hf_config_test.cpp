@@ -5,6 +5,7 @@
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/model_spec.hpp"
+#include "test_support.hpp"
 
 namespace gm = gpucal::model;
 
@@ -20,17 +21,6 @@ std::int64_t sliding_layers(const gm::model_spec& m) {
   std::int64_t n = 0;
   for (std::size_t i = 0; i < m.layers.size(); ++i) n += sliding(m, i) ? 1 : 0;
   return n;
-}
-
-// Runs `fn`, expects an input_error whose message contains every needle.
-template <typename Fn>
-void expect_input_error(Fn fn, std::initializer_list<const char*> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no input_error thrown";
-  } catch (const gpucal::input_error& e) {
-    for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
-  }
 }
 
 const char* const tiny_llama = R"({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,

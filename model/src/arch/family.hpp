@@ -91,6 +91,22 @@ std::vector<layer_spec> dense_layers(std::int64_t layers, const attention_spec& 
 /// defaults fill keys a published config.json omits.
 json with_defaults(const json& cfg, const json& defaults, std::vector<std::string>& filled);
 
+/// `v`'s text config with the config class's `defaults` filled in where it
+/// lacks them, and a note naming the class and the keys filled.
+json with_class_defaults(const config_view& v, json defaults, const char* config_class, model_spec& m);
+
+/// Routed-expert counts and width: `experts_key`, `top_k_key`, `width_key`
+/// (a default of 0 makes the key required). Checks top-k <= experts.
+moe_spec read_moe(const field_reader& cfg, const char* experts_key, const char* top_k_key, const char* width_key,
+                  std::int64_t experts_default = 0, std::int64_t top_k_default = 0, std::int64_t width_default = 0);
+
+/// DeepSeek-style multi-head latent attention keys (q_lora_rank optional).
+mla_spec read_mla(const field_reader& cfg);
+
+/// What an MTP module adds to its decoder layer to join the embedding and
+/// the hidden state: enorm, hnorm and eh_proj [hidden, 2 x hidden].
+std::vector<extra_tensor> mtp_join(std::int64_t hidden, shard eh_split = shard::replicated);
+
 /// Makes layer i sliding-window where `sliding[i]` holds.
 void apply_sliding(std::vector<layer_spec>& layers, const std::vector<bool>& sliding, std::int64_t window);
 

@@ -159,6 +159,50 @@ json with_defaults(const json& cfg, const json& defaults, std::vector<std::strin
   return out;
 }
 
+json with_class_defaults(const config_view& v, json defaults, const char* config_class, model_spec& m) {
+  // A multimodal wrapper's own tie_word_embeddings wins over the text class's default.
+  if (v.wrapped && v.root.contains("tie_word_embeddings")) defaults.erase("tie_word_embeddings");
+  std::vector<std::string> filled;
+  json text = with_defaults(v.cfg.object_json(), defaults, filled);
+  if (!filled.empty()) {
+    std::string keys;
+    for (const auto& f : filled) keys += (keys.empty() ? "" : ", ") + f;
+    m.notes.push_back(fmt::format("keys absent from the config take {}'s defaults (transformers): {}", config_class, keys));
+  }
+  return text;
+}
+
+moe_spec read_moe(const field_reader& cfg, const char* experts_key, const char* top_k_key, const char* width_key,
+                  std::int64_t experts_default, std::int64_t top_k_default, std::int64_t width_default) {
+  const auto read = [&](const char* key, std::int64_t fallback, std::int64_t limit) {
+    return fallback > 0 ? cfg.dim_or(key, fallback, limit) : cfg.dim(key, limit);
+  };
+  moe_spec e;
+  e.num_experts = read(experts_key, experts_default, max_experts);
+  e.experts_per_token = read(top_k_key, top_k_default, max_experts);
+  e.expert_intermediate_size = read(width_key, width_default, max_width);
+  if (e.experts_per_token > e.num_experts)
+    cfg.fail(top_k_key, fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
+  return e;
+}
+
+mla_spec read_mla(const field_reader& cfg) {
+  mla_spec a;
+  a.num_heads = cfg.dim("num_attention_heads", max_heads);
+  a.q_lora_rank = cfg.has("q_lora_rank") ? cfg.dim("q_lora_rank", max_width) : 0;
+  a.kv_lora_rank = cfg.dim("kv_lora_rank", max_width);
+  a.qk_nope_head_dim = cfg.dim("qk_nope_head_dim", max_heads);
+  a.qk_rope_head_dim = cfg.dim("qk_rope_head_dim", max_heads);
+  a.v_head_dim = cfg.dim("v_head_dim", max_heads);
+  return a;
+}
+
+std::vector<extra_tensor> mtp_join(std::int64_t hidden, shard eh_split) {
+  return {{"enorm", tensor_role::norm, hidden, 1},
+          {"hnorm", tensor_role::norm, hidden, 1},
+          {"eh_proj", tensor_role::mtp, hidden, 2 * hidden, 1, eh_split, true}};
+}
+
 void apply_sliding(std::vector<layer_spec>& layers, const std::vector<bool>& sliding, std::int64_t window) {
   for (std::size_t i = 0; i < layers.size() && i < sliding.size(); ++i) {
     if (!sliding[i] || layers[i].mixer != mixer_kind::attention) continue;

@@ -17,9 +17,7 @@ namespace {
 // embedding and output head.
 layer_spec mtp_layer(const layer_spec& decoder, std::int64_t hidden, std::int64_t vocab, bool own_embeddings) {
   layer_spec l = decoder;
-  l.extras.push_back({"enorm", tensor_role::norm, hidden, 1});
-  l.extras.push_back({"hnorm", tensor_role::norm, hidden, 1});
-  l.extras.push_back({"eh_proj", tensor_role::mtp, hidden, 2 * hidden, 1, shard::replicated, true});
+  l.extras = mtp_join(hidden);
   l.extras.push_back({"shared_head.norm", tensor_role::norm, hidden, 1});
   if (own_embeddings) {
     l.extras.push_back({"embed_tokens", tensor_role::embedding, vocab, hidden, 1, shard::column});
@@ -33,13 +31,7 @@ layer_spec mtp_layer(const layer_spec& decoder, std::int64_t hidden, std::int64_
 void deepseek_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   const std::int64_t layers = read_base(v, m);
-  mla_spec a;
-  a.num_heads = cfg.dim("num_attention_heads", max_heads);
-  a.q_lora_rank = cfg.has("q_lora_rank") ? cfg.dim("q_lora_rank", max_width) : 0;
-  a.kv_lora_rank = cfg.dim("kv_lora_rank", max_width);
-  a.qk_nope_head_dim = cfg.dim("qk_nope_head_dim", max_heads);
-  a.qk_rope_head_dim = cfg.dim("qk_rope_head_dim", max_heads);
-  a.v_head_dim = cfg.dim("v_head_dim", max_heads);
+  mla_spec a = read_mla(cfg);
   if (v.variant == "deepseek_v32" || v.variant == "glm_moe_dsa") {
     sparse_indexer_spec x;
     x.num_heads = cfg.dim("index_n_heads", max_heads);
@@ -52,14 +44,9 @@ void deepseek_family(const config_view& v, model_spec& m) {
     a.indexer = x;
   }
 
-  moe_spec e;
-  e.num_experts = cfg.dim("n_routed_experts", max_experts);
-  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
-  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+  moe_spec e = read_moe(cfg, "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size");
   e.shared_intermediate_size = cfg.count_or("n_shared_experts", 0, max_experts) * e.expert_intermediate_size;
   e.router_bias = cfg.string_or("topk_method", "") == "noaux_tc";
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   // DSA layers with their own indexer. GLM-5.2 (transformers GlmMoeDsaConfig,
   // vLLM DeepseekV32Attention) keeps one every index_topk_freq layers after
   // index_skip_topk_offset (or per index_topk_pattern, F/S); the others

@@ -47,13 +47,8 @@ void deepseek_v4_family(const config_view& v, model_spec& m) {
     for (std::int64_t i = 0; i < layers; ++i) ratios.push_back(i < 2 || i % 2 == 1 ? 128 : 4);
   }
 
-  moe_spec e;
-  e.num_experts = cfg.dim("n_routed_experts", max_experts);
-  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
-  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+  moe_spec e = read_moe(cfg, "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size");
   e.shared_intermediate_size = cfg.count_or("n_shared_experts", 1, 64) * e.expert_intermediate_size;
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   const std::int64_t hash_layers = cfg.count_or("num_hash_layers", 3, layers);
   const std::int64_t h = m.hidden_size, hc = a.hc_mult, mix = (2 + hc) * hc;
   // Hyper-connections (fp32): a mixing matrix, base and scale before attention and before the FFN.

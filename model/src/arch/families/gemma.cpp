@@ -29,21 +29,11 @@ json class_defaults(const std::string& type) {
 }  // namespace
 
 void gemma_family(const config_view& v, model_spec& m) {
-  std::vector<std::string> filled;
-  json defaults = class_defaults(v.variant);
-  // A multimodal wrapper's own tie_word_embeddings wins over the text class's default.
-  if (v.wrapped && v.root.contains("tie_word_embeddings")) defaults.erase("tie_word_embeddings");
-  const json text = with_defaults(v.cfg.object_json(), defaults, filled);
+  const json text = with_class_defaults(v, class_defaults(v.variant),
+                                        v.variant == "gemma" ? "GemmaConfig" : v.variant == "gemma2" ? "Gemma2Config" : "Gemma3TextConfig", m);
   const config_view g{v.root, field_reader(text, v.cfg.where()), v.where, v.wrapped, v.variant};
   const field_reader& cfg = g.cfg;
   const std::int64_t layers = read_base(g, m, arch_defaults([](base_defaults& d) { d.tie_word_embeddings = true; }));
-  if (!filled.empty()) {
-    std::string keys;
-    for (const auto& f : filled) keys += (keys.empty() ? "" : ", ") + f;
-    m.notes.push_back(fmt::format("keys absent from the config take {}'s defaults (transformers): {}",
-                                  v.variant == "gemma" ? "GemmaConfig" : v.variant == "gemma2" ? "Gemma2Config" : "Gemma3TextConfig",
-                                  keys));
-  }
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = cfg.boolean_or("attention_bias", false);
   a.o_bias = a.qkv_bias;
@@ -74,19 +64,14 @@ namespace gpucal::model::arch {
 // enable_moe_block, a MoE block beside it; the last num_kv_shared_layers
 // reuse an earlier layer's cache; optional per-layer embeddings.
 void gemma4_family(const config_view& v, model_spec& m) {
-  std::vector<std::string> filled;
-  json defaults = {{"vocab_size", 262144}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 30},
-                   {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256},
-                   {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-6}, {"sliding_window", 512}};
-  const json text = with_defaults(v.cfg.object_json(), defaults, filled);
+  const json text = with_class_defaults(v, {{"vocab_size", 262144}, {"hidden_size", 2304}, {"intermediate_size", 9216},
+                                            {"num_hidden_layers", 30}, {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+                                            {"head_dim", 256}, {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-6},
+                                            {"sliding_window", 512}},
+                                        "Gemma4TextConfig", m);
   const config_view g{v.root, field_reader(text, v.cfg.where()), v.where, v.wrapped, v.variant};
   const field_reader& cfg = g.cfg;
   const std::int64_t layers = read_base(g, m, arch_defaults([](base_defaults& d) { d.tie_word_embeddings = true; }));
-  if (!filled.empty()) {
-    std::string keys;
-    for (const auto& f : filled) keys += (keys.empty() ? "" : ", ") + f;
-    m.notes.push_back("keys absent from the config take Gemma4TextConfig's defaults (transformers): " + keys);
-  }
   attention_spec sliding = read_attention(cfg, m.hidden_size);
   sliding.qk_norm = true;
   sliding.qkv_bias = sliding.o_bias = cfg.boolean_or("attention_bias", false);
@@ -114,13 +99,7 @@ void gemma4_family(const config_view& v, model_spec& m) {
   const bool double_wide = cfg.boolean_or("use_double_wide_mlp", false);
   std::optional<moe_spec> moe;
   if (cfg.boolean_or("enable_moe_block", false)) {
-    moe_spec e;
-    e.num_experts = cfg.dim("num_experts", max_experts);
-    e.experts_per_token = cfg.dim("top_k_experts", max_experts);
-    e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
-    if (e.experts_per_token > e.num_experts)
-      cfg.fail("top_k_experts", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
-    moe = e;
+    moe = read_moe(cfg, "num_experts", "top_k_experts", "moe_intermediate_size");
   }
   const std::int64_t ple = cfg.count_or("hidden_size_per_layer_input", 256, max_width);
   const std::int64_t h = m.hidden_size;

@@ -15,14 +15,9 @@ void gpt_oss_family(const config_view& v, model_spec& m) {
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = a.o_bias = cfg.boolean_or("attention_bias", true);
   a.sinks = true;
-  moe_spec e;
-  e.num_experts = cfg.dim_or("num_local_experts", 128, max_experts);
-  e.experts_per_token = cfg.dim_or("num_experts_per_tok", 4, max_experts);
-  e.expert_intermediate_size = cfg.dim_or("intermediate_size", 2880, max_width);
+  moe_spec e = read_moe(cfg, "num_local_experts", "num_experts_per_tok", "intermediate_size", 128, 4, 2880);
   e.expert_bias = true;  // gate_up_proj_bias [E, 2I], down_proj_bias [E, H]
   e.router_bias = true;  // mlp.router.bias [E]
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   layer_spec l;
   l.mixer = mixer_kind::attention;
   l.attention = a;

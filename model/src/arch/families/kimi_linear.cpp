@@ -30,28 +30,17 @@ void kimi_linear_family(const config_view& v, model_spec& m) {
     kda.insert(x.get<std::int64_t>());
   }
 
-  mla_spec a;
-  a.num_heads = cfg.dim("num_attention_heads", max_heads);
-  a.q_lora_rank = cfg.has("q_lora_rank") ? cfg.dim("q_lora_rank", max_width) : 0;
-  a.kv_lora_rank = cfg.dim("kv_lora_rank", max_width);
-  a.qk_nope_head_dim = cfg.dim("qk_nope_head_dim", max_heads);
-  a.qk_rope_head_dim = cfg.dim("qk_rope_head_dim", max_heads);
-  a.v_head_dim = cfg.dim("v_head_dim", max_heads);
+  mla_spec a = read_mla(cfg);
   a.output_gate = cfg.boolean_or("mla_use_output_gate", false);
 
   std::optional<moe_spec> moe;
   if (cfg.has("num_experts")) {
-    moe_spec e;
-    e.num_experts = cfg.dim("num_experts", max_experts);
-    e.experts_per_token = cfg.has("num_experts_per_token") ? cfg.dim("num_experts_per_token", max_experts)
-                                                           : cfg.dim("num_experts_per_tok", max_experts);
-    e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+    moe_spec e = read_moe(cfg, "num_experts", cfg.has("num_experts_per_token") ? "num_experts_per_token" : "num_experts_per_tok",
+                          "moe_intermediate_size");
     e.shared_intermediate_size = cfg.count_or("num_shared_experts", 0, 64) * e.expert_intermediate_size;
     e.router_bias = cfg.string_or("topk_method", "") == "noaux_tc" || cfg.boolean_or("use_grouped_topk", false);
     e.latent_size = cfg.count_or("routed_expert_hidden_size", 0, max_width);
     e.latent_norm = e.latent_size > 0 && cfg.boolean_or("latent_moe_use_norm", false);
-    if (e.experts_per_token > e.num_experts)
-      cfg.fail("num_experts_per_token", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
     moe = e;
   }
   const std::int64_t first_dense = cfg.count_or("first_k_dense_replace", 0, layers);

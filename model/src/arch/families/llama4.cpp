@@ -14,13 +14,8 @@ void llama4_family(const config_view& v, model_spec& m) {
   const std::int64_t layers = read_base(v, m, arch_defaults([](base_defaults& d) { d.vocab_size = 202048; }));
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = a.o_bias = cfg.boolean_or("attention_bias", false);  // use_qk_norm is an L2 norm without weights
-  moe_spec e;
-  e.num_experts = cfg.dim_or("num_local_experts", 16, max_experts);
-  e.experts_per_token = cfg.dim_or("num_experts_per_tok", 1, max_experts);
-  e.expert_intermediate_size = cfg.dim_or("intermediate_size", 8192, max_width);
+  moe_spec e = read_moe(cfg, "num_local_experts", "num_experts_per_tok", "intermediate_size", 16, 1, 8192);
   e.shared_intermediate_size = e.expert_intermediate_size;  // Llama4TextMoe.shared_expert
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   const std::int64_t step = cfg.dim_or("interleave_moe_layer_step", 1, max_layers);
   const std::int64_t dense_width = cfg.dim_or("intermediate_size_mlp", 16384, max_width);
 

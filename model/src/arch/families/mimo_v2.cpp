@@ -45,14 +45,9 @@ void mimo_v2_family(const config_view& v, model_spec& m) {
   const std::vector<bool> sliding = list("hybrid_layer_pattern", [](std::int64_t i) { return !(i == 0 || (i + 1) % 6 == 0); });
   const std::vector<bool> moe_layers = list("moe_layer_freq", [](std::int64_t i) { return i > 0; });
 
-  moe_spec e;
-  e.num_experts = cfg.dim("n_routed_experts", max_experts);
-  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
-  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+  moe_spec e = read_moe(cfg, "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size");
   e.shared_intermediate_size = cfg.count_or("n_shared_experts", 0, 64) * e.expert_intermediate_size;
   e.router_bias = cfg.string_or("topk_method", "") == "noaux_tc";
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   std::int64_t dense = 0;
   for (std::int64_t i = 0; i < layers; ++i) {
     layer_spec l;
@@ -78,8 +73,7 @@ void mimo_v2_family(const config_view& v, model_spec& m) {
     l.attention = swa;
     l.mlp = mlp_spec{cfg.dim("intermediate_size", max_width)};
     l.norms = 3;  // input_layernorm, pre_mlp_layernorm, final_layernorm
-    l.extras = {{"enorm", tensor_role::norm, h, 1}, {"hnorm", tensor_role::norm, h, 1},
-                {"eh_proj", tensor_role::mtp, h, 2 * h, 1, shard::replicated, true}};
+    l.extras = mtp_join(h);
     m.mtp_layers.push_back(l);
   }
   if (mtp > 0)

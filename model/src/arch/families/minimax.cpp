@@ -47,17 +47,13 @@ void minimax_family(const config_view& v, model_spec& m) {
     qk_norms.push_back({"self_attn.q_norm", tensor_role::norm, a.num_heads * a.head_dim, 1, 1, shard::column});
     qk_norms.push_back({"self_attn.k_norm", tensor_role::norm, a.num_kv_heads * a.head_dim, 1, 1, shard::column});
   }
-  moe_spec e;
-  e.num_experts = cfg.dim_or("num_local_experts", m3 ? 128 : 256, max_experts);
-  e.experts_per_token = cfg.dim_or("num_experts_per_tok", m3 ? 4 : 8, max_experts);
-  e.expert_intermediate_size = cfg.dim_or("intermediate_size", m3 ? 3072 : 1536, max_width);
+  moe_spec e = read_moe(cfg, "num_local_experts", "num_experts_per_tok", "intermediate_size", m3 ? 128 : 256, m3 ? 4 : 8,
+                        m3 ? 3072 : 1536);
   e.router_bias = cfg.boolean_or("use_routing_bias", true);
   // vLLM sizes the shared expert intermediate_size x n_shared_experts (MiniMax-M3; M2 has none).
   e.shared_intermediate_size = cfg.count_or("shared_intermediate_size", 0, max_width) > 0
                                    ? e.expert_intermediate_size * cfg.count_or("n_shared_experts", 1, 64)
                                    : 0;
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
 
   std::vector<bool> sparse(static_cast<std::size_t>(layers), false);
   std::optional<sparse_indexer_spec> indexer;
@@ -107,8 +103,8 @@ void minimax_family(const config_view& v, model_spec& m) {
       l.attention = a;
       l.attention.indexer = indexer;
       l.moe = e;
-      l.extras = {{"enorm", tensor_role::norm, h, 1}, {"hnorm", tensor_role::norm, h, 1},
-                  {"eh_proj", tensor_role::mtp, h, 2 * h, 1, shard::replicated, true}, {"final_layernorm", tensor_role::norm, h, 1}};
+      l.extras = mtp_join(h);
+      l.extras.push_back({"final_layernorm", tensor_role::norm, h, 1});
       m.mtp_layers.push_back(l);
     }
     if (mtp > 0)

@@ -13,12 +13,7 @@ void mixtral_family(const config_view& v, model_spec& m) {
   const field_reader& cfg = v.cfg;
   const std::int64_t layers = read_base(v, m);
   attention_spec a = read_attention(cfg, m.hidden_size);
-  moe_spec e;
-  e.num_experts = cfg.dim("num_local_experts", max_experts);
-  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
-  e.expert_intermediate_size = cfg.dim("intermediate_size", max_width);
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
+  const moe_spec e = read_moe(cfg, "num_local_experts", "num_experts_per_tok", "intermediate_size");
   layer_spec l;
   l.mixer = mixer_kind::attention;
   l.attention = a;
@@ -36,12 +31,7 @@ void qwen_moe_family(const config_view& v, model_spec& m) {
   attention_spec a = read_attention(cfg, m.hidden_size);
   a.qkv_bias = qwen2 || cfg.boolean_or("attention_bias", false);  // Qwen2MoeAttention: q/k/v always carry a bias
   a.qk_norm = !qwen2;                                                  // Qwen3MoeAttention: per-head q/k RMSNorm
-  moe_spec e;
-  e.num_experts = cfg.dim("num_experts", max_experts);
-  e.experts_per_token = cfg.dim("num_experts_per_tok", max_experts);
-  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
+  moe_spec e = read_moe(cfg, "num_experts", "num_experts_per_tok", "moe_intermediate_size");
   if (qwen2) {
     e.shared_intermediate_size = cfg.count_or("shared_expert_intermediate_size", 0, max_width);
     e.shared_expert_gate = e.shared_intermediate_size > 0;

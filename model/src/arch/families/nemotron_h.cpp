@@ -101,18 +101,13 @@ void nemotron_h_family(const config_view& v, model_spec& m) {
     if (b == block::mlp && !mlp)
       mlp = mlp_spec{cfg.dim_or("intermediate_size", 21504, max_width), mlp_activation::plain, cfg.boolean_or("mlp_bias", false)};
     if (b == block::moe && !moe) {
-      moe_spec e;
-      e.num_experts = cfg.dim_or("n_routed_experts", 8, max_experts);
-      e.experts_per_token = cfg.dim_or("num_experts_per_tok", 2, max_experts);
-      e.expert_intermediate_size = cfg.dim_or("moe_intermediate_size", 7688, max_width);
+      moe_spec e = read_moe(cfg, "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", 8, 2, 7688);
       // vLLM multiplies the shared width by n_shared_experts (transformers uses it as is; equal for one).
       e.shared_intermediate_size = cfg.dim_or("moe_shared_expert_intermediate_size", 7688, max_width) *
                                    cfg.count_or("n_shared_experts", 1, 64);
       e.activation = mlp_activation::plain;
       e.router_bias = true;  // NemotronHMoE: gate.e_score_correction_bias
       e.latent_size = cfg.count_or("moe_latent_size", 0, max_width);
-      if (e.experts_per_token > e.num_experts)
-        cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
       moe = e;
     }
   }
@@ -152,9 +147,7 @@ void nemotron_h_family(const config_view& v, model_spec& m) {
     for (std::int64_t k = 0; k < steps; ++k)
       for (std::size_t j = 0; j < pattern.size(); ++j) {
         layer_spec l = make(pattern[j]);
-        if (j == 0)
-          l.extras = {{"enorm", tensor_role::norm, h, 1}, {"hnorm", tensor_role::norm, h, 1},
-                      {"eh_proj", tensor_role::mtp, h, 2 * h, 1, shard::column, true}};
+        if (j == 0) l.extras = mtp_join(h, shard::column);
         if (j + 1 == pattern.size()) l.extras.push_back({"final_layernorm", tensor_role::norm, h, 1});
         m.mtp_layers.push_back(l);
       }

@@ -47,14 +47,9 @@ void qwen3_5_family(const config_view& v, model_spec& m) {
 
   layer_spec ffn;
   if (moe) {
-    moe_spec e;
-    e.num_experts = cfg.dim_or("num_experts", 256, max_experts);
-    e.experts_per_token = cfg.dim_or("num_experts_per_tok", 8, max_experts);
-    e.expert_intermediate_size = cfg.dim_or("moe_intermediate_size", 512, max_width);
+    moe_spec e = read_moe(cfg, "num_experts", "num_experts_per_tok", "moe_intermediate_size", 256, 8, 512);
     e.shared_intermediate_size = cfg.count_or("shared_expert_intermediate_size", 512, max_width);
     e.shared_expert_gate = e.shared_intermediate_size > 0;
-    if (e.experts_per_token > e.num_experts)
-      cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
     ffn.moe = e;
   } else {
     ffn.mlp = mlp_spec{cfg.dim("intermediate_size", max_width)};

@@ -43,14 +43,10 @@ void step3p7_family(const config_view& v, model_spec& m) {
       is_sliding[static_cast<std::size_t>(i)] = t == "sliding_attention";
     }
   }
-  moe_spec e;
-  e.num_experts = cfg.has("num_experts") ? cfg.dim("num_experts", max_experts) : cfg.dim_or("moe_num_experts", 288, max_experts);
-  e.experts_per_token = cfg.dim_or("num_experts_per_tok", 8, max_experts);
-  e.expert_intermediate_size = cfg.dim("moe_intermediate_size", max_width);
+  moe_spec e = read_moe(cfg, cfg.has("num_experts") ? "num_experts" : "moe_num_experts", "num_experts_per_tok",
+                        "moe_intermediate_size", 288, 8);
   e.shared_intermediate_size = cfg.count_or("share_expert_dim", 1280, max_width) * cfg.count_or("n_shared_experts", 1, 64);
   e.router_bias = cfg.boolean_or("use_moe_router_bias", true);
-  if (e.experts_per_token > e.num_experts)
-    cfg.fail("num_experts_per_tok", fmt::format("{} exceeds the number of experts {}", e.experts_per_token, e.num_experts));
   // Step3p7TextConfig: layers from first_k_dense_replace on (default 3) are MoE.
   const std::int64_t first_moe = cfg.count_or("first_k_dense_replace", 3, layers);
   const std::int64_t dense = cfg.dim("intermediate_size", max_width);
@@ -82,9 +78,9 @@ void step3p7_family(const config_view& v, model_spec& m) {
     l.attention = sliding;
     l.mlp = mlp_spec{dense};
     l = with_gate(l);
-    l.extras.insert(l.extras.end(), {{"enorm", tensor_role::norm, h, 1}, {"hnorm", tensor_role::norm, h, 1},
-                                     {"eh_proj", tensor_role::mtp, h, 2 * h, 1, shard::replicated, true},
-                                     {"shared_head.norm", tensor_role::norm, h, 1},
+    const auto join = mtp_join(h);
+    l.extras.insert(l.extras.end(), join.begin(), join.end());
+    l.extras.insert(l.extras.end(), {{"shared_head.norm", tensor_role::norm, h, 1},
                                      {"shared_head.output", tensor_role::lm_head, m.vocab_size, h, 1, shard::column}});
     m.mtp_layers.push_back(l);
   }
