@@ -14,7 +14,9 @@
 #include "gpucal/model/calibration.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
+#include "gpucal/model/files.hpp"
 #include "gpucal/model/fit.hpp"
+#include "gpucal/model/limits.hpp"
 #include "gpucal/model/regression.hpp"
 
 #ifndef GPUCAL_DEFAULT_RESULTS_DIR
@@ -38,14 +40,6 @@ std::string results_dir() {
   return env && *env ? env : GPUCAL_DEFAULT_RESULTS_DIR;
 }
 
-std::string read_text(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(fmt::format("{}: cannot read '{}'", what, path));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string headline(const model::calibration_file& c, const char* name) {
   const model::measurement* m = c.find(name);
   return m ? fmt::format("{:.1f}", m->median()) : "-";
@@ -53,21 +47,21 @@ std::string headline(const model::calibration_file& c, const char* name) {
 
 }  // namespace
 
-model::coefficients coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu) {
-  if (!calibration_flag.empty()) return model::load_coefficients_file(calibration_flag);
-  if (const auto newest = model::newest_calibration(results_dir(), gpu.slug)) return model::load_coefficients_file(*newest);
-  return model::default_coefficients();  // source "default": nothing measured for this GPU yet
+model::coefficient_choice coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu,
+                                           bool allow_other_gpu) {
+  return model::coefficients_for_gpu(calibration_flag.empty() ? std::nullopt : std::optional<std::string>(calibration_flag),
+                                     gpu, results_dir(), allow_other_gpu);
 }
 
 int run_fit(const std::string& bench_path, const std::string& gpu_name, const std::string& out_dir, bool json,
             std::ostream& out) {
+  if (out_dir.empty()) throw input_error("--out: the folder is empty (default: results)");
   const model::gpu_spec& gpu = model::resolve_gpu(gpu_name);
-  const std::string text = read_text(bench_path, "--bench");
+  const std::string text = model::read_input_file(bench_path, "--bench");
   model::calibration_file c =
       model::calibration_from_benchmarks(text, bench_path, gpu, model::utc_now_iso8601(), GPUCAL_VERSION, GPUCAL_GIT_COMMIT);
-  if (c.measurements.empty()) throw input_error(fmt::format("--bench: '{}' holds no gpucal_bench results", bench_path));
-  const std::string path = (fs::path(out_dir) / gpu.slug / model::calibration_file_name(c)).string();
-  model::write_file_atomic(path, model::calibration_to_json(c));
+  const std::string path = model::write_calibration(c, (fs::path(out_dir) / gpu.slug).string(),
+                                                    fs::path(model::calibration_file_name(c)).stem().string());
   if (json) {
     out << nlohmann::json{{"path", path}, {"measurements", c.measurements.size()}, {"fits", c.fits.size()}}.dump(2) << "\n";
     return 0;
@@ -81,9 +75,11 @@ int run_fit(const std::string& bench_path, const std::string& gpu_name, const st
 
 int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
                 std::ostream& out) {
-  if (!(threshold_pct >= 0)) throw input_error(fmt::format("--threshold: {} must be >= 0 (percent)", threshold_pct));
+  if (!(threshold_pct >= 0 && threshold_pct <= model::limits::threshold_pct))
+    throw input_error(fmt::format("--threshold: {} is outside [0, {:g}] (percent)", threshold_pct, model::limits::threshold_pct));
   if (!(alpha > 0 && alpha < 1)) throw input_error(fmt::format("--alpha: {} must be in (0, 1)", alpha));
-  const model::calibration_file a = model::load_calibration(old_path), b = model::load_calibration(new_path);
+  const model::calibration_file a = model::load_calibration(old_path, "compare (old)");
+  const model::calibration_file b = model::load_calibration(new_path, "compare (new)");
   const model::comparison cmp = model::compare_calibrations(a, b, threshold_pct, alpha);
   if (json) {
     nlohmann::ordered_json j;
@@ -120,16 +116,21 @@ int run_compare(const std::string& old_path, const std::string& new_path, double
 }
 
 int run_history(const std::string& dir, std::ostream& out) {
-  if (!fs::is_directory(dir)) throw input_error(fmt::format("history: '{}' is not a folder", dir));
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw input_error(fmt::format("history: '{}' is not a folder", dir));
   std::vector<std::pair<std::string, model::calibration_file>> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".json") continue;
+  std::vector<std::string> invalid;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    // Raw benchmark JSON (bench*.json) lives beside the calibration files.
+    if (e.path().extension() != ".json" || e.path().filename().string().starts_with("bench")) continue;
     try {
       files.emplace_back(e.path().filename().string(), model::load_calibration(e.path().string()));
-    } catch (const input_error&) {
-      // raw benchmark JSON lives beside the calibration files
+    } catch (const input_error& err) {
+      invalid.push_back(err.what());
     }
   }
+  if (ec) throw input_error(fmt::format("history: cannot list '{}' ({})", dir, ec.message()));
+  std::sort(invalid.begin(), invalid.end());
   std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) { return x.second.created_utc < y.second.created_utc; });
   out << fmt::format("{:<22} {:<14} {:<6} {:>12} {:>16}  {}\n", "created (UTC)", "driver", "CUDA", "copy GB/s",
                      "bf16 8192^3 us", "file");
@@ -138,13 +139,15 @@ int run_history(const std::string& dir, std::ostream& out) {
                        c.device.cuda_runtime, headline(c, "bandwidth/copy/bytes=4294967296"),
                        headline(c, "gemm/bf16/square.8192/m=8192"), name);
   if (files.empty()) out << "(no calibration files)\n";
+  for (const auto& why : invalid) out << "invalid: " << why << "\n";
   return 0;
 }
 
 int run_export(const std::string& format, const std::string& path, const std::string& out_dir, std::ostream& out) {
   if (format != "llm-analysis" && format != "csv")
     throw input_error(fmt::format("--format: '{}' is not supported (allowed: llm-analysis, csv)", format));
-  const model::calibration_file c = model::load_calibration(path);
+  if (out_dir.empty()) throw input_error("--out: the folder is empty (default: the current folder, .)");
+  const model::calibration_file c = model::load_calibration(path, "export");
   const model::gpu_spec& gpu = model::resolve_gpu(c.device.sku);
   const auto& t = c.coeffs.throughput;
   if (format == "csv") {
@@ -157,7 +160,7 @@ int run_export(const std::string& format, const std::string& path, const std::st
                          flops / (m.median() * 1e-6) / 1e12, m.samples.size());
     }
     const std::string file = (fs::path(out_dir) / (c.device.sku + ".gemm.csv")).string();
-    model::write_file_atomic(file, csv);
+    model::write_file_atomic(file, csv, "--out");
     out << file << "\n";
     return 0;
   }
@@ -188,14 +191,13 @@ int run_export(const std::string& format, const std::string& path, const std::st
                     {"calibration", path}};
   const std::string cfg_file = (fs::path(out_dir) / (c.device.sku + ".json")).string();
   const std::string eff_file = (fs::path(out_dir) / (c.device.sku + ".efficiencies.json")).string();
-  model::write_file_atomic(cfg_file, cfg.dump(4) + "\n");
-  model::write_file_atomic(eff_file, eff.dump(2) + "\n");
+  model::write_files_together({{cfg_file, cfg.dump(4) + "\n"}, {eff_file, eff.dump(2) + "\n"}}, "--out");
   out << cfg_file << "\n" << eff_file << "\n";
   return 0;
 }
 
 int run_show(const std::string& path, std::ostream& out) {
-  const model::calibration_file c = model::load_calibration(path);
+  const model::calibration_file c = model::load_calibration(path, "show");
   out << fmt::format("{}: {} ({}), sm_{}, {} SMs, {:.2f} GiB, driver {}, CUDA {}\n", path, c.device.name, c.device.sku,
                      c.device.compute_capability, c.device.sm_count,
                      static_cast<double>(c.device.total_memory_bytes) / (1ull << 30), c.device.driver_version,

@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "gpucal/model/calibration.hpp"
 #include "gpucal/model/coefficients.hpp"
 #include "gpucal/model/gpu_spec.hpp"
 
@@ -12,8 +13,10 @@ namespace gpucal::cli {
 
 /// --calibration FILE if given; else the newest calibration for this GPU in
 /// the results folder ($GPUCAL_RESULTS_DIR, default the source tree's
-/// results/); else the embedded defaults. `coefficients.source` says which.
-model::coefficients coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu);
+/// results/); else the embedded defaults (model::coefficients_for_gpu).
+/// `coeffs.source` says which; warnings are for stderr.
+model::coefficient_choice coefficients_for(const std::string& calibration_flag, const model::gpu_spec& gpu,
+                                           bool allow_other_gpu);
 
 /// Builds a calibration file from gpucal_bench JSON; writes it under
 /// out_dir/<sku>/ atomically and prints its path (and a summary of the fits).

@@ -15,6 +15,7 @@
 #include "perf_report.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
+#include "gpucal/model/limits.hpp"
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/planner.hpp"
 #include "gpucal/model/throughput_model.hpp"
@@ -34,7 +35,24 @@ struct estimate_flags {
   std::int64_t group_size = 0, max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, block_size = 0;
   double utilization = 0;
   bool json = false;
+  bool allow_other_gpu_calibration = false;
 };
+
+// Lines a successful command prints on stderr ("gpucal: warning: ...").
+using warnings = std::vector<std::string>;
+
+// The coefficients for one GPU; its warnings join `warn`.
+model::coefficients coefficients_with_warnings(const std::string& calibration, const model::gpu_spec& gpu, bool allow_other,
+                                               warnings& warn) {
+  model::coefficient_choice c = coefficients_for(calibration, gpu, allow_other);
+  warn.insert(warn.end(), c.warnings.begin(), c.warnings.end());
+  return std::move(c.coeffs);
+}
+
+// A path flag that was given must name something.
+void check_path_flag(const CLI::App& cmd, const char* flag, const std::string& value) {
+  if (cmd.count(flag) > 0 && value.empty()) throw input_error(fmt::format("{}: the path is empty", flag));
+}
 
 // Flags shared by the commands that describe one deployment (estimate today;
 // perf and plan reuse them).
@@ -55,7 +73,10 @@ void add_deployment_flags(CLI::App& cmd, estimate_flags& f) {
   cmd.add_option("--max-num-batched-tokens", f.max_num_batched_tokens, "Most tokens per step (default: the engine's)");
   cmd.add_option("--block-size", f.block_size, "KV block size in tokens (default: the engine's)");
   cmd.add_flag("--enforce-eager", f.opt.enforce_eager, "No CUDA graphs");
-  cmd.add_option("--calibration", f.calibration, "Calibration or coefficients JSON (default: embedded defaults)");
+  cmd.add_option("--calibration", f.calibration,
+                 "Calibration or coefficients JSON (default: the newest calibration of this GPU in results/, else embedded defaults)");
+  cmd.add_flag("--allow-other-gpu-calibration", f.allow_other_gpu_calibration,
+               "Apply a --calibration measured on another GPU (with a warning)");
   cmd.add_flag("--json", f.json, "Print one JSON object");
 }
 
@@ -64,10 +85,8 @@ void apply_flags(const CLI::App& cmd, estimate_flags& f) {
   auto given = [&cmd](const char* name) { return cmd.count(name) > 0; };
   if (given("--dtype")) f.opt.dtype = f.dtype;
   if (given("--quantization")) f.opt.quantization = f.quantization;
-  if (given("--group-size")) {
-    if (f.group_size <= 0) throw input_error(fmt::format("--group-size: {} must be a positive integer", f.group_size));
-    f.opt.group_size = f.group_size;
-  }
+  if (given("--group-size")) f.opt.group_size = f.group_size;
+  check_path_flag(cmd, "--calibration", f.calibration);
   if (given("--kv-cache-dtype")) f.opt.kv_cache_dtype = f.kv_cache_dtype;
   if (given("--gpu-memory-utilization")) f.opt.gpu_memory_utilization = f.utilization;
   if (given("--max-model-len")) f.opt.max_model_len = f.max_model_len;
@@ -76,13 +95,14 @@ void apply_flags(const CLI::App& cmd, estimate_flags& f) {
   if (given("--block-size")) f.opt.block_size = f.block_size;
 }
 
-int run_estimate(const CLI::App& cmd, estimate_flags& f, std::ostream& out) {
+int run_estimate(const CLI::App& cmd, estimate_flags& f, std::ostream& out, warnings& warn) {
   apply_flags(cmd, f);
   const model::model_spec m = model::resolve_model(f.model);
   const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
   const model::engine_profile engine = model::resolve_engine(f.engine);
-  const model::coefficients coeffs = coefficients_for(f.calibration, gpu);
-  const model::memory_estimate e = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  const model::coefficients coeffs = coefficients_with_warnings(f.calibration, gpu, f.allow_other_gpu_calibration, warn);
+  model::memory_estimate e = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  e.notes.insert(e.notes.end(), warn.begin(), warn.end());
   out << (f.json ? estimate_json(e) : estimate_text(e));
   return 0;
 }
@@ -91,24 +111,34 @@ struct perf_flags {
   double batch = 0, prompt_len = 0, output_len = 0;
 };
 
-int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::ostream& out) {
+// A finite number in (0, hi].
+double bounded_positive(const char* flag, double v, double hi, const char* unit) {
+  if (!(std::isfinite(v) && v > 0 && v <= hi))
+    throw input_error(fmt::format("{}: {} is outside (0, {:g}] ({})", flag, v, hi, unit));
+  return v;
+}
+
+int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::ostream& out, warnings& warn) {
   apply_flags(cmd, f);
-  const auto positive = [](const char* flag, double v) {
-    if (!(v > 0)) throw input_error(fmt::format("{}: {} must be a positive number", flag, v));
-  };
-  positive("--batch", p.batch);
-  positive("--prompt-len", p.prompt_len);
-  positive("--output-len", p.output_len);
+  bounded_positive("--batch", p.batch, static_cast<double>(model::limits::max_num_seqs), "sequences");
+  bounded_positive("--prompt-len", p.prompt_len, static_cast<double>(model::limits::context), "tokens");
+  bounded_positive("--output-len", p.output_len, static_cast<double>(model::limits::context), "tokens");
   const model::model_spec m = model::resolve_model(f.model);
   const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
   const model::engine_profile engine = model::resolve_engine(f.engine);
-  const model::coefficients coeffs = coefficients_for(f.calibration, gpu);
-  if (!f.opt.max_model_len) {
-    // Size the pool for the requests at hand unless the user set the length.
-    f.opt.max_model_len = std::min<std::int64_t>(m.max_model_len, static_cast<std::int64_t>(std::ceil(p.prompt_len + p.output_len)));
-  }
+  const model::coefficients coeffs = coefficients_with_warnings(f.calibration, gpu, f.allow_other_gpu_calibration, warn);
+  // One request is prompt + output tokens: it must fit the context, as estimate and plan require.
+  const auto request_tokens = static_cast<std::int64_t>(std::ceil(p.prompt_len + p.output_len));
+  const std::int64_t context = f.opt.max_model_len ? *f.opt.max_model_len : m.max_model_len;
+  if (request_tokens > context)
+    throw input_error(fmt::format("--prompt-len + --output-len: {} tokens exceed the {} tokens of {} ({})", request_tokens,
+                                  context, f.opt.max_model_len ? "--max-model-len" : m.name,
+                                  f.opt.max_model_len ? "raise it or shorten the request" : "its max_model_len"));
+  // Size the pool for the requests at hand unless the user set the length.
+  if (!f.opt.max_model_len) f.opt.max_model_len = request_tokens;
   perf_run r;
   r.memory = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  r.memory.notes.insert(r.memory.notes.end(), warn.begin(), warn.end());
   const model::throughput_model perf(m, gpu, r.memory.settings, coeffs.throughput, engine);
   r.batch = p.batch;
   r.prompt_len = p.prompt_len;
@@ -128,6 +158,7 @@ struct plan_flags {
   int max_gpus = 64, top = 10;
   std::int64_t max_num_batched_tokens = 0;
   bool json = false;
+  bool allow_other_gpu_calibration = false;
 };
 
 std::map<std::string, double> parse_prices(const std::string& text) {
@@ -147,15 +178,21 @@ std::map<std::string, double> parse_prices(const std::string& text) {
         price = -1;
       }
     }
-    if (eq == std::string::npos || !(price >= 0))
-      throw input_error(fmt::format("--gpu-prices: '{}' is not GPU=PRICE with a non-negative $/GPU-hour", item));
-    out[model::resolve_gpu(item.substr(0, eq)).slug] = price;
+    if (eq == std::string::npos || !(price >= 0 && price <= model::limits::price_per_gpu_hour))
+      throw input_error(fmt::format("--gpu-prices: '{}' is not GPU=PRICE with a price in [0, {:g}] $/GPU-hour", item,
+                                    model::limits::price_per_gpu_hour));
+    const std::string& slug = model::resolve_gpu(item.substr(0, eq), "--gpu-prices").slug;
+    if (!out.emplace(slug, price).second)
+      throw input_error(fmt::format("--gpu-prices: {} is priced twice ('{}' repeats it)", slug, item));
     start = end + 1;
   }
   return out;
 }
 
-int run_plan(const plan_flags& f, std::ostream& out) {
+int run_plan(const CLI::App& cmd, const plan_flags& f, std::ostream& out, warnings& warn) {
+  check_path_flag(cmd, "--calibration", f.calibration);
+  if (f.top <= 0 || f.top > model::limits::top)
+    throw input_error(fmt::format("--top: {} is outside [1, {}]", f.top, model::limits::top));
   const model::model_spec m = model::resolve_model(f.model);
   model::plan_options opt;
   opt.gpus = f.gpus;
@@ -167,21 +204,17 @@ int run_plan(const plan_flags& f, std::ostream& out) {
     opt.kv_cache_dtypes = f.kv_dtypes;
   }
   opt.engine = f.engine;
-  if (f.max_num_batched_tokens != 0) {
-    if (f.max_num_batched_tokens < 0)
-      throw input_error(fmt::format("--max-num-batched-tokens: {} must be a positive integer", f.max_num_batched_tokens));
-    opt.max_num_batched_tokens = f.max_num_batched_tokens;
-  }
+  if (cmd.count("--max-num-batched-tokens") > 0) opt.max_num_batched_tokens = f.max_num_batched_tokens;
   opt.price_per_gpu_hour = parse_prices(f.prices);
-  if (f.top <= 0) throw input_error(fmt::format("--top: {} must be a positive integer", f.top));
-  // Each GPU plans on its own newest calibration unless --calibration names one file for all.
+  // Each GPU plans on its own newest calibration, or on --calibration (which
+  // must be of that GPU, or a GPU-neutral coefficients file).
+  const auto add = [&](const model::gpu_spec& g) {
+    opt.coefficients_by_gpu.emplace(g.slug, coefficients_with_warnings(f.calibration, g, f.allow_other_gpu_calibration, warn));
+  };
   if (opt.gpus.empty()) {
-    for (const auto& g : model::list_gpus()) opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
+    for (const auto& g : model::list_gpus()) add(g);
   } else {
-    for (const auto& name : opt.gpus) {
-      const model::gpu_spec& g = model::resolve_gpu(name);
-      opt.coefficients_by_gpu.emplace(g.slug, coefficients_for(f.calibration, g));
-    }
+    for (const auto& name : opt.gpus) add(model::resolve_gpu(name, "--gpus"));
   }
   const model::plan_result r = model::plan_deployment(m, f.w, opt, model::default_coefficients());
   out << (f.json ? plan_json(r, m, f.w, f.top) : plan_text(r, m, f.w, f.top));
@@ -255,6 +288,23 @@ int run_engines(std::ostream& out) {
   return 0;
 }
 
+// A message as one line of printable text: control characters (a newline in
+// a config's model_type, say) are shown escaped, and a message is cut at
+// 2,000 characters.
+std::string one_line(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+    else out += c;
+  }
+  if (out.size() > 2000) out = out.substr(0, 1997) + "...";
+  return out;
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -288,7 +338,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->delimiter(',');
   plan->add_option("--kv-cache-dtype", plf.kv_dtypes, "KV dtypes to consider: auto, fp8 (default both)")->delimiter(',');
   plan->add_option("--engine", plf.engine, "Engine profile: vllm | sglang | tgi (default vllm)");
-  plan->add_option("--calibration", plf.calibration, "Calibration or coefficients JSON (default: embedded defaults)");
+  plan->add_option("--calibration", plf.calibration,
+                   "Calibration or coefficients JSON (default: each GPU's newest calibration in results/, else embedded defaults)");
+  plan->add_flag("--allow-other-gpu-calibration", plf.allow_other_gpu_calibration,
+                 "Apply a --calibration measured on one GPU to every GPU planned (with a warning)");
   plan->add_option("--gpu-prices", plf.prices, "$/GPU-hour to rank ties, e.g. h100-sxm=2.5,a100-80gb=1.6");
   plan->add_option("--top", plf.top, "Plans to show (default 10)");
   plan->add_option("--max-num-batched-tokens", plf.max_num_batched_tokens,
@@ -346,7 +399,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       known += (known.empty() ? "" : ", ") + sub->get_name();
     }
     if (!found) {
-      err << "gpucal: error: unknown command '" << args.front() << "' (allowed: " << known << ")\n";
+      err << "gpucal: error: unknown command '" << one_line(args.front()) << "' (allowed: " << known << ")\n";
       return 2;
     }
   }
@@ -366,16 +419,17 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       for (CLI::App* sub : app.get_subcommands()) out << sub->help();
       return 0;
     }
-    err << "gpucal: error: " << e.what() << "\n";
+    err << "gpucal: error: " << one_line(e.what()) << "\n";
     return 2;
   }
 
   std::ostringstream buffer;  // nothing reaches `out` unless the command succeeds
+  warnings warn;
   try {
     int rc = 1;
-    if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer);
-    else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer);
-    else if (plan->parsed()) rc = run_plan(plf, buffer);
+    if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer, warn);
+    else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer, warn);
+    else if (plan->parsed()) rc = run_plan(*plan, plf, buffer, warn);
     else if (models->parsed()) rc = run_models(models_json, models_families, buffer);
     else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);
@@ -387,13 +441,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (validate->parsed() || probe_engine->parsed())
       throw input_error(fmt::format("{} needs gpucal-engine, which builds with the CUDA targets: not found beside gpucal "
                                     "(set GPUCAL_ENGINE to its path)", validate->parsed() ? "validate" : "probe-engine"));
+    for (const auto& w : warn) err << "gpucal: warning: " << one_line(w) << "\n";
     out << buffer.str();
     return rc;
   } catch (const input_error& e) {
-    err << "gpucal: error: " << e.what() << "\n";
+    err << "gpucal: error: " << one_line(e.what()) << "\n";
     return 2;
   } catch (const std::exception& e) {
-    err << "gpucal: internal error: " << e.what() << "\n";
+    err << "gpucal: internal error: " << one_line(e.what()) << "\n";
     return 1;
   }
 }

@@ -120,7 +120,8 @@ std::string estimate_text(const memory_estimate& e) {
   o += row("KV cache pool", static_cast<double>(e.kv_pool_bytes));
   o += row(fmt::format("CUDA context{}", charged(model::memory_item::cuda_context)), static_cast<double>(e.cuda_context_bytes));
   o += row(fmt::format("CUDA graphs{}", charged(model::memory_item::cuda_graphs)), static_cast<double>(e.cuda_graph_bytes));
-  o += row("left unused", static_cast<double>(e.headroom_bytes + (e.budget_bytes - e.charged_bytes - e.kv_pool_bytes)));
+  const std::int64_t unused = e.headroom_bytes + (e.budget_bytes - e.charged_bytes - e.kv_pool_bytes);
+  o += unused >= 0 ? row("left unused", static_cast<double>(unused)) : row("beyond the GPU's memory", static_cast<double>(-unused));
 
   o += "\nKV cache and state\n";
   if (e.kv.bytes_per_token > 0)
@@ -162,9 +163,9 @@ std::string estimate_text(const memory_estimate& e) {
 
   for (const auto& n : e.notes) o += fmt::format("note: {}\n", n);
   if (e.fits) {
-    o += fmt::format("\nVerdict: FITS, with {:.2f} GiB to spare on the tightest condition\n", to_gib(e.margin_bytes));
+    o += fmt::format("\nVerdict: FITS, with {:.2f} GiB to spare on the tightest condition\n", to_gib(e.spare_bytes));
   } else {
-    o += fmt::format("\nVerdict: DOES NOT FIT, short by {:.2f} GiB: {}\n", to_gib(-e.margin_bytes), e.failures.front());
+    o += fmt::format("\nVerdict: DOES NOT FIT, short by {:.2f} GiB: {}\n", to_gib(e.shortfall_bytes), e.failures.front());
     for (std::size_t i = 1; i < e.failures.size(); ++i) o += fmt::format("  also: {}\n", e.failures[i]);
   }
   return o;
@@ -259,7 +260,8 @@ std::string estimate_json(const memory_estimate& e) {
   j["max_concurrency"] = e.max_concurrency;
   j["capacity_bound"] = e.capacity_bound;
   j["fits"] = e.fits;
-  j["margin_bytes"] = e.margin_bytes;
+  j["spare_bytes"] = e.spare_bytes;
+  j["shortfall_bytes"] = e.shortfall_bytes;
   j["failures"] = e.failures;
   j["coefficients_source"] = e.coefficients_source;
   ordered_json settings = ordered_json::array();

@@ -11,6 +11,7 @@
 
 #include "detail/json_fields.hpp"
 #include "gpucal/model/detail/embedded_files.hpp"
+#include "gpucal/model/files.hpp"
 
 namespace gpucal::model {
 
@@ -63,14 +64,6 @@ const std::vector<model_record>& model_records() {
   return records;
 }
 
-std::string read_file(const std::string& path, std::string_view flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(fmt::format("{}: cannot read '{}'", flag, path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -116,8 +109,9 @@ std::optional<std::string> quant_config_beside(const std::filesystem::path& conf
   if (file == "config.json") candidates.push_back(config.parent_path() / "hf_quant_config.json");
   if (file.ends_with("_config.json"))
     candidates.push_back(config.parent_path() / (file.substr(0, file.size() - 12) + "_hf_quant_config.json"));
+  std::error_code ec;
   for (const auto& c : candidates)
-    if (std::filesystem::is_regular_file(c)) return c.string();
+    if (std::filesystem::is_regular_file(c, ec)) return c.string();
   return std::nullopt;
 }
 
@@ -135,23 +129,23 @@ model_spec resolve_model(std::string_view name_or_path) {
                            quant ? std::optional<std::string_view>(*quant) : std::nullopt);
   }
   std::string path(name_or_path);
-  const bool looks_like_path = path.find('/') != std::string::npos || path.ends_with(".json");
-  if (std::filesystem::is_directory(path)) {
+  std::error_code ec;  // a path the system refuses (too long, no permission) reads as absent here; read_input_file says why
+  if (std::filesystem::is_directory(path, ec)) {
     // A local checkpoint folder: its config.json (and hf_quant_config.json).
     const auto config = std::filesystem::path(path) / "config.json";
-    if (!std::filesystem::is_regular_file(config))
+    if (!std::filesystem::is_regular_file(config, ec))
       throw input_error(fmt::format("--model: folder '{}' has no config.json", path));
     path = config.string();
   }
-  if (std::filesystem::is_regular_file(path)) {
-    const std::string text = read_file(path, "--model");
+  const bool exists = std::filesystem::exists(path, ec);
+  if (exists || (ec && ec != std::errc::no_such_file_or_directory)) {
+    // read_input_file refuses devices, pipes and oversized files, and says why a path cannot be read.
+    const std::string text = read_input_file(path, "--model");
     const auto quant_path = quant_config_beside(path);
-    const std::string quant = quant_path ? read_file(*quant_path, "--model (hf_quant_config.json)") : "";
+    const std::string quant = quant_path ? read_input_file(*quant_path, "--model (hf_quant_config.json)") : "";
     return parse_hf_config(text, path, path, quant_path ? std::optional<std::string_view>(quant) : std::nullopt);
   }
-  if (looks_like_path && std::filesystem::exists(path))
-    throw input_error(fmt::format("--model: '{}' is not a regular file or a checkpoint folder", path));
-  if (looks_like_path && path.ends_with(".json")) throw input_error(fmt::format("--model: no such file '{}'", path));
+  if (path.ends_with(".json")) throw input_error(fmt::format("--model: no such file '{}'", path));
   std::vector<std::string> names;
   for (const auto& r : model_records()) names.push_back(lower(r.entry.name));
   throw input_error(fmt::format("--model: unknown model '{}' (did you mean '{}'? `gpucal models` lists them; "
@@ -163,19 +157,24 @@ const std::vector<gpu_spec>& list_gpus() {
   return gpus;
 }
 
-const gpu_spec& resolve_gpu(std::string_view name) {
+const gpu_spec* find_gpu(std::string_view name) {
   const std::string key = lower(name);
   for (const auto& g : list_gpus()) {
-    if (lower(g.name) == key || lower(g.slug) == key) return g;
+    if (lower(g.name) == key || lower(g.slug) == key) return &g;
     for (const auto& a : g.aliases)
-      if (lower(a) == key) return g;
+      if (lower(a) == key) return &g;
   }
+  return nullptr;
+}
+
+const gpu_spec& resolve_gpu(std::string_view name, std::string_view flag) {
+  if (const gpu_spec* g = find_gpu(name)) return *g;
   std::vector<std::string> names;
   for (const auto& g : list_gpus()) {
     names.push_back(lower(g.name));
     for (const auto& a : g.aliases) names.push_back(a);
   }
-  throw input_error(fmt::format("--gpu: unknown GPU '{}' (did you mean '{}'? `gpucal gpus` lists them)", name,
+  throw input_error(fmt::format("{}: unknown GPU '{}' (did you mean '{}'? `gpucal gpus` lists them)", flag, name,
                                 nearest_name(name, names)));
 }
 

@@ -220,8 +220,9 @@ TEST(memory_model, too_large_model_does_not_fit_and_says_by_how_much) {
   EXPECT_NE(e.failures.front().find("exceed the budget"), std::string::npos) << e.failures.front();
   EXPECT_EQ(e.kv_pool_bytes, 0);
   EXPECT_EQ(e.num_blocks, 0);
-  EXPECT_EQ(e.margin_bytes, e.budget_bytes - e.charged_bytes);
-  EXPECT_LT(e.margin_bytes, 0);
+  EXPECT_EQ(e.shortfall_bytes, e.charged_bytes - e.budget_bytes);
+  EXPECT_GT(e.shortfall_bytes, 0);
+  EXPECT_EQ(e.spare_bytes, 0);
 }
 
 TEST(memory_model, pool_too_small_for_one_full_length_request) {

@@ -169,9 +169,8 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
 
   c.created_utc = model::utc_now_iso8601();
   const fs::path in(in_path);
-  const std::string out = (fs::path(out_dir.empty() ? in.parent_path().string() : out_dir) /
-                           (in.stem().string() + "_engine.json")).string();
-  model::write_file_atomic(out, model::calibration_to_json(c));
+  const std::string folder = !out_dir.empty() ? out_dir : in.has_parent_path() ? in.parent_path().string() : ".";
+  const std::string out = model::write_calibration(c, folder, in.stem().string() + "_engine");
   std::cout << fmt::format("wrote {} (activation scale {:.4f}, fixed {:.3f} GiB, max residual {:.2f} %; step overhead {:.0f} us, "
                            "max residual {:.2f} %)\n",
                            out, af.scale.value, af.fixed_bytes.value / gib, af.result.residual_max_rel * 100,
@@ -257,7 +256,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::cerr << "gpucal-engine: error: " << e.what() << "\n";  // one line, as gpucal's own errors
+    return 2;
   }
   try {
     if (probe->parsed()) return run_probe(cal, model_name, quick, out_dir);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "detail/json_fields.hpp"
+#include "gpucal/model/limits.hpp"
 #include "gpucal/model/model_spec.hpp"
 
 namespace gpucal::model::arch {
@@ -17,15 +18,13 @@ namespace gpucal::model::arch {
 using detail::field_reader;
 using detail::json;
 
-/// Upper bounds on sizes read from a config (README, "Input limits"). With
-/// them no parameter count, byte count or token count the model computes
-/// can overflow 64-bit arithmetic except where it is checked.
-inline constexpr std::int64_t max_layers = 10'000;
-inline constexpr std::int64_t max_width = 1 << 20;         ///< hidden, intermediate and projection widths
-inline constexpr std::int64_t max_heads = 1 << 16;         ///< heads, KV heads, head_dim, groups
-inline constexpr std::int64_t max_vocab = 1 << 28;
-inline constexpr std::int64_t max_experts = 1 << 16;
-inline constexpr std::int64_t max_context = 1LL << 31;     ///< tokens: context, windows, chunks
+// The bounds on sizes read from a config (gpucal/model/limits.hpp).
+inline constexpr std::int64_t max_layers = limits::layers;
+inline constexpr std::int64_t max_width = limits::width;
+inline constexpr std::int64_t max_heads = limits::heads;
+inline constexpr std::int64_t max_vocab = limits::vocab;
+inline constexpr std::int64_t max_experts = limits::experts;
+inline constexpr std::int64_t max_context = limits::context;
 
 /// The view a family reads: `cfg` is the text model's object (text_config
 /// for multimodal wrappers), `root` the whole config.json.

@@ -19,16 +19,16 @@ namespace {
 // (already scaled). Newer configs spell rope_scaling as rope_parameters.
 std::int64_t derive_max_model_len(const field_reader& cfg, const std::string& model_type, std::int64_t max_pos) {
   const char* key = cfg.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
-  if (!cfg.has(key) || model_type.find("gemma3") != std::string::npos) return max_pos;
-  const json& rs = cfg.raw(key);
-  if (!rs.is_object() || !rs.contains("factor") || rs.at("factor").is_null()) return max_pos;
-  field_reader r(rs, cfg.where() + "." + key);
-  const std::string type = r.has("rope_type") ? r.string_or("rope_type", "") : r.string_or("type", "");
+  if (!cfg.has(key)) return max_pos;
+  // Checked whatever the model type, so a malformed entry is never passed over.
+  const field_reader r = cfg.child(key);
+  const std::string type = r.has("rope_type") ? r.string("rope_type") : r.string_or("type", "");
+  if (!r.has("factor") || model_type.find("gemma3") != std::string::npos) return max_pos;
+  const double factor = r.number_in("factor", 1, 1e6);
   static const char* const unscaled[] = {"su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling",
                                          "default", "mrope", ""};
   for (const char* t : unscaled)
     if (type == t) return max_pos;
-  const double factor = r.number_in("factor", 1, 1e6);
   const double scaled = std::floor(static_cast<double>(max_pos) * factor);
   if (scaled > static_cast<double>(max_context))
     r.fail("factor", fmt::format("{:g} scales the context to {:.0f} tokens, beyond the {} gpucal accepts", factor, scaled,
@@ -120,7 +120,7 @@ std::optional<std::vector<std::string>> read_layer_types(const field_reader& cfg
   for (std::size_t i = 0; i < lt.size(); ++i) {
     const std::string t = lt[i].is_string() ? lt[i].get<std::string>() : "";
     if (std::find(allowed.begin(), allowed.end(), t) == allowed.end())
-      cfg.fail("layer_types", fmt::format("entry {} is {} (allowed: {})", i, lt[i].dump(), names));
+      cfg.fail("layer_types", fmt::format("entry {} is {} (allowed: {})", i, detail::shown(lt[i]), names));
     out.push_back(t);
   }
   return out;
@@ -133,7 +133,7 @@ std::vector<std::int64_t> read_layer_indices(const field_reader& cfg, const char
   if (!l.is_array()) cfg.fail(key, "must be a list of layer indices");
   for (std::size_t i = 0; i < l.size(); ++i) {
     if (!l[i].is_number_integer() || l[i].get<std::int64_t>() < 0 || l[i].get<std::int64_t>() >= layers)
-      cfg.fail(key, fmt::format("entry {} is {} (allowed: a layer index in [0, {}))", i, l[i].dump(), layers));
+      cfg.fail(key, fmt::format("entry {} is {} (allowed: a layer index in [0, {}))", i, detail::shown(l[i]), layers));
     out.push_back(l[i].get<std::int64_t>());
   }
   return out;
@@ -154,7 +154,7 @@ json with_defaults(const json& cfg, const json& defaults, std::vector<std::strin
   for (const auto& [key, value] : defaults.items()) {
     if (out.contains(key) && !out.at(key).is_null()) continue;
     out[key] = value;
-    filled.push_back(fmt::format("{} = {}", key, value.dump()));
+    filled.push_back(fmt::format("{} = {}", key, detail::shown(value)));
   }
   return out;
 }

@@ -21,13 +21,13 @@ std::vector<std::string> read_patterns(const field_reader& q, const char* key) {
   const json& l = q.raw(key);
   if (!l.is_array()) q.fail(key, "must be a list of module names or patterns");
   for (std::size_t i = 0; i < l.size(); ++i) {
-    if (!l[i].is_string()) q.fail(key, fmt::format("entry {} is {} (allowed: a module name, a glob or \"re:<regex>\")", i, l[i].dump()));
+    if (!l[i].is_string()) q.fail(key, fmt::format("entry {} is {} (allowed: a module name, a glob or \"re:<regex>\")", i, detail::shown(l[i])));
     std::string p = l[i].get<std::string>();
     if (p.starts_with("re:")) {
       try {
         std::regex check{p.substr(3)};
       } catch (const std::regex_error&) {
-        q.fail(key, fmt::format("entry {} is not a valid regular expression: {}", i, l[i].dump()));
+        q.fail(key, fmt::format("entry {} is not a valid regular expression: {}", i, detail::shown(l[i])));
       }
     }
     out.push_back(std::move(p));
@@ -77,21 +77,21 @@ quant_format modelopt_algo(const field_reader& q, const char* key) {
   if (algo == "FP8") return fp8_static_per_tensor();
   if (algo == "NVFP4") {
     quant_format f = nvfp4();
-    f.group_size = q.dim_or("group_size", 16, 1024);
+    f.group_size = q.power_of_two_or("group_size", 16, 16, 1024);
     return f;
   }
   if (algo == "W4A16_NVFP4") {
     // NVFP4 weights with 16-bit activations: no input_scale, only weight_scale_2.
     quant_format f = nvfp4();
     f.name = "nvfp4 (w4a16)";
-    f.group_size = q.dim_or("group_size", 16, 1024);
+    f.group_size = q.power_of_two_or("group_size", 16, 16, 1024);
     f.tensor_scale_bytes = 4;
     return f;
   }
-  if (algo == "MXFP4") return mxfp4(q.dim_or("group_size", 32, 1024));
+  if (algo == "MXFP4") return mxfp4(q.power_of_two_or("group_size", 32, 16, 1024));
   if (algo == "MXFP8") {
     // OCP MXFP8: fp8-e4m3 weights, one e8m0 scale per 32 inputs.
-    quant_format f = mxfp4(q.dim_or("group_size", 32, 1024));
+    quant_format f = mxfp4(q.power_of_two_or("group_size", 32, 16, 1024));
     f.name = "mxfp8";
     f.weight = dtype::fp8_e4m3;
     return f;
@@ -106,7 +106,7 @@ std::optional<dtype> kv_algo(const field_reader& q, const char* key) {
   if (v.is_object()) {
     const field_reader s(v, q.where() + "." + key);
     if (s.string_or("type", "float") == "float" && s.dim_or("num_bits", 8, 64) == 8) return dtype::fp8_e4m3;
-    q.fail(key, fmt::format("{} is not supported (allowed: an 8-bit float scheme)", v.dump()));
+    q.fail(key, fmt::format("{} is not supported (allowed: an 8-bit float scheme)", detail::shown(v)));
   }
   const std::string text = q.string(key);
   if (text == "FP8") return dtype::fp8_e4m3;
@@ -173,12 +173,14 @@ quant_spec read_compressed_tensors(const field_reader& q, dtype model_dtype) {
       f.granularity = scale_granularity::channel;
     } else if (strategy == "group" || strategy == "tensor_group") {
       f.granularity = scale_granularity::group;
-      f.group_size = w.dim("group_size", 1 << 16);
+      if (!w.has("group_size")) w.fail("group_size", "is missing");
+      f.group_size = w.power_of_two_or("group_size", 0, 16, 1024);
     } else if (strategy == "block") {
       f.granularity = scale_granularity::block;
       const json& b = w.raw("block_structure");
-      if (!b.is_array() || b.empty() || !b[0].is_number_integer() || b[0].get<std::int64_t>() <= 0)
-        w.fail("block_structure", fmt::format("must be [n, n] with n > 0, got {}", b.dump()));
+      if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || b[0] != b[1] || b[0].get<std::int64_t>() <= 0 ||
+          b[0].get<std::int64_t>() > (1 << 16))
+        w.fail("block_structure", fmt::format("must be [n, n] with 0 < n <= 65536, got {}", detail::shown(b)));
       f.group_size = b[0].get<std::int64_t>();
     } else {
       w.fail("strategy", fmt::format("'{}' is not supported (allowed: tensor, channel, group, tensor_group, block)", strategy));
@@ -240,13 +242,14 @@ std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model
     if (bits != 4 && bits != 8) q.fail(bits_key, fmt::format("{} is not supported (allowed: 4, 8)", bits));
     s.weight = bits == 4 ? dtype::int4 : dtype::int8;
     const json& g = q.has(group_key) ? q.raw(group_key) : json(128);
-    if (!g.is_number_integer() || (g.get<std::int64_t>() <= 0 && g.get<std::int64_t>() != -1) || g.get<std::int64_t>() > (1 << 16))
-      q.fail(group_key, fmt::format("must be -1 (per channel) or a positive integer up to 65536, got {}", g.dump()));
-    if (g.get<std::int64_t>() == -1) {
+    const std::int64_t group = g.is_number_integer() ? g.get<std::int64_t>() : 0;
+    if (group != -1 && (group < 16 || group > 1024 || (group & (group - 1)) != 0))
+      q.fail(group_key, fmt::format("must be -1 (per channel) or a power of two from 16 to 1024, got {}", detail::shown(g)));
+    if (group == -1) {
       s.granularity = scale_granularity::channel;
     } else {
       s.granularity = scale_granularity::group;
-      s.group_size = g.get<std::int64_t>();
+      s.group_size = group;
     }
     s.scale_bytes = 2;  // AWQ and GPTQ checkpoints store fp16 scales
     s.zero_points = method == "awq" ? q.boolean_or("zero_point", true) : !q.boolean_or("sym", true);
@@ -265,7 +268,7 @@ std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model
       const json& b = q.raw("weight_block_size");
       if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || b[0] != b[1] || b[0].get<std::int64_t>() <= 0 ||
           b[0].get<std::int64_t>() > (1 << 16))
-        q.fail("weight_block_size", fmt::format("must be [n, n] with 0 < n <= 65536, got {}", b.dump()));
+        q.fail("weight_block_size", fmt::format("must be [n, n] with 0 < n <= 65536, got {}", detail::shown(b)));
       s.granularity = scale_granularity::block;
       s.group_size = b[0].get<std::int64_t>();
     } else {

@@ -218,6 +218,12 @@ void keep_ignores(quant_spec& q, const std::optional<quant_spec>& from_config) {
 
 }  // namespace
 
+std::int64_t checked_group_size(std::int64_t group, std::string_view what) {
+  if (group < 16 || group > 1024 || (group & (group - 1)) != 0)
+    throw input_error(fmt::format("{}: {} is not supported (allowed: a power of two from 16 to 1024)", what, group));
+  return group;
+}
+
 quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec>& from_config,
                            std::optional<std::int64_t> group_size) {
   quant_spec q;
@@ -274,8 +280,7 @@ quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec
     } else if (from_config && from_config->granularity == scale_granularity::group && from_config->weight == dtype::int4) {
       group = from_config->group_size;
     }
-    if (group < 16 || group > 1024 || (group & (group - 1)) != 0)
-      throw input_error(fmt::format("--group-size: {} is not supported (allowed: a power of two from 16 to 1024)", group));
+    checked_group_size(group, group_size ? "--group-size" : "the checkpoint's group_size");
     // AWQ stores asymmetric zero points; GPTQ and plain W4A16 default to symmetric.
     quant_spec g = int4_groupwise(flag == "int4" ? "w4a16" : std::string(flag), group, flag == "awq");
     g.origin = "--quantization";

@@ -189,7 +189,7 @@ void moonvit_vision(const field_reader& vc, std::int64_t text_hidden, bool k3, m
     const json& k = vc.array("merge_kernel_size");
     if (k.size() != 2 || !k[0].is_number_integer() || !k[1].is_number_integer() || k[0].get<std::int64_t>() <= 0 ||
         k[1].get<std::int64_t>() <= 0 || k[0].get<std::int64_t>() > 64 || k[1].get<std::int64_t>() > 64)
-      vc.fail("merge_kernel_size", fmt::format("must be [a, b] with 0 < a, b <= 64, got {}", k.dump()));
+      vc.fail("merge_kernel_size", fmt::format("must be [a, b] with 0 < a, b <= 64, got {}", detail::shown(k)));
     merge = k[0].get<std::int64_t>() * k[1].get<std::int64_t>();
   }
   const std::int64_t merged = w * merge;

@@ -14,6 +14,8 @@
 
 #include "detail/coefficients_json.hpp"
 #include "detail/json_fields.hpp"
+#include "gpucal/model/catalog.hpp"
+#include "gpucal/model/files.hpp"
 
 namespace gpucal::model {
 
@@ -48,14 +50,6 @@ json number_map_json(const std::map<std::string, double>& m, const std::string& 
   json j = json::object();
   for (const auto& [k, v] : m) j[k] = finite_or_throw(v, what + "." + k);
   return j;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(fmt::format("cannot read '{}'", path));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -104,6 +98,9 @@ calibration_file parse_calibration(std::string_view json_text, std::string_view 
   field_reader dev = top.child("device");
   c.device.name = dev.string("name");
   c.device.sku = dev.string("sku");
+  if (const gpu_spec* g = find_gpu(c.device.sku); !g || g->slug != c.device.sku)
+    dev.fail("sku", fmt::format("'{}' is not the slug of a GPU in the catalog{} (`gpucal gpus` lists them)", c.device.sku,
+                                g ? fmt::format(" (did you mean '{}'?)", g->slug) : ""));
   c.device.compute_capability = dev.string("compute_capability");
   c.device.sm_count = dev.positive_int("sm_count");
   c.device.total_memory_bytes = dev.positive_int("total_memory_bytes");
@@ -133,7 +130,7 @@ calibration_file parse_calibration(std::string_view json_text, std::string_view 
     for (std::size_t s = 0; s < samples.size(); ++s) {
       // Times, sizes and rates are never negative; NaN arrives as null or a string.
       if (!samples[s].is_number() || !std::isfinite(samples[s].get<double>()) || samples[s].get<double>() < 0)
-        r.fail("samples", fmt::format("[{}] must be a finite number >= 0, got {}", s, samples[s].dump()));
+        r.fail("samples", fmt::format("[{}] must be a finite number >= 0, got {}", s, detail::shown(samples[s])));
       m.samples.push_back(samples[s].get<double>());
     }
     c.measurements.push_back(std::move(m));
@@ -157,7 +154,9 @@ calibration_file parse_calibration(std::string_view json_text, std::string_view 
   return c;
 }
 
-calibration_file load_calibration(const std::string& path) { return parse_calibration(slurp(path), path); }
+calibration_file load_calibration(const std::string& path, std::string_view what) {
+  return parse_calibration(read_input_file(path, what), path);
+}
 
 std::string calibration_to_json(const calibration_file& c) {
   json j;
@@ -191,31 +190,36 @@ std::string calibration_to_json(const calibration_file& c) {
   return j.dump(2) + "\n";
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  std::string tmp_name = target.filename().string();
-  tmp_name.insert(0, 1, '.');
-  tmp_name.append(".tmp");
-  const fs::path tmp = target.parent_path() / tmp_name;
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      fs::remove(tmp);
-      throw std::runtime_error("cannot write " + tmp.string());
-    }
-  }
-  fs::rename(tmp, target);  // atomic within one file system: readers see the old file or the new one
-}
-
 std::string calibration_file_name(const calibration_file& c) {
   // <driver>_cuda<runtime>_<utc date>.json, e.g. 580.159.04_cuda13.0_2026-11-24.json
   return fmt::format("{}_cuda{}_{}.json", c.device.driver_version, c.device.cuda_runtime, c.created_utc.substr(0, 10));
 }
+
+std::string write_calibration(const calibration_file& c, const std::string& folder, const std::string& stem) {
+  if (folder.empty()) throw input_error("--out: the folder is empty");
+  const fs::path first = fs::path(folder) / (stem + ".json");
+  std::string text;
+  try {
+    text = calibration_to_json(c);
+  } catch (const std::invalid_argument& e) {
+    throw input_error(fmt::format("{}: not written: {}", first.string(), e.what()));
+  }
+  try {
+    (void)parse_calibration(text, first.string());
+  } catch (const input_error& e) {
+    throw input_error(fmt::format("not written, the calibration is invalid: {}", e.what()));
+  }
+  std::vector<std::string> candidates{first.string()};
+  for (int n = 2; n <= 999; ++n) candidates.push_back((fs::path(folder) / fmt::format("{}-{}.json", stem, n)).string());
+  return write_new_file(candidates, text, "--out");
+}
+
+namespace {
+
+// Raw Google Benchmark JSON (bench.json, bench_<time>.json) lives beside the calibrations.
+bool is_raw_benchmark(const fs::path& p) { return p.filename().string().starts_with("bench"); }
+
+}  // namespace
 
 std::optional<std::string> newest_calibration(const std::string& results_dir, const std::string& sku) {
   const fs::path dir = fs::path(results_dir) / sku;
@@ -223,25 +227,63 @@ std::optional<std::string> newest_calibration(const std::string& results_dir, co
   if (!fs::is_directory(dir, ec)) return std::nullopt;
   std::optional<std::string> best;
   std::string best_time, best_name;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (!entry.is_regular_file() || entry.path().extension() != ".json") continue;
-    if (entry.path().filename().string().starts_with("bench_")) continue;  // raw benchmark JSON, possibly large
-    std::string created;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().extension() == ".json" && !is_raw_benchmark(entry.path())) files.push_back(entry.path());
+  if (ec) throw input_error(fmt::format("results folder '{}': cannot list it ({})", dir.string(), ec.message()));
+  for (const auto& path : files) {
+    calibration_file c;
     try {
-      const calibration_file c = load_calibration(entry.path().string());
-      if (c.device.sku != sku) continue;
-      created = c.created_utc;
-    } catch (const input_error&) {
-      continue;  // raw benchmark JSON and other files live beside calibrations
+      c = load_calibration(path.string());
+    } catch (const input_error& e) {
+      throw input_error(fmt::format("{} (every .json file of {} but bench*.json must be a calibration: fix or move it, "
+                                    "or pass --calibration)", e.what(), dir.string()));
     }
-    const std::string name = entry.path().filename().string();
-    if (!best || created > best_time || (created == best_time && name > best_name)) {
-      best = entry.path().string();
-      best_time = created;
+    if (c.device.sku != sku)
+      throw input_error(fmt::format("{}: device.sku is '{}' but the file lies in the folder of {} (move it to {})",
+                                    path.string(), c.device.sku, sku, (fs::path(results_dir) / c.device.sku).string()));
+    const std::string name = path.filename().string();
+    if (!best || c.created_utc > best_time || (c.created_utc == best_time && name > best_name)) {
+      best = path.string();
+      best_time = c.created_utc;
       best_name = name;
     }
   }
   return best;
+}
+
+coefficient_choice coefficients_for_gpu(const std::optional<std::string>& flag_path, const gpu_spec& gpu,
+                                        const std::string& results_dir, bool allow_other_gpu) {
+  coefficient_choice out;
+  if (!flag_path) {
+    if (const auto newest = newest_calibration(results_dir, gpu.slug)) {
+      out.coeffs = load_calibration(*newest).coeffs;
+      out.path = *newest;
+    } else {
+      out.coeffs = default_coefficients();  // source "default": nothing measured for this GPU yet
+    }
+    return out;
+  }
+  const std::string& path = *flag_path;
+  const std::string text = read_input_file(path, "--calibration");
+  const json root = detail::parse_json_text(text, path);
+  out.path = path;
+  if (!root.is_object() || !root.contains("schema") || root.at("schema") != schema_name) {
+    out.coeffs = parse_coefficients(text, path);  // a GPU-neutral coefficients file, or the error naming the schema
+    return out;
+  }
+  const calibration_file c = parse_calibration(text, path);
+  out.coeffs = c.coeffs;
+  if (c.device.sku != gpu.slug) {
+    if (!allow_other_gpu)
+      throw input_error(fmt::format("--calibration: '{}' was measured on {}, not on {} (pass --allow-other-gpu-calibration "
+                                    "to apply its efficiencies anyway)", path, c.device.sku, gpu.slug));
+    out.coeffs.usable_memory_bytes.reset();
+    out.warnings.push_back(fmt::format("coefficients measured on {} ({}) applied to {} as asked by "
+                                       "--allow-other-gpu-calibration; the memory total is {}'s own",
+                                       c.device.sku, path, gpu.slug, gpu.slug));
+  }
+  return out;
 }
 
 }  // namespace gpucal::model

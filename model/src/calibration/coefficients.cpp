@@ -8,6 +8,7 @@
 
 #include "detail/coefficients_json.hpp"
 #include "detail/json_fields.hpp"
+#include "gpucal/model/files.hpp"
 
 namespace gpucal::model {
 
@@ -159,11 +160,7 @@ coefficients parse_coefficients(std::string_view json_text, std::string_view whe
 }
 
 coefficients load_coefficients_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(fmt::format("--calibration: cannot read '{}'", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_coefficients(text.str(), path);
+  return parse_coefficients(read_input_file(path, "--calibration"), path);
 }
 
 }  // namespace gpucal::model

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <charconv>
+#include <optional>
 #include <stdexcept>
 
 #include "detail/json_fields.hpp"
@@ -205,29 +207,70 @@ namespace {
 using detail::field_reader;
 using detail::json;
 
-// "bm_gemm/dtype:0/shape:3/m:16/manual_time" -> {"dtype": 0, "shape": 3, "m": 16}
-std::map<std::string, double> bench_args(const std::string& name) {
-  std::map<std::string, double> args;
-  std::size_t pos = name.find('/');
-  while (pos != std::string::npos) {
-    const std::size_t next = name.find('/', pos + 1);
-    const std::string part = name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
-    const std::size_t colon = part.find(':');
-    if (colon != std::string::npos) args[part.substr(0, colon)] = std::stod(part.substr(colon + 1));
-    pos = next;
+// A decimal number spelled whole by `text`, or nullopt.
+std::optional<double> parse_number(std::string_view text) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+// The arguments of one run, from its name:
+// "bm_gemm/dtype:0/shape:3/m:16/manual_time" -> {"dtype": 0, "shape": 3, "m": 16}.
+class bench_args {
+public:
+  bench_args(const field_reader& run, const std::string& name) : run_(run), name_(name) {
+    std::size_t pos = name.find('/');
+    while (pos != std::string::npos) {
+      const std::size_t next = name.find('/', pos + 1);
+      const std::string part = name.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+      const std::size_t colon = part.find(':');
+      if (colon != std::string::npos) {
+        const auto v = parse_number(std::string_view(part).substr(colon + 1));
+        if (!v) run.fail("run_name", fmt::format("'{}': argument '{}' is not a number", name, part));
+        args_[part.substr(0, colon)] = *v;
+      }
+      pos = next;
+    }
   }
-  return args;
+  double at(const char* key, double lo, double hi) const {
+    const auto it = args_.find(key);
+    if (it == args_.end()) run_.fail("run_name", fmt::format("'{}' has no '{}:' argument", name_, key));
+    if (it->second < lo || it->second > hi)
+      run_.fail("run_name", fmt::format("'{}': {} = {:g} is outside [{:g}, {:g}]", name_, key, it->second, lo, hi));
+    return it->second;
+  }
+
+private:
+  const field_reader& run_;
+  std::string name_;
+  std::map<std::string, double> args_;
+};
+
+// A run's real_time in microseconds: finite and > 0, in a unit Google Benchmark writes.
+double run_time_us(const field_reader& r) {
+  const std::string unit = r.string("time_unit");
+  double scale = 0;
+  if (unit == "ns") scale = 1e-3;
+  else if (unit == "us") scale = 1;
+  else if (unit == "ms") scale = 1e3;
+  else if (unit == "s") scale = 1e6;
+  else r.fail("time_unit", fmt::format("is '{}' (allowed: ns, us, ms, s)", unit));
+  return r.number_in("real_time", 1e-9, 1e15) * scale;
 }
 
-double to_us(double t, const std::string& unit) {
-  if (unit == "ns") return t / 1e3;
-  if (unit == "us") return t;
-  if (unit == "ms") return t * 1e3;
-  return t * 1e6;  // "s"
+// A context entry Google Benchmark's custom context carries as a string; "unknown" when absent.
+std::string context_string(const field_reader& ctx, const char* key) {
+  return ctx.has(key) ? ctx.string(key) : "unknown";
 }
 
-std::string context_string(const json& ctx, const char* key) {
-  return ctx.contains(key) && ctx.at(key).is_string() ? ctx.at(key).get<std::string>() : "unknown";
+// A numeric context entry (written as a string), in [lo, hi]; nullopt when absent.
+std::optional<double> context_number(const field_reader& ctx, const char* key, double lo, double hi) {
+  if (!ctx.has(key)) return std::nullopt;
+  const std::string text = ctx.string(key);
+  const auto v = parse_number(text);
+  if (!v || *v < lo || *v > hi) ctx.fail(key, fmt::format("must be a number in [{:g}, {:g}], got '{}'", lo, hi, text));
+  return v;
 }
 
 }  // namespace
@@ -237,7 +280,7 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
                                              const std::string& git_commit) {
   const json root = detail::parse_json_text(bench_json, where);
   field_reader top(root, std::string(where));
-  const json& ctx = top.object("context");
+  const field_reader ctx = top.child("context");
   const json& runs = top.array("benchmarks");
 
   calibration_file c;
@@ -247,19 +290,25 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
   c.device.name = context_string(ctx, "gpu_name");
   c.device.sku = gpu.slug;
   c.device.compute_capability = context_string(ctx, "compute_capability");
-  c.device.sm_count = std::stoll(context_string(ctx, "sm_count") == "unknown" ? "0" : context_string(ctx, "sm_count"));
-  const std::string total = context_string(ctx, "total_memory_bytes");
-  c.device.total_memory_bytes = total == "unknown" ? gpu.memory_bytes : std::stoll(total);
+  c.device.sm_count = gpu.sm_count;
+  if (const auto sms = context_number(ctx, "sm_count", 1, 1e5)) c.device.sm_count = static_cast<int>(*sms);
+  // The measured total (cudaMemGetInfo) is at most the datasheet capacity.
+  c.device.total_memory_bytes = gpu.memory_bytes;
+  if (const auto total = context_number(ctx, "total_memory_bytes", 1, static_cast<double>(gpu.memory_bytes)))
+    c.device.total_memory_bytes = static_cast<std::int64_t>(*total);
   c.device.driver_version = context_string(ctx, "driver_version");
-  const std::string rt = context_string(ctx, "cuda_runtime");  // e.g. "13000"
-  c.device.cuda_runtime = rt == "unknown" ? rt : std::to_string(std::stoi(rt) / 1000) + "." + std::to_string(std::stoi(rt) % 1000 / 10);
-  for (const char* when : {"start"}) {
-    const std::string p = std::string("clocks_") + when + "_";
-    for (const char* k : {"sm_mhz", "mem_mhz", "temperature_c"}) {
-      const std::string v = context_string(ctx, (p + k).c_str());
-      if (v != "unknown") c.device.clocks_start[k] = std::stod(v);
-    }
+  // It names the calibration file: letters, digits, '.', '-' and '_' only.
+  if (c.device.driver_version.empty() || c.device.driver_version.size() > 64 ||
+      c.device.driver_version.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+          std::string::npos)
+    ctx.fail("driver_version", fmt::format("is '{}' (expected a version like 580.95.05)", c.device.driver_version));
+  c.device.cuda_runtime = "unknown";
+  if (const auto rt = context_number(ctx, "cuda_runtime", 1000, 1e6)) {  // e.g. "13000" -> "13.0"
+    const auto v = static_cast<std::int64_t>(*rt);
+    c.device.cuda_runtime = fmt::format("{}.{}", v / 1000, v % 1000 / 10);
   }
+  for (const char* k : {"sm_mhz", "mem_mhz", "temperature_c"})
+    if (const auto v = context_number(ctx, (std::string("clocks_start_") + k).c_str(), 0, 1e5)) c.device.clocks_start[k] = *v;
 
   // Every repetition of a case is one sample.
   std::map<std::string, measurement> by_name;
@@ -269,41 +318,48 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
     if (r.string_or("run_type", "iteration") != "iteration" || r.boolean_or("error_occurred", false)) continue;
     const std::string full = r.string("run_name");
     const std::string family = full.substr(0, full.find('/'));
-    const auto args = bench_args(full);
+    if (family != "bm_gemm" && family != "bm_bandwidth" && family != "bm_paged_attention")
+      continue;  // other families are kept in the raw benchmark JSON only
+    const bench_args args(r, full);
     const std::string label = r.string_or("label", "");
+    const double sample = run_time_us(r);
     measurement m;
     m.unit = "us";
     if (family == "bm_gemm") {
+      const std::size_t space = label.find(' ');
+      if (space == std::string::npos || space == 0 || space + 1 == label.size())
+        r.fail("label", fmt::format("is '{}' (expected '<dtype> <shape>', e.g. 'bf16 square.8192')", label));
       m.labels["kind"] = "gemm";
-      m.labels["dtype"] = label.substr(0, label.find(' '));
-      m.labels["shape"] = label.substr(label.find(' ') + 1);
-      m.params["m"] = args.at("m");
-      m.params["n"] = r.number("n");
-      m.params["k"] = r.number("k");
-      m.name = fmt::format("gemm/{}/{}/m={}", m.labels["dtype"], m.labels["shape"], args.at("m"));
+      m.labels["dtype"] = label.substr(0, space);
+      m.labels["shape"] = label.substr(space + 1);
+      m.params["m"] = args.at("m", 1, 1e7);
+      m.params["n"] = r.number_in("n", 1, 1e7);
+      m.params["k"] = r.number_in("k", 1, 1e7);
+      m.name = fmt::format("gemm/{}/{}/m={}", m.labels["dtype"], m.labels["shape"], m.params["m"]);
     } else if (family == "bm_bandwidth") {
+      if (label.empty()) r.fail("label", "is missing (expected the operation, e.g. 'copy')");
       m.labels["kind"] = "bandwidth";
       m.labels["op"] = label;
-      m.params["bytes"] = args.at("bytes");
+      m.params["bytes"] = args.at("bytes", 1, 1e15);
       // Bytes read plus written per run: the rate times the run's own time.
-      m.params["bytes_moved"] = r.number("GB/s") * 1e9 * to_us(r.number("real_time"), r.string("time_unit")) * 1e-6;
-      m.name = fmt::format("bandwidth/{}/bytes={}", label, args.at("bytes"));
-    } else if (family == "bm_paged_attention") {
-      m.labels["kind"] = "attention";
-      m.labels["kv"] = args.at("fp8") != 0 ? "fp8" : "bf16";
-      m.params["batch"] = args.at("batch");
-      m.params["context"] = args.at("context");
-      m.params["kv_bytes"] = r.number("kv_bytes");
-      m.name = fmt::format("attention/{}/batch={}/context={}", m.labels["kv"], args.at("batch"), args.at("context"));
+      m.params["bytes_moved"] = r.number_in("GB/s", 1e-9, 1e6) * 1e9 * sample * 1e-6;
+      m.name = fmt::format("bandwidth/{}/bytes={}", label, m.params["bytes"]);
     } else {
-      continue;  // other families are kept in the raw benchmark JSON only
+      m.labels["kind"] = "attention";
+      m.labels["kv"] = args.at("fp8", 0, 1) != 0 ? "fp8" : "bf16";
+      m.params["batch"] = args.at("batch", 1, 1e7);
+      m.params["context"] = args.at("context", 1, 1e10);
+      m.params["kv_bytes"] = r.number_in("kv_bytes", 1, 1e15);
+      m.name = fmt::format("attention/{}/batch={}/context={}", m.labels["kv"], m.params["batch"], m.params["context"]);
     }
-    const double sample = to_us(r.number("real_time"), r.string("time_unit"));
     auto [it, inserted] = by_name.emplace(m.name, m);
     if (inserted) order.push_back(m.name);
     it->second.samples.push_back(sample);
   }
   for (const auto& name : order) c.measurements.push_back(by_name.at(name));
+  if (c.measurements.empty())
+    throw input_error(fmt::format("{}: holds no gpucal_bench results (no successful bm_gemm, bm_bandwidth or "
+                                  "bm_paged_attention iterations)", where));
 
   c.coeffs = default_coefficients();
   c.coeffs.usable_memory_bytes = c.device.total_memory_bytes;

@@ -74,7 +74,7 @@ std::vector<tiered_value> parse_tiers(const field_reader& parent, const char* ke
 std::vector<memory_item> parse_items(const field_reader& parent, const char* key) {
   std::vector<memory_item> out;
   for (const auto& v : parent.array(key)) {
-    const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+    const std::string s = v.is_string() ? v.get<std::string>() : detail::shown(v);
     bool found = false;
     for (memory_item i : all_memory_items) {
       if (memory_item_name(i) == s) {

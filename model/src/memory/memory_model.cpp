@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "gpucal/model/errors.hpp"
+#include "gpucal/model/limits.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::model {
@@ -67,8 +68,9 @@ dtype parse_kv_dtype_flag(const std::string& v, dtype model_dtype) {
   throw input_error(fmt::format("--kv-cache-dtype: '{}' is not supported (allowed: auto, bfloat16, float16, fp8, fp8_e4m3, fp8_e5m2)", v));
 }
 
-std::int64_t positive_flag(const char* flag, std::int64_t v) {
-  if (v <= 0) throw input_error(fmt::format("{}: {} must be a positive integer", flag, v));
+// A flag's integer in [1, hi].
+std::int64_t positive_flag(const char* flag, std::int64_t v, std::int64_t hi) {
+  if (v <= 0 || v > hi) throw input_error(fmt::format("{}: {} is outside [1, {}]", flag, v, hi));
   return v;
 }
 
@@ -93,7 +95,15 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     s.quant = quant_from_flag(*opt.quantization, m.quantization, opt.group_size);
   } else if (m.quantization) {
     s.quant = *m.quantization;
-    if (opt.group_size && s.quant.granularity == scale_granularity::group) s.quant.group_size = positive_flag("--group-size", *opt.group_size);
+    if (opt.group_size) {
+      if (s.quant.granularity != scale_granularity::group || s.quant.weight != dtype::int4)
+        throw input_error(fmt::format("--group-size: {}'s weights are {}, not group-wise int4 (it applies to awq, gptq, "
+                                      "w4a16 and int4 formats)", m.name, s.quant.describe()));
+      s.quant.group_size = checked_group_size(*opt.group_size, "--group-size");
+    }
+  } else if (opt.group_size) {
+    throw input_error(fmt::format("--group-size: {} is not quantized; pass --quantization awq, gptq, w4a16 or int4 with it",
+                                  m.name));
   }
   note("quantization", s.quant.describe(), s.quant.origin);
 
@@ -119,7 +129,7 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
   }
 
   if (opt.max_model_len) {
-    s.max_model_len = positive_flag("--max-model-len", *opt.max_model_len);
+    s.max_model_len = positive_flag("--max-model-len", *opt.max_model_len, limits::context);
     if (s.max_model_len > m.max_model_len)
       throw input_error(fmt::format("--max-model-len: {} exceeds the {} tokens {} supports (from max_position_embeddings "
                                     "and rope_scaling in its config.json)", s.max_model_len, m.max_model_len, m.name));
@@ -131,16 +141,16 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
 
   // A positive flag value, or the engine's default for this GPU.
   const auto flag_or_default = [&](const std::optional<std::int64_t>& flag, const char* flag_name, const char* name,
-                                   std::int64_t fallback) {
-    const std::int64_t v = flag ? positive_flag(flag_name, *flag) : fallback;
+                                   std::int64_t fallback, std::int64_t hi) {
+    const std::int64_t v = flag ? positive_flag(flag_name, *flag, hi) : fallback;
     note(name, std::to_string(v), flag ? flag_name : engine_default);
     return v;
   };
   s.max_num_seqs = flag_or_default(opt.max_num_seqs, "--max-num-seqs", "max_num_seqs",
-                                   engine.max_num_seqs_for(gpu.slug, gpu.memory_bytes, s.tp));
+                                   engine.max_num_seqs_for(gpu.slug, gpu.memory_bytes, s.tp), limits::max_num_seqs);
   s.max_num_batched_tokens =
       flag_or_default(opt.max_num_batched_tokens, "--max-num-batched-tokens", "max_num_batched_tokens",
-                      engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp));
+                      engine.max_num_batched_tokens_for(gpu.slug, gpu.memory_bytes, s.tp), limits::max_num_batched_tokens);
   if (s.max_num_batched_tokens < s.max_num_seqs) {
     if (opt.max_num_seqs && opt.max_num_batched_tokens)
       throw input_error(fmt::format("--max-num-batched-tokens: {} is below --max-num-seqs {} (an engine schedules at "
@@ -407,7 +417,13 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
   // Fit conditions, in the order an engine hits them at start-up.
   const std::int64_t pool_slack = left;
   const std::int64_t request_slack = checked_mul(r.num_blocks, r.block_bytes, "the KV pool") - r.request_bytes;
-  r.margin_bytes = std::min({pool_slack, request_slack, r.headroom_bytes});
+  // Short by what the first failing condition lacks (the request check only
+  // means something once the pool exists); spare: the tightest slack.
+  const std::int64_t first_short = r.headroom_bytes < 0 ? r.headroom_bytes
+                                   : pool_slack <= 0    ? pool_slack
+                                                        : std::min<std::int64_t>(request_slack, 0);
+  r.shortfall_bytes = -first_short;
+  r.spare_bytes = first_short < 0 ? 0 : std::min({pool_slack, request_slack, r.headroom_bytes});
   if (r.headroom_bytes < 0)
     r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context, NCCL, CUDA graphs) exceeds the {:.2f} GiB left "
                                      "outside it; lower {}", engine.fraction_flag, to_gib(r.outside_bytes),

@@ -10,6 +10,7 @@
 
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
+#include "gpucal/model/limits.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::model {
@@ -107,15 +108,21 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
 namespace {
 
 void validate(const model_spec& m, const workload& w, const plan_options& opt) {
-  const auto positive = [](const char* flag, double v) {
-    if (!(v > 0) || !std::isfinite(v)) throw input_error(fmt::format("{}: {} must be a positive number", flag, v));
+  const auto positive = [](const char* flag, double v, double hi, const char* unit) {
+    if (!(std::isfinite(v) && v > 0 && v <= hi))
+      throw input_error(fmt::format("{}: {} is outside (0, {:g}] ({})", flag, v, hi, unit));
   };
-  positive("--qps", w.qps);
-  positive("--prompt-len", w.prompt_len);
-  positive("--output-len", w.output_len);
-  positive("--ttft-p99", w.ttft_p99_s);
-  positive("--tpot-p99", w.tpot_p99_s);
-  if (opt.max_gpus <= 0) throw input_error(fmt::format("--max-gpus: {} must be a positive integer", opt.max_gpus));
+  positive("--qps", w.qps, limits::qps, "requests per second");
+  positive("--prompt-len", w.prompt_len, static_cast<double>(limits::context), "tokens");
+  positive("--output-len", w.output_len, static_cast<double>(limits::context), "tokens");
+  positive("--ttft-p99", w.ttft_p99_s, limits::latency_s, "seconds");
+  positive("--tpot-p99", w.tpot_p99_s, limits::latency_s, "seconds");
+  if (opt.max_gpus <= 0 || opt.max_gpus > limits::max_gpus)
+    throw input_error(fmt::format("--max-gpus: {} is outside [1, {}]", opt.max_gpus, limits::max_gpus));
+  if (opt.max_num_batched_tokens &&
+      (*opt.max_num_batched_tokens <= 0 || *opt.max_num_batched_tokens > limits::max_num_batched_tokens))
+    throw input_error(fmt::format("--max-num-batched-tokens: {} is outside [1, {}]", *opt.max_num_batched_tokens,
+                                  limits::max_num_batched_tokens));
   if (w.prompt_len + w.output_len > static_cast<double>(m.max_model_len))
     throw input_error(fmt::format("--prompt-len + --output-len: {} tokens exceed the {} tokens {} supports",
                                   w.prompt_len + w.output_len, m.max_model_len, m.name));
@@ -123,8 +130,9 @@ void validate(const model_spec& m, const workload& w, const plan_options& opt) {
     if (q != "none" && q != "fp8" && q != "int8" && q != "int4")
       throw input_error(fmt::format("--quantization: '{}' is not a planner choice (allowed: none, fp8, int8, int4)", q));
   for (const auto& [slug, price] : opt.price_per_gpu_hour)
-    if (!(price >= 0) || !std::isfinite(price))
-      throw input_error(fmt::format("--gpu-prices: price {} for {} must be a non-negative number", price, slug));
+    if (!(price >= 0 && price <= limits::price_per_gpu_hour))
+      throw input_error(fmt::format("--gpu-prices: price {} for {} is outside [0, {:g}] $/GPU-hour", price, slug,
+                                    limits::price_per_gpu_hour));
 }
 
 }  // namespace
@@ -139,7 +147,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
   if (opt.gpus.empty()) {
     for (const auto& g : list_gpus()) gpus.push_back(&g);
   } else {
-    for (const auto& name : opt.gpus) gpus.push_back(&resolve_gpu(name));
+    for (const auto& name : opt.gpus) gpus.push_back(&resolve_gpu(name, "--gpus"));
   }
 
   std::set<std::string> sources;

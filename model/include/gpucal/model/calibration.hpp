@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "gpucal/model/coefficients.hpp"
+#include "gpucal/model/files.hpp"
+#include "gpucal/model/gpu_spec.hpp"
 
 namespace gpucal::model {
 
@@ -61,10 +63,16 @@ struct calibration_file {
   const measurement* find(const std::string& name) const;
 };
 
-/// Parses and validates; throws input_error naming the field (e.g.
-/// "x.json: measurements[3].samples[2] must be a finite number >= 0").
+/// Parses and validates: the one validation every reader of calibration
+/// files applies (`show`, `compare`, `export`, `history`, --calibration, the
+/// newest-file lookup, and `fit` before it writes). Every field is checked,
+/// and device.sku must be a GPU slug of the catalog. Throws input_error
+/// naming the field (e.g. "x.json: measurements[3]: field 'samples' [2] must
+/// be a finite number >= 0").
 calibration_file parse_calibration(std::string_view json_text, std::string_view where);
-calibration_file load_calibration(const std::string& path);
+/// parse_calibration of a file read with read_input_file; `what` names the
+/// flag or argument in read errors.
+calibration_file load_calibration(const std::string& path, std::string_view what = "calibration file");
 /// Serializes; refuses (std::invalid_argument) a non-finite number, so no NaN becomes null.
 std::string calibration_to_json(const calibration_file& c);
 
@@ -74,16 +82,38 @@ double median_of(std::vector<double> values);
 /// Now, as ISO 8601 UTC to the second (e.g. 2026-11-24T21:00:00Z): the created_utc stamp.
 std::string utc_now_iso8601();
 
-/// Writes `text` to `path` through a temporary file in the same folder and a rename.
-void write_file_atomic(const std::string& path, const std::string& text);
-
 /// results/<sku>/<driver>_cuda<ver>_<utc-date>.json
 std::string calibration_file_name(const calibration_file& c);
 
+/// Checks `c` with parse_calibration's validation (what `show` would say of
+/// the file), then writes it as `folder/stem.json`, or `stem-2.json`,
+/// `stem-3.json`, ... when that exists: no calibration is ever replaced.
+/// Returns the path written. Throws input_error, leaving no file or folder
+/// behind, when `c` is invalid or the file cannot be written.
+std::string write_calibration(const calibration_file& c, const std::string& folder, const std::string& stem);
+
 /// The newest calibration file for a GPU under `results_dir/<sku>/`: the
-/// greatest created_utc among files that parse as gpucal.calibration/1 for
-/// that SKU (ties: the greater file name); raw benchmark JSON (bench_*.json)
-/// is not opened. nullopt when there is none.
+/// greatest created_utc (ties: the greater file name); raw benchmark JSON
+/// (bench*.json) is not opened. nullopt when there is none. Every other
+/// .json file there must be a valid calibration of that SKU: one that is
+/// not is an input_error naming it, never passed over.
 std::optional<std::string> newest_calibration(const std::string& results_dir, const std::string& sku);
+
+/// The coefficients a command uses for one GPU, where they came from, and
+/// what it must tell the user about them.
+struct coefficient_choice {
+  coefficients coeffs;
+  std::string path;                   ///< the file read; empty for the embedded defaults
+  std::vector<std::string> warnings;  ///< one line each
+};
+
+/// `flag_path` when given (a calibration file, validated as parse_calibration
+/// does, or a gpucal.coefficients/1 file), else the newest calibration of
+/// `gpu` under `results_dir`, else the embedded defaults. A calibration
+/// measured on another GPU is refused unless `allow_other_gpu`, which applies
+/// its efficiencies with a warning that says so (its measured memory total
+/// belongs to the other GPU and is dropped).
+coefficient_choice coefficients_for_gpu(const std::optional<std::string>& flag_path, const gpu_spec& gpu,
+                                        const std::string& results_dir, bool allow_other_gpu);
 
 }  // namespace gpucal::model

@@ -26,7 +26,10 @@ std::vector<model_entry> list_models();
 model_spec resolve_model(std::string_view name_or_path);
 
 const std::vector<gpu_spec>& list_gpus();
-const gpu_spec& resolve_gpu(std::string_view name);
+/// The GPU by name, slug or alias (any case); nullptr when none matches.
+const gpu_spec* find_gpu(std::string_view name);
+/// find_gpu, or an input_error naming `flag` with the nearest name.
+const gpu_spec& resolve_gpu(std::string_view name, std::string_view flag = "--gpu");
 
 std::vector<engine_profile> list_engines();
 engine_profile resolve_engine(std::string_view name);

@@ -135,7 +135,8 @@ struct memory_estimate {
 
   bool fits = false;
   std::vector<std::string> failures;  ///< why it does not fit, first reason first
-  std::int64_t margin_bytes = 0;      ///< smallest slack of the fit conditions (negative: short by)
+  std::int64_t spare_bytes = 0;       ///< when it fits: the smallest slack of the fit conditions
+  std::int64_t shortfall_bytes = 0;   ///< when it does not: what the tightest condition lacks (>= 0)
   std::vector<std::string> notes;
 
   /// Framework overhead per GPU: CUDA context + non-torch + NCCL.

@@ -88,6 +88,11 @@ double linear_weight_bytes(const quant_format& q, dtype model_dtype, std::int64_
 quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec>& from_config,
                            std::optional<std::int64_t> group_size);
 
+/// `group` when it is a group size weights can have (a power of two from 16
+/// to 1024, as GPTQ, AWQ and compressed-tensors checkpoints use); otherwise
+/// throws input_error naming `what` (a flag, or a config field).
+std::int64_t checked_group_size(std::int64_t group, std::string_view what);
+
 /// Allowed values of --quantization, for help and errors.
 inline constexpr std::string_view quantization_flag_values = "none, fp8, int8, w8a8, awq, gptq, w4a16, int4, nvfp4, mxfp4";
 

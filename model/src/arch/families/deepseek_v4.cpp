@@ -39,7 +39,7 @@ void deepseek_v4_family(const config_view& v, model_spec& m) {
       cfg.fail("compress_ratios", fmt::format("must list a ratio per layer ({} layers), got {}", layers, r.size()));
     for (std::size_t i = 0; i < r.size(); ++i) {
       if (!r[i].is_number_integer() || (r[i] != 0 && r[i] != 4 && r[i] != 128))
-        cfg.fail("compress_ratios", fmt::format("entry {} is {} (allowed: 0, 4, 128)", i, r[i].dump()));
+        cfg.fail("compress_ratios", fmt::format("entry {} is {} (allowed: 0, 4, 128)", i, detail::shown(r[i])));
       ratios.push_back(r[i].get<std::int64_t>());
     }
   } else {

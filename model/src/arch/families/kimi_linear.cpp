@@ -26,7 +26,7 @@ void kimi_linear_family(const config_view& v, model_spec& m) {
   std::set<std::int64_t> kda;
   for (const auto& x : la.array("kda_layers")) {
     if (!x.is_number_integer() || x.get<std::int64_t>() < 1 || x.get<std::int64_t>() > layers)
-      la.fail("kda_layers", fmt::format("has {} (allowed: layer numbers 1..{}, 1-indexed)", x.dump(), layers));
+      la.fail("kda_layers", fmt::format("has {} (allowed: layer numbers 1..{}, 1-indexed)", detail::shown(x), layers));
     kda.insert(x.get<std::int64_t>());
   }
 

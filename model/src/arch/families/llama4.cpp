@@ -29,7 +29,7 @@ void llama4_family(const config_view& v, model_spec& m) {
       cfg.fail("no_rope_layers", fmt::format("must list one flag per layer ({} layers)", layers));
     for (std::size_t i = 0; i < l.size(); ++i) {
       if (!l[i].is_number_integer() || (l[i] != 0 && l[i] != 1))
-        cfg.fail("no_rope_layers", fmt::format("entry {} is {} (allowed: 0, 1)", i, l[i].dump()));
+        cfg.fail("no_rope_layers", fmt::format("entry {} is {} (allowed: 0, 1)", i, detail::shown(l[i])));
       given.push_back(l[i].get<std::int64_t>());
     }
   }

@@ -36,7 +36,7 @@ void mimo_v2_family(const config_view& v, model_spec& m) {
     if (!l.is_array() || static_cast<std::int64_t>(l.size()) != layers)
       cfg.fail(key, fmt::format("must list one 0/1 flag per layer ({} layers)", layers));
     for (std::size_t i = 0; i < l.size(); ++i) {
-      if (!l[i].is_number_integer() || (l[i] != 0 && l[i] != 1)) cfg.fail(key, fmt::format("entry {} is {} (allowed: 0, 1)", i, l[i].dump()));
+      if (!l[i].is_number_integer() || (l[i] != 0 && l[i] != 1)) cfg.fail(key, fmt::format("entry {} is {} (allowed: 0, 1)", i, detail::shown(l[i])));
       out[i] = l[i] == 1;
     }
     return out;

@@ -24,7 +24,7 @@ std::vector<bool> flags(const field_reader& r, const char* key, std::int64_t lay
   if (!l.is_array() || static_cast<std::int64_t>(l.size()) != layers)
     r.fail(key, fmt::format("must list one 0/1 flag per layer ({} layers)", layers));
   for (std::size_t i = 0; i < l.size(); ++i) {
-    if (!l[i].is_number_integer() || l[i].get<std::int64_t>() < 0) r.fail(key, fmt::format("entry {} is {} (allowed: 0, 1)", i, l[i].dump()));
+    if (!l[i].is_number_integer() || l[i].get<std::int64_t>() < 0) r.fail(key, fmt::format("entry {} is {} (allowed: 0, 1)", i, detail::shown(l[i])));
     out[i] = l[i].get<std::int64_t>() != 0;
   }
   return out;

@@ -32,7 +32,7 @@ std::vector<block> read_blocks(const field_reader& cfg, const char* list_key, co
       } else if (t == "moe") {
         out.push_back(block::moe);
       } else {
-        cfg.fail(list_key, fmt::format("entry {} is {} (allowed: mamba, attention, mlp, moe)", i, l[i].dump()));
+        cfg.fail(list_key, fmt::format("entry {} is {} (allowed: mamba, attention, mlp, moe)", i, detail::shown(l[i])));
       }
     }
     return out;
@@ -69,7 +69,7 @@ void nemotron_h_family(const config_view& v, model_spec& m) {
   read_base(pv, m, arch_defaults([](base_defaults& d) { d.vocab_size = 131072; }));
   if (cfg.has("num_hidden_layers") && cfg.raw("num_hidden_layers") != patched["num_hidden_layers"])
     m.notes.push_back(fmt::format("num_hidden_layers {} differs from the {} blocks of the layer pattern; the pattern wins, as "
-                                  "in transformers", cfg.raw("num_hidden_layers").dump(), blocks.size()));
+                                  "in transformers", detail::shown(cfg.raw("num_hidden_layers")), blocks.size()));
 
   attention_spec a;
   a.num_heads = cfg.dim_or("num_attention_heads", 32, max_heads);

@@ -39,7 +39,7 @@ void step3p7_family(const config_view& v, model_spec& m) {
     for (std::int64_t i = 0; i < layers; ++i) {
       const json& t = lt[static_cast<std::size_t>(i)];
       if (t != "sliding_attention" && t != "full_attention")
-        cfg.fail("layer_types", fmt::format("entry {} is {} (allowed: sliding_attention, full_attention)", i, t.dump()));
+        cfg.fail("layer_types", fmt::format("entry {} is {} (allowed: sliding_attention, full_attention)", i, detail::shown(t)));
       is_sliding[static_cast<std::size_t>(i)] = t == "sliding_attention";
     }
   }
