@@ -165,7 +165,8 @@ std::string estimate_text(const memory_estimate& e) {
   if (e.fits) {
     o += fmt::format("\nVerdict: FITS, with {:.2f} GiB to spare on the tightest condition\n", to_gib(e.spare_bytes));
   } else {
-    o += fmt::format("\nVerdict: DOES NOT FIT, short by {:.2f} GiB: {}\n", to_gib(e.shortfall_bytes), e.failures.front());
+    o += fmt::format("\nVerdict: DOES NOT FIT, short by {:.2f} GiB: {}; {}\n", to_gib(e.shortfall_bytes), e.failures.front(),
+                     e.advice.front());
     for (std::size_t i = 1; i < e.failures.size(); ++i) o += fmt::format("  also: {}\n", e.failures[i]);
   }
   return o;
@@ -263,6 +264,7 @@ std::string estimate_json(const memory_estimate& e) {
   j["spare_bytes"] = e.spare_bytes;
   j["shortfall_bytes"] = e.shortfall_bytes;
   j["failures"] = e.failures;
+  j["advice"] = e.advice;
   j["coefficients_source"] = e.coefficients_source;
   ordered_json settings = ordered_json::array();
   for (const auto& st : s.origins) settings.push_back({{"name", st.name}, {"value", st.value}, {"origin", st.origin}});

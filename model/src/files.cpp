@@ -22,6 +22,12 @@ namespace {
 
 std::string reason(int err) { return std::strerror(err); }
 
+// A path as messages show it: a very long one keeps its head and tail.
+std::string shown(std::string_view path) {
+  if (path.size() <= 160) return std::string(path);
+  return fmt::format("{}...{}", path.substr(0, 100), path.substr(path.size() - 50));
+}
+
 // Closes a descriptor on every path out.
 struct fd_guard {
   int fd = -1;
@@ -91,15 +97,18 @@ void remove_created(const fs::path& top) {
 std::string read_input_file(const std::string& path, std::string_view what) {
   if (path.empty()) throw input_error(fmt::format("{}: the path is empty", what));
   fd_guard f{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
-  if (f.fd < 0) throw input_error(fmt::format("{}: cannot read '{}' ({})", what, path, reason(errno)));
+  const auto cannot_read = [&](int err) {
+    return input_error(fmt::format("{}: cannot read '{}' ({})", what, shown(path), reason(err)));
+  };
+  if (f.fd < 0) throw cannot_read(errno);
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) throw input_error(fmt::format("{}: cannot read '{}' ({})", what, path, reason(errno)));
-  if (S_ISDIR(st.st_mode)) throw input_error(fmt::format("{}: '{}' is a folder, not a file", what, path));
+  if (::fstat(f.fd, &st) != 0) throw cannot_read(errno);
+  if (S_ISDIR(st.st_mode)) throw input_error(fmt::format("{}: '{}' is a folder, not a file", what, shown(path)));
   if (!S_ISREG(st.st_mode))
-    throw input_error(fmt::format("{}: '{}' is not a regular file (a device, pipe or socket cannot be read)", what, path));
+    throw input_error(fmt::format("{}: '{}' is not a regular file (a device, pipe or socket cannot be read)", what, shown(path)));
   const auto cap = static_cast<std::size_t>(limits::input_file_bytes);
   if (static_cast<std::uint64_t>(st.st_size) > cap)
-    throw input_error(fmt::format("{}: '{}' is {} bytes; the limit is {} MiB", what, path, st.st_size, cap >> 20));
+    throw input_error(fmt::format("{}: '{}' is {} bytes; the limit is {} MiB", what, shown(path), st.st_size, cap >> 20));
   std::string text(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t done = 0;
   for (;;) {
@@ -109,11 +118,11 @@ std::string read_input_file(const std::string& path, std::string_view what) {
     }
     const ssize_t n = ::read(f.fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw input_error(fmt::format("{}: cannot read '{}' ({})", what, path, reason(errno)));
+    if (n < 0) throw cannot_read(errno);
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
-  if (done > cap) throw input_error(fmt::format("{}: '{}' is larger than the {} MiB limit", what, path, cap >> 20));
+  if (done > cap) throw input_error(fmt::format("{}: '{}' is larger than the {} MiB limit", what, shown(path), cap >> 20));
   text.resize(done);
   return text;
 }

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
+#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -168,3 +170,127 @@ TEST_F(calibration_cli, bad_input_exits_2) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every path under `dir`, to show a refused command left nothing behind.
+std::set<std::string> listing(const fs::path& dir) {
+  std::set<std::string> out;
+  if (fs::exists(dir))
+    for (const auto& e : fs::recursive_directory_iterator(dir)) out.insert(e.path().string());
+  return out;
+}
+
+// The bench JSON with `change` applied to every benchmark run.
+std::string bench_with(const std::function<void(nlohmann::json&)>& change) {
+  nlohmann::json j = nlohmann::json::parse(bench_json(1.0));
+  for (auto& run : j["benchmarks"]) change(run);
+  return j.dump();
+}
+
+}  // namespace
+
+// One validation for every reader: show, --calibration and the newest-file
+// lookup refuse what fit would never write, and say which file.
+TEST_F(calibration_cli, one_validation_for_every_reader) {
+  const std::string results = (dir_ / "results").string();
+  const std::string file = fit(write("bench.json", bench_json(1.0)), results);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(file));
+  j["device"]["sku"] = "h100-sxm-80gb-typo";
+  const std::string unknown = write("unknown_sku.json", j.dump());
+  gpucal::test::expect_bad_input({
+      {{"show", unknown}, "field 'sku' 'h100-sxm-80gb-typo' is not the slug of a GPU"},
+      {{"estimate", "-m", "llama-3-8b", "-g", "h100", "--calibration", unknown}, "'sku'"},
+      {{"compare", file, unknown}, "'sku'"},
+      {{"export", "--format", "csv", unknown, "--out", dir_.string()}, "'sku'"},
+  });
+
+  // A calibration of another GPU is refused, or applied with a warning when asked.
+  gpucal::test::expect_bad_input({
+      {{"estimate", "-m", "llama-3-8b", "-g", "a100-80gb", "--calibration", file},
+       "was measured on h100-sxm-80gb, not on a100-sxm-80gb (pass --allow-other-gpu-calibration"},
+      {{"plan", "-m", "llama-3-8b", "--qps", "1", "--prompt-len", "100", "--output-len", "10", "--ttft-p99", "1", "--tpot-p99",
+        "0.1", "--gpus", "h100,a100-80gb", "--calibration", file},
+       "not on a100-sxm-80gb"},
+  });
+  const auto allowed = run_gpucal({"estimate", "-m", "llama-3-8b", "-g", "a100-80gb", "--calibration", file,
+                                   "--allow-other-gpu-calibration", "--json"});
+  ASSERT_EQ(allowed.code, 0) << allowed.err;
+  EXPECT_EQ(std::count(allowed.err.begin(), allowed.err.end(), '\n'), 1) << allowed.err;
+  EXPECT_NE(allowed.err.find("gpucal: warning: coefficients measured on h100-sxm-80gb"), std::string::npos) << allowed.err;
+  const auto a = nlohmann::json::parse(allowed.out);
+  EXPECT_NE(a["notes"].dump().find("--allow-other-gpu-calibration"), std::string::npos);
+  EXPECT_NE(a["gpu_total_bytes"], 85031714816LL);  // the H100's measured total is not the A100's
+
+  // An invalid file among the calibrations is reported, never passed over.
+  setenv("GPUCAL_RESULTS_DIR", results.c_str(), 1);
+  const std::string broken = (fs::path(results) / "h100-sxm-80gb" / "zz_newer.json").string();
+  std::ofstream(broken) << R"({"schema": "gpucal.calibration/1"})";
+  gpucal::test::expect_bad_input({
+      {{"estimate", "-m", "llama-3-8b", "-g", "h100", "--json"}, "zz_newer.json"},
+  });
+  const auto history = run_gpucal({"history", (fs::path(results) / "h100-sxm-80gb").string()});
+  EXPECT_EQ(history.code, 0) << history.err;
+  EXPECT_NE(history.out.find("invalid: " + broken), std::string::npos) << history.out;
+  fs::remove(broken);
+  // Raw benchmark JSON beside the calibrations is not a calibration and is not opened.
+  std::ofstream(fs::path(results) / "h100-sxm-80gb" / "bench_2026-11-30T000000Z.json") << "{}";
+  EXPECT_EQ(run_gpucal({"estimate", "-m", "llama-3-8b", "-g", "h100"}).code, 0);
+}
+
+// fit refuses benchmark JSON that would make a calibration its own show
+// rejects, and leaves no file and no folder behind.
+TEST_F(calibration_cli, fit_refuses_what_show_would_reject) {
+  const fs::path results = dir_ / "results";
+  const auto refused = [&](const std::string& bench, const std::string& needle) {
+    const auto before = listing(dir_);
+    gpucal::test::expect_bad_input({{{"fit", "--bench", bench, "--gpu", "h100", "--out", results.string()}, needle}});
+    EXPECT_EQ(listing(dir_), before);
+    EXPECT_FALSE(fs::exists(results)) << "fit left the folder it created";
+  };
+  refused(write("negative.json", bench_with([](auto& r) { r["real_time"] = -5.0; })), "'real_time'");
+  refused(write("zero.json", bench_with([](auto& r) { r["real_time"] = 0.0; })), "'real_time'");
+  refused(write("unit.json", bench_with([](auto& r) { r["time_unit"] = "fortnights"; })), "'time_unit' is 'fortnights'");
+  refused(write("label.json", bench_with([](auto& r) { r["label"] = 5; })), "'label'");
+  refused(write("name.json", bench_with([](auto& r) { r["run_name"] = "bm_gemm/dtype:0/shape:x/m:abc"; })), "'run_name'");
+  nlohmann::json memory = nlohmann::json::parse(bench_json(1.0));
+  memory["context"]["total_memory_bytes"] = "-85031714816";
+  refused(write("memory.json", memory.dump()), "'total_memory_bytes'");
+  nlohmann::json driver = nlohmann::json::parse(bench_json(1.0));
+  driver["context"]["driver_version"] = "../../escape";
+  refused(write("driver.json", driver.dump()), "'driver_version'");
+  refused(write("nothing.json", R"({"context": {}, "benchmarks": []})"), "no gpucal_bench results");
+  gpucal::test::expect_bad_input({{{"fit", "--bench", write("ok.json", bench_json(1.0)), "--gpu", "h100", "--out", ""}, "--out"}});
+}
+
+// A second fit the same day never replaces the first; an unwritable --out
+// leaves nothing; an export writes both of its files or neither.
+TEST_F(calibration_cli, outputs_are_whole_and_never_replaced) {
+  const std::string results = (dir_ / "results").string();
+  const std::string bench = write("bench.json", bench_json(1.0));
+  const std::string first = fit(bench, results);
+  const std::string first_text = [&] {
+    std::ifstream in(first);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }();
+  const std::string second = fit(write("bench2.json", bench_json(1.1)), results);
+  EXPECT_NE(first, second);
+  EXPECT_TRUE(second.ends_with("-2.json")) << second;
+  std::ifstream again(first);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(again), std::istreambuf_iterator<char>()), first_text);
+
+  // --out through a regular file: no folder can be made there.
+  const std::string blocker = write("blocker", "not a folder");
+  const auto before = listing(dir_);
+  gpucal::test::expect_bad_input({{{"fit", "--bench", bench, "--gpu", "h100", "--out", blocker}, "--out: cannot create folder"}});
+  EXPECT_EQ(listing(dir_), before);
+
+  // llm-analysis writes two files: when the second cannot be written, neither appears.
+  const fs::path out = dir_ / "export";
+  fs::create_directories(out / "h100-sxm-80gb.efficiencies.json");  // a folder where the second file goes
+  gpucal::test::expect_bad_input({{{"export", "--format", "llm-analysis", first, "--out", out.string()}, "is a folder"}});
+  EXPECT_FALSE(fs::exists(out / "h100-sxm-80gb.json"));
+  gpucal::test::expect_bad_input({{{"export", "--format", "csv", first, "--out", ""}, "--out"}});
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "temporary file left: " << e.path();
+}

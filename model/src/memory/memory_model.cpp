@@ -424,17 +424,21 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
                                                         : std::min<std::int64_t>(request_slack, 0);
   r.shortfall_bytes = -first_short;
   r.spare_bytes = first_short < 0 ? 0 : std::min({pool_slack, request_slack, r.headroom_bytes});
-  if (r.headroom_bytes < 0)
+  if (r.headroom_bytes < 0) {
     r.failures.push_back(fmt::format("memory beyond the {} budget ({:.2f} GiB: CUDA context, NCCL, CUDA graphs) exceeds the {:.2f} GiB left "
-                                     "outside it; lower {}", engine.fraction_flag, to_gib(r.outside_bytes),
-                                     to_gib(r.gpu_total_bytes - r.budget_bytes), engine.fraction_flag));
-  if (pool_slack <= 0)
+                                     "outside it", engine.fraction_flag, to_gib(r.outside_bytes),
+                                     to_gib(r.gpu_total_bytes - r.budget_bytes)));
+    r.advice.push_back(fmt::format("lower {}", engine.fraction_flag));
+  }
+  if (pool_slack <= 0) {
     r.failures.push_back(fmt::format("weights, activations and overhead ({:.2f} GiB) exceed the budget of {:.2f} GiB by {:.2f} GiB",
                                      to_gib(r.charged_bytes), to_gib(r.budget_bytes), to_gib(-pool_slack)));
-  else if (request_slack < 0)
-    r.failures.push_back(fmt::format("the KV pool ({:.2f} GiB) cannot hold one request of max_model_len {} tokens ({:.2f} GiB); "
-                                     "lower --max-model-len or add GPUs", to_gib(r.num_blocks * r.block_bytes),
-                                     s.max_model_len, to_gib(r.request_bytes)));
+    r.advice.push_back("add GPUs (--tensor-parallel-size) or quantize the weights (--quantization)");
+  } else if (request_slack < 0) {
+    r.failures.push_back(fmt::format("the KV pool ({:.2f} GiB) cannot hold one request of max_model_len {} tokens ({:.2f} GiB)",
+                                     to_gib(r.num_blocks * r.block_bytes), s.max_model_len, to_gib(r.request_bytes)));
+    r.advice.push_back("lower --max-model-len or add GPUs (--tensor-parallel-size)");
+  }
   r.fits = r.failures.empty();
   return r;
 }

@@ -135,6 +135,7 @@ struct memory_estimate {
 
   bool fits = false;
   std::vector<std::string> failures;  ///< why it does not fit, first reason first
+  std::vector<std::string> advice;    ///< which flags of `estimate` would help, one per failure
   std::int64_t spare_bytes = 0;       ///< when it fits: the smallest slack of the fit conditions
   std::int64_t shortfall_bytes = 0;   ///< when it does not: what the tightest condition lacks (>= 0)
   std::vector<std::string> notes;
