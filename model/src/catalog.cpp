@@ -50,7 +50,7 @@ const std::vector<model_record>& model_records() {
       rec.entry.name = r.string("name");
       rec.entry.hf_repo = r.string_or("hf_repo", "");
       rec.entry.source = r.string("source");
-      for (const auto& a : r.array("aliases")) rec.entry.aliases.push_back(a.get<std::string>());
+      rec.entry.aliases = r.string_list("aliases");
       rec.keys.push_back(lower(rec.entry.name));
       const std::string stem = std::filesystem::path(rec.path).stem().string();
       rec.keys.push_back(lower(stem));

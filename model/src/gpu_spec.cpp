@@ -19,7 +19,7 @@ std::vector<gpu_spec> parse_gpu_catalog(std::string_view json_text, std::string_
     s.slug = g.string("slug");
     s.vendor = g.string_or("vendor", "nvidia");
     if (s.vendor != "nvidia" && s.vendor != "amd") g.fail("vendor", fmt::format("is '{}' (allowed: nvidia, amd)", s.vendor));
-    for (const auto& a : g.array("aliases")) s.aliases.push_back(a.get<std::string>());
+    s.aliases = g.string_list("aliases");
     s.architecture = g.string_or("architecture", "");
     s.compute_capability = g.string("compute_capability");
     s.sm_count = g.positive_int("sm_count");
@@ -34,7 +34,7 @@ std::vector<gpu_spec> parse_gpu_catalog(std::string_view json_text, std::string_
     }
     if (g.has("nvlink_gbps")) s.nvlink_gbps = g.number_in("nvlink_gbps", 1, 1e6);
     if (g.has("pcie_gbps")) s.pcie_gbps = g.number_in("pcie_gbps", 1, 1e6);
-    for (const auto& src : g.array("sources")) s.sources.push_back(src.get<std::string>());
+    s.sources = g.string_list("sources");
     gpus.push_back(std::move(s));
   }
   return gpus;

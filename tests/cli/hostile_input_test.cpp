@@ -112,7 +112,10 @@ TEST_F(hostile_input, rope_scaling) {
       {"abc", "'rope_scaling'"},
       {json::array({1, 2}), "'rope_scaling'"},
   };
-  for (const auto& [rope, needle] : cases) expect_config_refused(config("llama-3-8b", [&](json& c) { c["rope_scaling"] = rope; }), needle);
+  for (const auto& [rope, needle] : cases) {
+    const json value = rope;  // a copy: clang 14 cannot capture a structured binding
+    expect_config_refused(config("llama-3-8b", [&value](json& c) { c["rope_scaling"] = value; }), needle);
+  }
 }
 
 // Values of the wrong type name the field and what was found.

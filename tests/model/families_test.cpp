@@ -202,6 +202,16 @@ TEST(families, deepseek_v4_compressed_attention) {
   const auto nv = gm::resolve_model(data("nvidia--DeepSeek-V4-Flash-NVFP4_config.json"));
   EXPECT_EQ(nv.quantization->format_for("layers.5.ffn.experts.*.w1").name, "nvfp4");
   EXPECT_EQ(*nv.quantization->format_for("layers.5.attn.wq_b").weight, gm::dtype::fp8_e4m3);
+  // A copy answers from its own rules once the original is gone (the lookup
+  // cache points into the object that filled it; the sanitizer pass checks).
+  std::optional<gm::quant_spec> copy;
+  {
+    const gm::quant_spec original = *nv.quantization;
+    (void)original.format_for("layers.5.ffn.experts.*.w1");  // fills its cache
+    copy = original;
+  }
+  EXPECT_EQ(copy->format_for("layers.5.ffn.experts.*.w1").name, "nvfp4");
+  EXPECT_EQ(*copy->format_for("layers.5.attn.wq_b").weight, gm::dtype::fp8_e4m3);
 }
 
 TEST(families, gpt_oss_sinks_windows_and_mxfp4) {

@@ -56,7 +56,7 @@ bool is_glob(std::string_view p) { return p.find_first_of("*?") != std::string_v
 // "model.layers.3.mlp.experts.*.up_proj" -> "model.layers.3.mlp.experts.0.up_proj"
 std::string one_expert(std::string_view module) {
   std::string m(module);
-  for (auto at = m.find(".*."); at != std::string::npos; at = m.find(".*.", at)) m.replace(at + 1, 1, "0");
+  for (auto at = m.find(".*."); at != std::string::npos; at = m.find(".*.", at)) m[at + 1] = '0';
   return m;
 }
 
@@ -112,10 +112,10 @@ struct quant_spec::index {
 
 const quant_format& quant_spec::format_for(const std::string& module) const {
   static const quant_format unquantized{};
-  if (!memo_) memo_ = std::make_shared<std::unordered_map<std::string, const quant_format*>>();
-  const auto it = memo_->find(module);
-  if (it != memo_->end()) return *it->second;
-  if (!index_) {
+  if (!memo_.ptr) memo_.ptr = std::make_shared<std::unordered_map<std::string, const quant_format*>>();
+  const auto it = memo_.ptr->find(module);
+  if (it != memo_.ptr->end()) return *it->second;
+  if (!index_.ptr) {
     auto x = std::make_shared<index>();
     const auto plain = [](const std::string& p) { return !p.starts_with("re:") && !is_glob(p); };
     for (const auto& [pattern, rule] : rules) {
@@ -132,7 +132,7 @@ const quant_format& quant_spec::format_for(const std::string& module) const {
         x->pattern_ignores.push_back(pattern);
       }
     }
-    index_ = x;
+    index_.ptr = x;
   }
   // The module and each module above it, for exact names.
   const std::string named = one_expert(module);
@@ -145,26 +145,26 @@ const quant_format& quant_spec::format_for(const std::string& module) const {
   }
   const quant_format* f = nullptr;
   for (const auto& n : names) {
-    const auto r = index_->exact_rules.find(n);
-    if (r != index_->exact_rules.end()) {
+    const auto r = index_.ptr->exact_rules.find(n);
+    if (r != index_.ptr->exact_rules.end()) {
       f = r->second;
       break;
     }
   }
   if (!f)
-    for (const auto& [pattern, rule] : index_->pattern_rules)
+    for (const auto& [pattern, rule] : index_.ptr->pattern_rules)
       if (module_matches(pattern, module)) {
         f = rule;
         break;
       }
   if (!f) {
     f = this;
-    bool ignored = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return index_->exact_ignores.contains(n); });
-    for (std::size_t i = 0; !ignored && i < index_->pattern_ignores.size(); ++i)
-      ignored = module_matches(index_->pattern_ignores[i], module);
+    bool ignored = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return index_.ptr->exact_ignores.contains(n); });
+    for (std::size_t i = 0; !ignored && i < index_.ptr->pattern_ignores.size(); ++i)
+      ignored = module_matches(index_.ptr->pattern_ignores[i], module);
     if (ignored) f = &unquantized;
   }
-  memo_->emplace(module, f);
+  memo_.ptr->emplace(module, f);
   return *f;
 }
 

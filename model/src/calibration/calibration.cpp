@@ -144,7 +144,7 @@ calibration_file parse_calibration(std::string_view json_text, std::string_view 
       f.name = r.string("name");
       f.model = r.string("model");
       f.params = read_number_map(r, "params", true);
-      f.points = static_cast<int>(r.positive_int("points"));
+      f.points = static_cast<int>(r.dim("points", 1 << 30));
       f.residual_max_rel = r.number_in("residual_max_rel", 0, 1e6);
       f.residual_rms_rel = r.number_in("residual_rms_rel", 0, 1e6);
       c.fits.push_back(std::move(f));
@@ -195,20 +195,25 @@ std::string calibration_file_name(const calibration_file& c) {
   return fmt::format("{}_cuda{}_{}.json", c.device.driver_version, c.device.cuda_runtime, c.created_utc.substr(0, 10));
 }
 
-std::string write_calibration(const calibration_file& c, const std::string& folder, const std::string& stem) {
-  if (folder.empty()) throw input_error("--out: the folder is empty");
-  const fs::path first = fs::path(folder) / (stem + ".json");
+std::string checked_calibration_json(const calibration_file& c, std::string_view where) {
   std::string text;
   try {
     text = calibration_to_json(c);
   } catch (const std::invalid_argument& e) {
-    throw input_error(fmt::format("{}: not written: {}", first.string(), e.what()));
+    throw input_error(fmt::format("{}: not written: {}", where, e.what()));
   }
   try {
-    (void)parse_calibration(text, first.string());
+    (void)parse_calibration(text, where);
   } catch (const input_error& e) {
     throw input_error(fmt::format("not written, the calibration is invalid: {}", e.what()));
   }
+  return text;
+}
+
+std::string write_calibration(const calibration_file& c, const std::string& folder, const std::string& stem) {
+  if (folder.empty()) throw input_error("--out: the folder is empty");
+  const fs::path first = fs::path(folder) / (stem + ".json");
+  const std::string text = checked_calibration_json(c, first.string());
   std::vector<std::string> candidates{first.string()};
   for (int n = 2; n <= 999; ++n) candidates.push_back((fs::path(folder) / fmt::format("{}-{}.json", stem, n)).string());
   return write_new_file(candidates, text, "--out");

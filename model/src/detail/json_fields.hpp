@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/limits.hpp"
@@ -188,6 +189,16 @@ public:
     if (!has(key)) fail(key, "is missing (expected an object)");
     if (!object_.at(key).is_object()) fail(key, fmt::format("must be an object, got {}", shown(object_.at(key))));
     return object_.at(key);
+  }
+  /// A list of strings.
+  std::vector<std::string> string_list(const char* key) const {
+    std::vector<std::string> out;
+    const json& l = array(key);
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      if (!l[i].is_string()) fail(key, fmt::format("entry {} is {} (expected a string)", i, shown(l[i])));
+      out.push_back(l[i].get<std::string>());
+    }
+    return out;
   }
   /// A reader for the nested object `key`.
   field_reader child(const char* key) const { return field_reader(object(key), where_ + "." + key); }

@@ -58,9 +58,9 @@ std::vector<tiered_value> parse_tiers(const field_reader& parent, const char* ke
     field_reader r(list[i], fmt::format("{}.{}[{}]", parent.where(), key, i));
     tiered_value t;
     if (r.has("min_gpu_memory_gib")) t.min_gpu_memory_gib = r.number_in("min_gpu_memory_gib", 0, 1e6);
-    if (r.has("min_tp")) t.min_tp = static_cast<int>(r.positive_int("min_tp"));
+    if (r.has("min_tp")) t.min_tp = static_cast<int>(r.dim("min_tp", 1 << 16));
     if (r.has("except_gpus"))
-      for (const auto& x : r.array("except_gpus")) t.except_gpus.push_back(x.get<std::string>());
+      t.except_gpus = r.string_list("except_gpus");
     t.value = r.number_in("value", lo, hi);
     out.push_back(t);
   }

@@ -85,8 +85,12 @@ std::string utc_now_iso8601();
 /// results/<sku>/<driver>_cuda<ver>_<utc-date>.json
 std::string calibration_file_name(const calibration_file& c);
 
-/// Checks `c` with parse_calibration's validation (what `show` would say of
-/// the file), then writes it as `folder/stem.json`, or `stem-2.json`,
+/// calibration_to_json(c), checked with parse_calibration's validation (what
+/// `show` would say of the file named `where`). Throws input_error naming
+/// the first problem: a non-finite number, a field out of range.
+std::string checked_calibration_json(const calibration_file& c, std::string_view where);
+
+/// Checks `c` with checked_calibration_json, then writes it as `folder/stem.json`, or `stem-2.json`,
 /// `stem-3.json`, ... when that exists: no calibration is ever replaced.
 /// Returns the path written. Throws input_error, leaving no file or folder
 /// behind, when `c` is invalid or the file cannot be written.

@@ -71,9 +71,27 @@ struct quant_spec : quant_format {
   std::string describe() const;
 
 private:
+  // A cache that belongs to one object: its entries point into that object
+  // (its rules, or itself), so a copy or a move starts empty instead of
+  // sharing pointers into an object that may be gone.
+  template <typename T>
+  struct own_cache {
+    std::shared_ptr<T> ptr;
+    own_cache() = default;
+    own_cache(const own_cache&) {}
+    own_cache(own_cache&&) noexcept {}
+    own_cache& operator=(const own_cache&) {
+      ptr.reset();
+      return *this;
+    }
+    own_cache& operator=(own_cache&&) noexcept {
+      ptr.reset();
+      return *this;
+    }
+  };
   struct index;
-  mutable std::shared_ptr<std::unordered_map<std::string, const quant_format*>> memo_;
-  mutable std::shared_ptr<const index> index_;  // exact-name rules and ignores in hash maps, globs and regexes apart
+  mutable own_cache<std::unordered_map<std::string, const quant_format*>> memo_;
+  mutable own_cache<const index> index_;  // exact-name rules and ignores in hash maps, globs and regexes apart
 };
 
 /// Bytes of one linear weight of `rows` outputs x `cols` inputs stored as `q`,
