@@ -145,6 +145,25 @@ TEST_F(hostile_input, config_structure_nonsense) {
   expect_config_refused(config("llama-3-8b",
                                [](json& c) { c["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 3}}; }),
                         "'bits'");
+  // Module patterns: no regex may crash or hang the matcher, no list may make the lookup run for minutes.
+  const auto fp8_ignoring = [](json ignore, std::int64_t layers) {
+    return [ignore, layers](json& c) {
+      c["num_hidden_layers"] = layers;
+      c["quantization_config"] = {{"quant_method", "compressed-tensors"},
+                                  {"format", "float-quantized"},
+                                  {"config_groups",
+                                   {{"g", {{"targets", {"Linear"}}, {"weights", {{"num_bits", 8}, {"type", "float"}, {"strategy", "tensor"}}}}}}},
+                                  {"ignore", ignore}};
+    };
+  };
+  expect_config_refused(config("llama-3-8b", fp8_ignoring({"re:" + std::string(20000, '(') + "a" + std::string(20000, ')')}, 32)),
+                        "'ignore' entry 0 is not a supported regular expression");
+  expect_config_refused(config("llama-3-8b", fp8_ignoring({"re:(?=lookahead)"}, 32)), "'ignore'");
+  json many = json::array();
+  for (int i = 0; i < 1000; ++i) many.push_back("*layers." + std::to_string(i) + ".*");
+  expect_config_refused(config("llama-3-8b", fp8_ignoring(many, 10000)), "need more than 5000000 tests");
+  const auto hard = run_gpucal({"estimate", "-m", config("llama-3-8b", fp8_ignoring({"re:(.*)*x", "re:(a|aa)*$"}, 32)), "-g", "h100"});
+  EXPECT_EQ(hard.code, 0) << hard.err;  // std::regex backtracks for hours on these
 }
 
 // Files that are not JSON, or JSON no parser should have to build.

@@ -6,9 +6,9 @@
 // model dtype.
 #include <fmt/format.h>
 
-#include <regex>
 
 #include "arch/family.hpp"
+#include "arch/module_regex.hpp"
 #include "gpucal/model/errors.hpp"
 
 namespace gpucal::model::arch {
@@ -25,9 +25,9 @@ std::vector<std::string> read_patterns(const field_reader& q, const char* key) {
     std::string p = l[i].get<std::string>();
     if (p.starts_with("re:")) {
       try {
-        std::regex check{p.substr(3)};
-      } catch (const std::regex_error&) {
-        q.fail(key, fmt::format("entry {} is not a valid regular expression: {}", i, detail::shown(l[i])));
+        const module_regex check(std::string_view(p).substr(3));
+      } catch (const std::invalid_argument& e) {
+        q.fail(key, fmt::format("entry {} is not a supported regular expression ({}): {}", i, e.what(), detail::shown(l[i])));
       }
     }
     out.push_back(std::move(p));

@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <regex>
+#include <optional>
+#include <stdexcept>
 
 #include "gpucal/model/errors.hpp"
+#include "gpucal/model/limits.hpp"
+#include "arch/module_regex.hpp"
 #include "gpucal/model/units.hpp"
 
 namespace gpucal::model {
@@ -62,21 +65,34 @@ std::string one_expert(std::string_view module) {
 
 }  // namespace
 
-bool module_matches(std::string_view pattern, std::string_view module) {
-  if (pattern.starts_with("re:")) {
-    try {
-      const std::regex re{std::string(pattern.substr(3))};
-      const std::string m = one_expert(module);
-      return std::regex_search(m.begin(), m.end(), re, std::regex_constants::match_continuous);
-    } catch (const std::regex_error&) {
-      return false;  // validated when the config is read
-    }
+namespace {
+
+// A glob, a regex ("re:...") or a module name, compiled once.
+struct compiled_pattern {
+  std::string text;
+  std::optional<module_regex> re;
+
+  explicit compiled_pattern(std::string p) : text(std::move(p)) {
+    if (text.starts_with("re:")) re.emplace(std::string_view(text).substr(3));
   }
-  const std::string named = is_glob(pattern) ? std::string(module) : one_expert(module);
-  const std::string_view p = from_layers(pattern), m = from_layers(named);
-  if (glob_match(p, m)) return true;
-  // A pattern that names a module covers the modules (and weights) below it.
-  return glob_match(std::string(p) + ".*", m);
+  bool matches(std::string_view module) const {
+    if (re) return re->match(one_expert(module));
+    const std::string named = is_glob(text) ? std::string(module) : one_expert(module);
+    const std::string_view p = from_layers(text), m = from_layers(named);
+    if (glob_match(p, m)) return true;
+    // A pattern that names a module covers the modules (and weights) below it.
+    return glob_match(std::string(p) + ".*", m);
+  }
+};
+
+}  // namespace
+
+bool module_matches(std::string_view pattern, std::string_view module) {
+  try {
+    return compiled_pattern(std::string(pattern)).matches(module);
+  } catch (const std::invalid_argument&) {
+    return false;  // not a supported regex: refused when the config is read
+  }
 }
 
 std::string quant_format::describe_format(std::string_view lead) const {
@@ -105,35 +121,50 @@ std::string quant_format::describe_format(std::string_view lead) const {
 // tens of thousands); globs and regexes are tried in order after them.
 struct quant_spec::index {
   std::unordered_map<std::string, const quant_format*> exact_rules;
-  std::vector<std::pair<std::string, const quant_format*>> pattern_rules;
+  std::vector<std::pair<compiled_pattern, const quant_format*>> pattern_rules;
   std::unordered_map<std::string, bool> exact_ignores;
-  std::vector<std::string> pattern_ignores;
+  std::vector<compiled_pattern> pattern_ignores;
 };
 
 const quant_format& quant_spec::format_for(const std::string& module) const {
   static const quant_format unquantized{};
-  if (!memo_.ptr) memo_.ptr = std::make_shared<std::unordered_map<std::string, const quant_format*>>();
-  const auto it = memo_.ptr->find(module);
-  if (it != memo_.ptr->end()) return *it->second;
+  if (!memo_.ptr) memo_.ptr = std::make_shared<lookup_memo>();
+  const auto it = memo_.ptr->formats.find(module);
+  if (it != memo_.ptr->formats.end()) return *it->second;
   if (!index_.ptr) {
     auto x = std::make_shared<index>();
+    try {
     const auto plain = [](const std::string& p) { return !p.starts_with("re:") && !is_glob(p); };
     for (const auto& [pattern, rule] : rules) {
       if (plain(pattern)) {
         x->exact_rules.emplace(std::string(from_layers(pattern)), &rule);
       } else {
-        x->pattern_rules.emplace_back(pattern, &rule);
+        x->pattern_rules.emplace_back(compiled_pattern(pattern), &rule);
       }
     }
     for (const auto& pattern : ignore) {
       if (plain(pattern)) {
         x->exact_ignores.emplace(std::string(from_layers(pattern)), true);
       } else {
-        x->pattern_ignores.push_back(pattern);
+        x->pattern_ignores.emplace_back(pattern);
       }
+    }
+    } catch (const std::invalid_argument& e) {
+      throw input_error(fmt::format("quantization: a module pattern is not a supported regular expression ({})", e.what()));
     }
     index_.ptr = x;
   }
+  // Every glob or regex tried counts against limits::pattern_tests, so no
+  // config can make this lookup run for minutes.
+  // A regex test counts as four: it costs about four glob tests.
+  const auto tested = [this](const compiled_pattern& p) {
+    memo_.ptr->pattern_tests += p.re ? 4 : 1;
+    if (memo_.ptr->pattern_tests > limits::pattern_tests)
+      throw input_error(fmt::format("quantization_config: its {} glob and regex module patterns, tried on every module of every "
+                                    "layer, need more than {} tests (gpucal's limit; a checkpoint's patterns need far fewer)",
+                                    index_.ptr->pattern_rules.size() + index_.ptr->pattern_ignores.size(), limits::pattern_tests));
+    return true;
+  };
   // The module and each module above it, for exact names.
   const std::string named = one_expert(module);
   std::vector<std::string> names;
@@ -153,7 +184,7 @@ const quant_format& quant_spec::format_for(const std::string& module) const {
   }
   if (!f)
     for (const auto& [pattern, rule] : index_.ptr->pattern_rules)
-      if (module_matches(pattern, module)) {
+      if (tested(pattern) && pattern.matches(module)) {
         f = rule;
         break;
       }
@@ -161,10 +192,10 @@ const quant_format& quant_spec::format_for(const std::string& module) const {
     f = this;
     bool ignored = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return index_.ptr->exact_ignores.contains(n); });
     for (std::size_t i = 0; !ignored && i < index_.ptr->pattern_ignores.size(); ++i)
-      ignored = module_matches(index_.ptr->pattern_ignores[i], module);
+      ignored = tested(index_.ptr->pattern_ignores[i]) && index_.ptr->pattern_ignores[i].matches(module);
     if (ignored) f = &unquantized;
   }
-  memo_.ptr->emplace(module, f);
+  memo_.ptr->formats.emplace(module, f);
   return *f;
 }
 

@@ -90,7 +90,11 @@ private:
     }
   };
   struct index;
-  mutable own_cache<std::unordered_map<std::string, const quant_format*>> memo_;
+  struct lookup_memo {
+    std::unordered_map<std::string, const quant_format*> formats;
+    std::uint64_t pattern_tests = 0;  ///< globs and regexes tried so far (bounded: limits::pattern_tests)
+  };
+  mutable own_cache<lookup_memo> memo_;
   mutable own_cache<const index> index_;  // exact-name rules and ignores in hash maps, globs and regexes apart
 };
 
