@@ -35,30 +35,6 @@ std::vector<std::string> read_patterns(const field_reader& q, const char* key) {
   return out;
 }
 
-quant_format nvfp4() {
-  // ModelOpt NVFP4: e2m1 weights packed two per byte, one fp8-e4m3 scale per
-  // 16 inputs, and per tensor an fp32 weight_scale_2 and input_scale.
-  quant_format f;
-  f.name = "nvfp4";
-  f.weight = dtype::fp4_e2m1;
-  f.granularity = scale_granularity::group;
-  f.group_size = 16;
-  f.scale_bytes = 1;
-  f.tensor_scale_bytes = 8;
-  return f;
-}
-
-quant_format mxfp4(std::int64_t group = 32) {
-  // OCP MXFP4: e2m1 weights, one e8m0 (uint8) scale per 32 inputs.
-  quant_format f;
-  f.name = "mxfp4";
-  f.weight = dtype::fp4_e2m1;
-  f.granularity = scale_granularity::group;
-  f.group_size = group;
-  f.scale_bytes = 1;
-  return f;
-}
-
 quant_format fp8_static_per_tensor() {
   // ModelOpt FP8: fp8-e4m3 weights with an fp32 weight_scale and input_scale per tensor.
   quant_format f;
@@ -76,22 +52,22 @@ quant_format modelopt_algo(const field_reader& q, const char* key) {
   const std::string algo = q.string(key);
   if (algo == "FP8") return fp8_static_per_tensor();
   if (algo == "NVFP4") {
-    quant_format f = nvfp4();
+    quant_format f = nvfp4_format();
     f.group_size = q.power_of_two_or("group_size", 16, 16, 1024);
     return f;
   }
   if (algo == "W4A16_NVFP4") {
     // NVFP4 weights with 16-bit activations: no input_scale, only weight_scale_2.
-    quant_format f = nvfp4();
+    quant_format f = nvfp4_format();
     f.name = "nvfp4 (w4a16)";
     f.group_size = q.power_of_two_or("group_size", 16, 16, 1024);
     f.tensor_scale_bytes = 4;
     return f;
   }
-  if (algo == "MXFP4") return mxfp4(q.power_of_two_or("group_size", 32, 16, 1024));
+  if (algo == "MXFP4") return mxfp4_format(q.power_of_two_or("group_size", 32, 16, 1024));
   if (algo == "MXFP8") {
     // OCP MXFP8: fp8-e4m3 weights, one e8m0 scale per 32 inputs.
-    quant_format f = mxfp4(q.power_of_two_or("group_size", 32, 16, 1024));
+    quant_format f = mxfp4_format(q.power_of_two_or("group_size", 32, 16, 1024));
     f.name = "mxfp8";
     f.weight = dtype::fp8_e4m3;
     return f;
@@ -293,7 +269,7 @@ std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model
     if (cfg.has("expert_dtype")) {
       const std::string e = cfg.string("expert_dtype");
       if (e == "fp4") {
-        s.rules.emplace_back("re:.*\\.experts\\..*", mxfp4());
+        s.rules.emplace_back("re:.*\\.experts\\..*", mxfp4_format());
       } else if (e != "fp8" && e != "bf16") {
         cfg.fail("expert_dtype", fmt::format("'{}' is not supported (allowed: fp4, fp8, bf16)", e));
       }
@@ -302,7 +278,7 @@ std::optional<quant_spec> read_quantization(const field_reader& cfg, dtype model
   }
   if (method == "mxfp4") {
     // gpt-oss: MXFP4 for the MoE experts; modules_to_not_convert names what stays bf16.
-    static_cast<quant_format&>(s) = mxfp4();
+    static_cast<quant_format&>(s) = mxfp4_format();
     s.ignore = read_patterns(q, "modules_to_not_convert");
     return s;
   }

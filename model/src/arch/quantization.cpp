@@ -255,6 +255,27 @@ std::int64_t checked_group_size(std::int64_t group, std::string_view what) {
   return group;
 }
 
+quant_format nvfp4_format() {
+  quant_format f;
+  f.name = "nvfp4";
+  f.weight = dtype::fp4_e2m1;
+  f.granularity = scale_granularity::group;
+  f.group_size = 16;
+  f.scale_bytes = 1;
+  f.tensor_scale_bytes = 8;
+  return f;
+}
+
+quant_format mxfp4_format(std::int64_t group) {
+  quant_format f;
+  f.name = "mxfp4";
+  f.weight = dtype::fp4_e2m1;
+  f.granularity = scale_granularity::group;
+  f.group_size = group;
+  f.scale_bytes = 1;
+  return f;
+}
+
 quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec>& from_config,
                            std::optional<std::int64_t> group_size) {
   quant_spec q;
@@ -292,15 +313,8 @@ quant_spec quant_from_flag(std::string_view flag, const std::optional<quant_spec
       c.origin = "--quantization (checkpoint format)";
       return c;
     }
-    // NVFP4: e2m1 values, an fp8-e4m3 scale per 16, fp32 weight_scale_2 and
-    // input_scale per tensor; MXFP4: an e8m0 scale per 32 (OCP MX).
+    static_cast<quant_format&>(q) = flag == "nvfp4" ? nvfp4_format() : mxfp4_format();
     q.method = flag == "nvfp4" ? "modelopt" : "mxfp4";
-    q.name = std::string(flag);
-    q.weight = dtype::fp4_e2m1;
-    q.granularity = scale_granularity::group;
-    q.group_size = flag == "nvfp4" ? 16 : 32;
-    q.scale_bytes = 1;
-    q.tensor_scale_bytes = flag == "nvfp4" ? 8 : 0;
     keep_ignores(q, from_config);
     return q;
   }

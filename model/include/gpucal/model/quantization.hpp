@@ -45,6 +45,12 @@ struct quant_format {
   std::string describe_format(std::string_view lead = "") const;
 };
 
+/// ModelOpt NVFP4: e2m1 weights packed two per byte, one fp8-e4m3 scale per
+/// 16 inputs, and per tensor an fp32 weight_scale_2 and input_scale.
+quant_format nvfp4_format();
+/// OCP MXFP4: e2m1 weights, one e8m0 (uint8) scale per `group` (32) inputs.
+quant_format mxfp4_format(std::int64_t group = 32);
+
 /// Glob (fnmatch: * and ?), "re:" regular expression (matched from the
 /// start, as compressed-tensors does), or a plain module name that also
 /// covers the modules below it. The container before "layers." (model.,
