@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gpucal/model/bench_json.hpp"
 #include "gpucal/model/calibration.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
@@ -70,6 +71,17 @@ int run_fit(const std::string& bench_path, const std::string& gpu_name, const st
   for (const auto& f : c.fits)
     out << fmt::format("  fit {:<18} {:>4} points  residual max {:.1f}%  rms {:.1f}%\n", f.name, f.points,
                        100 * f.residual_max_rel, 100 * f.residual_rms_rel);
+  return 0;
+}
+
+int run_merge_bench(const std::vector<std::string>& inputs, const std::string& out_path, std::ostream& out) {
+  if (out_path.empty()) throw input_error("--out: the path is empty");
+  std::vector<std::pair<std::string, std::string>> documents;
+  for (const auto& path : inputs) documents.emplace_back(path, model::read_input_file(path, "merge-bench"));
+  const model::bench_merge m = model::merge_bench_json(documents);
+  model::write_file_atomic(out_path, m.json, "--out");
+  for (const auto& note : m.notes) out << "  " << note << "\n";
+  out << fmt::format("wrote {} ({} runs from {} file(s))\n", out_path, m.runs, inputs.size());
   return 0;
 }
 

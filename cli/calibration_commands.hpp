@@ -4,6 +4,7 @@
 
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "gpucal/model/calibration.hpp"
 #include "gpucal/model/coefficients.hpp"
@@ -21,6 +22,9 @@ model::coefficient_choice coefficients_for(const std::string& calibration_flag, 
 /// Builds a calibration file from gpucal_bench JSON; writes it under
 /// out_dir/<sku>/ atomically and prints its path (and a summary of the fits).
 int run_fit(const std::string& bench_path, const std::string& gpu, const std::string& out_dir, bool json, std::ostream& out);
+/// Merges gpucal_bench JSON files into `out` (written atomically), salvaging
+/// files cut off mid-write; prints one line per input and the total.
+int run_merge_bench(const std::vector<std::string>& inputs, const std::string& out_path, std::ostream& out);
 /// Exit 1 when a significant regression exceeds threshold_pct.
 int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
                 std::ostream& out);

@@ -356,6 +356,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   fit->add_option("--out", fit_out, "Results folder; the file goes to OUT/<sku>/ (default results)");
   fit->add_flag("--json", fit_json, "Print JSON");
 
+  std::string merge_out;
+  std::vector<std::string> merge_inputs;
+  CLI::App* merge = app.add_subcommand("merge-bench",
+                                       "Merge gpucal_bench JSON files (one per family) into one, keeping the complete runs of a file cut off mid-write");
+  merge->add_option("inputs", merge_inputs, "gpucal_bench JSON files")->required();
+  merge->add_option("--out", merge_out, "Merged JSON file")->required();
+
   std::string cmp_old, cmp_new;
   double cmp_threshold = 5, cmp_alpha = 0.01;
   bool cmp_json = false;
@@ -434,6 +441,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);
     else if (fit->parsed()) rc = run_fit(fit_bench, fit_gpu, fit_out, fit_json, buffer);
+    else if (merge->parsed()) rc = run_merge_bench(merge_inputs, merge_out, buffer);
     else if (compare->parsed()) rc = run_compare(cmp_old, cmp_new, cmp_threshold, cmp_alpha, cmp_json, buffer);
     else if (history->parsed()) rc = run_history(history_dir, buffer);
     else if (show->parsed()) rc = run_show(show_path, buffer);

@@ -5,12 +5,14 @@
 // quiet on two samples of one distribution.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "gpucal/model/bench_json.hpp"
 #include "gpucal/model/calibration.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
@@ -191,6 +193,36 @@ TEST(regression, flags_a_planted_regression_and_not_noise) {
   const auto better = gm::compare_calibrations(slow, base, 5);
   EXPECT_EQ(better.regressions, 0);
   EXPECT_EQ(better.improvements, 2);
+}
+
+// Files of one device run, one per family, merged; a file cut off at any byte
+// keeps exactly the runs written whole before the cut.
+TEST(bench_json, merges_and_salvages_cut_files) {
+  nlohmann::ordered_json a;  // Google Benchmark's order: the context first
+  a["context"] = {{"gpu_name", "NVIDIA H200"}, {"sm_count", "132"}};
+  a["benchmarks"] = nlohmann::ordered_json::array();
+  for (int i = 0; i < 5; ++i)
+    a["benchmarks"].push_back({{"name", "bm_x/n:" + std::to_string(i)}, {"real_time", 1.5 * i}, {"label", "a \"quoted\" {brace]"}});
+  const std::string whole = a.dump(2);
+  const auto merged = gm::merge_bench_json({{"a.json", whole}, {"b.json", whole}});
+  const auto j = nlohmann::json::parse(merged.json);
+  EXPECT_EQ(j["context"]["gpu_name"], "NVIDIA H200");
+  ASSERT_EQ(j["benchmarks"].size(), 10u);
+  EXPECT_EQ(j["benchmarks"][7]["label"], "a \"quoted\" {brace]");
+  EXPECT_EQ(merged.runs, 10u);
+  // Where each run's object ends (dump(2) closes the runs of the list with "\n    }").
+  std::vector<std::size_t> ends;
+  for (std::size_t at = whole.find("\n    }"); at != std::string::npos; at = whole.find("\n    }", at + 1)) ends.push_back(at + 6);
+  ASSERT_EQ(ends.size(), 5u);
+  // Every cut after the context: the runs kept are exactly those written whole before the cut.
+  for (std::size_t cut = whole.find("\"benchmarks\""); cut < whole.size(); ++cut) {
+    const auto m = gm::merge_bench_json({{"cut.json", whole.substr(0, cut)}});
+    const auto complete = static_cast<std::size_t>(std::count_if(ends.begin(), ends.end(), [&](std::size_t e) { return e <= cut; }));
+    EXPECT_EQ(m.runs, complete) << "cut at " << cut;
+    EXPECT_NE(m.notes.front().find("cut off"), std::string::npos) << m.notes.front();
+  }
+  EXPECT_THROW(gm::merge_bench_json({{"x.json", "not json"}}), gpucal::input_error);
+  EXPECT_THROW(gm::merge_bench_json({{"x.json", whole.substr(0, 5)}}), gpucal::input_error);  // no context yet
 }
 
 }  // namespace
