@@ -12,8 +12,10 @@ using nvml_return = int;  // nvmlReturn_t; 0 = NVML_SUCCESS
 using nvml_device = void*;
 constexpr int clock_sm = 1, clock_mem = 2;  // nvmlClockType_t: NVML_CLOCK_SM, NVML_CLOCK_MEM
 constexpr int temperature_gpu = 0;          // NVML_TEMPERATURE_GPU
-// nvmlClocksEventReasons: HW slowdown, SW thermal, HW thermal, HW power brake, SW power cap.
-constexpr std::uint64_t slowdown_reasons = 0x8ull | 0x20ull | 0x40ull | 0x80ull | 0x4ull;
+// nvmlClocksEventReasons (nvml.h): SW power cap 0x4; HW slowdown 0x8, SW
+// thermal 0x20, HW thermal 0x40, HW power brake 0x80.
+constexpr std::uint64_t power_cap_reason = 0x4ull;
+constexpr std::uint64_t slowdown_reasons = 0x8ull | 0x20ull | 0x40ull | 0x80ull;
 
 }  // namespace
 
@@ -30,11 +32,9 @@ struct nvml::api {
   nvml_return (*driver)(char*, unsigned) = nullptr;
 };
 
-bool gpu_clocks::throttled() const {
-  const auto reference = sm_default_mhz ? sm_default_mhz : sm_max_mhz;
-  if (sm_mhz && reference && *sm_mhz < 0.9 * *reference) return true;
-  return throttle_reasons && (*throttle_reasons & slowdown_reasons) != 0;
-}
+bool gpu_clocks::throttled() const { return throttle_reasons && (*throttle_reasons & slowdown_reasons) != 0; }
+
+bool gpu_clocks::power_capped() const { return throttle_reasons && (*throttle_reasons & power_cap_reason) != 0; }
 
 nvml::nvml(const std::string& pci_bus_id) : api_(std::make_unique<api>()) {
   library_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);

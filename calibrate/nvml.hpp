@@ -15,9 +15,11 @@ struct gpu_clocks {
   std::optional<unsigned> sm_max_mhz, sm_default_mhz;  ///< max and default application SM clock
   std::optional<unsigned> power_limit_w, temperature_c;
   std::optional<std::uint64_t> throttle_reasons;        ///< NVML clocks-event reason bit mask
-  /// Below 90 % of the default application clock (or max when no default), or a
-  /// hardware/thermal/power slowdown reason set.
+  /// A thermal, hardware-slowdown or power-brake reason is set: the clocks
+  /// were held down by something other than the power limit a user sets.
   bool throttled() const;
+  /// The software power cap is set: the board ran at its power limit.
+  bool power_capped() const;
 };
 
 class nvml {

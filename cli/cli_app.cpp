@@ -258,7 +258,12 @@ int run_models(bool json, bool families, std::ostream& out) {
   return 0;
 }
 
-int run_gpus(bool json, std::ostream& out) {
+int run_gpus(bool json, const std::string& slug_for, std::ostream& out) {
+  if (!slug_for.empty()) {
+    // The catalog slug of a device name as CUDA reports it (scripts use it to name results/<sku>/).
+    out << model::resolve_gpu(slug_for, "--slug-for").slug << "\n";
+    return 0;
+  }
   const auto& gpus = model::list_gpus();
   if (json) {
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
@@ -395,6 +400,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   models->add_flag("--families", models_families, "List the config.json model_type values gpucal reads");
   CLI::App* gpus = app.add_subcommand("gpus", "List the embedded GPU catalog");
   gpus->add_flag("--json", gpus_json, "Print JSON");
+  std::string gpus_slug_for;
+  gpus->add_option("--slug-for", gpus_slug_for, "Print the slug of the GPU with this name or alias (e.g. as CUDA names it)");
   CLI::App* engines = app.add_subcommand("engines", "List the engine memory profiles");
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
@@ -438,7 +445,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer, warn);
     else if (plan->parsed()) rc = run_plan(*plan, plf, buffer, warn);
     else if (models->parsed()) rc = run_models(models_json, models_families, buffer);
-    else if (gpus->parsed()) rc = run_gpus(gpus_json, buffer);
+    else if (gpus->parsed()) rc = run_gpus(gpus_json, gpus_slug_for, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);
     else if (fit->parsed()) rc = run_fit(fit_bench, fit_gpu, fit_out, fit_json, buffer);
     else if (merge->parsed()) rc = run_merge_bench(merge_inputs, merge_out, buffer);

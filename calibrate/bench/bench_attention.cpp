@@ -19,10 +19,18 @@ namespace gpucal::bench {
 
 namespace {
 
-void bm_paged_attention(benchmark::State& state) {
+constexpr int q_heads = 32, kv_heads = 8, head_dim = 128, block_size = 16;
+
+// KV bytes one launch reads, and launches per timed region: the cache is far
+// larger than L2 for the interesting cases; small ones repeat in a region.
+double kv_bytes_of(int batch, int context, kernels::kv_dtype dtype) {
+  return kernels::paged_attention_kv_bytes(static_cast<std::int64_t>(batch) * context, kv_heads, head_dim, dtype);
+}
+int inner_for(double kv_bytes) { return static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0)); }
+
+void bm_paged_attention_body(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0)), context = static_cast<int>(state.range(1));
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
-  const int q_heads = 32, kv_heads = 8, head_dim = 128, block_size = 16;
   const int blocks_per_seq = (context + block_size - 1) / block_size;
   const std::int64_t num_blocks = static_cast<std::int64_t>(batch) * blocks_per_seq;
   const std::size_t elem = dtype == kernels::kv_dtype::bf16 ? 2 : 1;
@@ -71,10 +79,9 @@ void bm_paged_attention(benchmark::State& state) {
   kernels::device_buffer<std::uint8_t> ws(kernels::paged_attention_workspace_bytes(a));
   a.workspace = ws.data();
 
-  const double kv_bytes = kernels::paged_attention_kv_bytes(static_cast<std::int64_t>(batch) * context, kv_heads, head_dim, dtype);
-  // The cache is far larger than L2 for the interesting cases; small ones repeat in a region.
-  const int inner = static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0));
-  for (int i = 0; i < 3; ++i) kernels::paged_attention(a, nullptr);
+  const double kv_bytes = kv_bytes_of(batch, context, dtype);
+  const int inner = inner_for(kv_bytes);
+  for (int i = 0; i < warmup_launches; ++i) kernels::paged_attention(a, nullptr);
   run_timed(state, inner, [&](int) { kernels::paged_attention(a, nullptr); });
   state.counters["GB/s"] = benchmark::Counter(kv_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["kv_bytes"] = kv_bytes;
@@ -87,8 +94,19 @@ void attention_args(benchmark::internal::Benchmark* b) {
       for (std::int64_t context : {512, 4096, 16384}) b->Args({batch, context, dtype});
 }
 
+void plan_attention(std::vector<case_work>& out) {
+  for (const auto dtype : {kernels::kv_dtype::bf16, kernels::kv_dtype::fp8_e4m3})
+    for (const int batch : {1, 16, 64, 256})
+      for (const int context : {512, 4096, 16384}) {
+        const double kv = kv_bytes_of(batch, context, dtype);
+        out.push_back({"bm_paged_attention", "", static_cast<double>(warmup_launches + timed_iterations * inner_for(kv)), 0, kv, kv});
+      }
+}
+
 }  // namespace
 
-BENCHMARK(bm_paged_attention)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+const auto* const registered =
+    register_case("bm_paged_attention", bm_paged_attention_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
+const int planned = register_planner(plan_attention);
 
 }  // namespace gpucal::bench

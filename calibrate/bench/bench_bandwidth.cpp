@@ -14,10 +14,16 @@ namespace {
 
 using kernels::bandwidth_op;
 
-void bm_bandwidth(benchmark::State& state) {
+int operands_of(bandwidth_op op) { return op == bandwidth_op::triad ? 3 : (op == bandwidth_op::copy ? 2 : 1); }
+
+// Small sizes run many launches per timed region so launch gaps stay small
+// next to the transfer: about 256 MiB moved per region.
+int inner_for(std::size_t bytes) { return static_cast<int>(std::clamp<std::size_t>((256u << 20) / bytes, 1, 1000)); }
+
+void bm_bandwidth_body(benchmark::State& state) {
   const auto op = static_cast<bandwidth_op>(state.range(0));
   const auto bytes = static_cast<std::size_t>(state.range(1));
-  const int operands = op == bandwidth_op::triad ? 3 : (op == bandwidth_op::copy ? 2 : 1);
+  const int operands = operands_of(op);
   std::size_t free_bytes = 0, total = 0;
   GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
   if (static_cast<double>(bytes) * operands > 0.8 * static_cast<double>(free_bytes)) {
@@ -45,10 +51,8 @@ void bm_bandwidth(benchmark::State& state) {
         break;
     }
   };
-  // Small sizes run many launches per timed region so launch gaps stay small
-  // next to the transfer: about 256 MiB moved per region.
-  const int inner = static_cast<int>(std::clamp<std::size_t>((256u << 20) / bytes, 1, 1000));
-  for (int i = 0; i < 3; ++i) launch();  // warm-up
+  const int inner = inner_for(bytes);
+  for (int i = 0; i < warmup_launches; ++i) launch();
   run_timed(state, inner, [&](int) { launch(); });
   state.counters["bytes"] = static_cast<double>(bytes);
   state.counters["GB/s"] = benchmark::Counter(kernels::bandwidth_bytes_moved(op, bytes) / 1e9,
@@ -56,13 +60,30 @@ void bm_bandwidth(benchmark::State& state) {
   state.SetLabel(std::string(kernels::bandwidth_op_name(op)));
 }
 
+std::vector<std::int64_t> sizes() {
+  std::vector<std::int64_t> out;
+  for (std::int64_t bytes = 1 << 20; bytes <= (4ll << 30); bytes *= 4) out.push_back(bytes);
+  return out;
+}
+
 void bandwidth_args(benchmark::internal::Benchmark* b) {
   for (int op = 0; op < 4; ++op)
-    for (std::int64_t bytes = 1 << 20; bytes <= (4ll << 30); bytes *= 4) b->Args({op, bytes});
+    for (const std::int64_t bytes : sizes()) b->Args({op, bytes});
+}
+
+void plan_bandwidth(std::vector<case_work>& out) {
+  for (int op = 0; op < 4; ++op)
+    for (const std::int64_t bytes : sizes()) {
+      const auto o = static_cast<bandwidth_op>(op);
+      const auto b = static_cast<std::size_t>(bytes);
+      out.push_back({"bm_bandwidth", "", static_cast<double>(warmup_launches + timed_iterations * inner_for(b)), 0,
+                     kernels::bandwidth_bytes_moved(o, b), static_cast<double>(operands_of(o)) * static_cast<double>(b)});
+    }
 }
 
 }  // namespace
 
-BENCHMARK(bm_bandwidth)->Apply(bandwidth_args)->ArgNames({"op", "bytes"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+const auto* const registered = register_case("bm_bandwidth", bm_bandwidth_body)->Apply(bandwidth_args)->ArgNames({"op", "bytes"});
+const int planned = register_planner(plan_bandwidth);
 
 }  // namespace gpucal::bench

@@ -33,13 +33,51 @@ int rotation_sets(double bytes, int cap) {
   return std::max(1, std::min(sets, cap));
 }
 
-void record_clocks(benchmark::State& state) {
+void clock_watch::sample() {
   const auto& n = env().nvml;
   if (!n || !n->available()) return;
   const calibrate::gpu_clocks c = n->read();
-  if (c.sm_mhz) state.counters["sm_clock_mhz"] = *c.sm_mhz;
-  state.counters["throttled"] = c.throttled() ? 1 : 0;
-  if (c.throttle_reasons) state.counters["clock_event_reasons"] = static_cast<double>(*c.throttle_reasons);
+  any_ = true;
+  if (c.sm_mhz && (!min_sm_mhz_ || *c.sm_mhz < *min_sm_mhz_)) min_sm_mhz_ = c.sm_mhz;
+  if (c.temperature_c && (!max_temperature_c_ || *c.temperature_c > *max_temperature_c_)) max_temperature_c_ = c.temperature_c;
+  if (c.throttle_reasons) reasons_ |= *c.throttle_reasons;
+  throttled_ = throttled_ || c.throttled();
+  power_capped_ = power_capped_ || c.power_capped();
+}
+
+void clock_watch::record(benchmark::State& state) const {
+  if (!any_) return;
+  if (min_sm_mhz_) state.counters["sm_clock_mhz"] = *min_sm_mhz_;
+  if (max_temperature_c_) state.counters["temperature_c"] = *max_temperature_c_;
+  state.counters["throttled"] = throttled_ ? 1 : 0;
+  state.counters["power_capped"] = power_capped_ ? 1 : 0;
+  state.counters["clock_event_reasons"] = static_cast<double>(reasons_);
+}
+
+namespace {
+std::vector<planner>& planners() {
+  static std::vector<planner> p;
+  return p;
+}
+}  // namespace
+
+int register_planner(planner p) {
+  planners().push_back(p);
+  return static_cast<int>(planners().size());
+}
+
+std::vector<case_work> plan_sweep(std::size_t l2_bytes) {
+  env().l2_bytes = l2_bytes;
+  std::vector<case_work> out;
+  for (const planner p : planners()) p(out);
+  return out;
+}
+
+benchmark::internal::Benchmark* register_case(const char* name, void (*body)(benchmark::State&)) {
+  return benchmark::RegisterBenchmark(name, [body](benchmark::State& state) { guarded(state, body); })
+      ->Iterations(timed_iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace gpucal::bench

@@ -6,8 +6,11 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "../nvml.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
@@ -44,22 +47,80 @@ private:
 /// total, at most `cap`.
 int rotation_sets(double bytes, int cap = 64);
 
-/// Reads the SM clock after a timed loop and records `sm_clock_mhz`,
-/// `throttled` (0/1) and the NVML reason mask as counters.
-void record_clocks(benchmark::State& state);
+/// Timed iterations of every case, fixed at registration (Iterations), so
+/// Google Benchmark never ramps up by min-time and a family's device time
+/// follows from its case list: iterations x inner launches per case.
+inline constexpr int timed_iterations = 5;
+/// Launches before the timed loop (first-call costs, clocks ramping up).
+inline constexpr int warmup_launches = 3;
+
+/// NVML readings taken after every timed iteration: the lowest SM clock, the
+/// highest temperature and every clocks-event reason seen during the loop.
+class clock_watch {
+public:
+  void sample();
+  /// Records `sm_clock_mhz` (lowest), `temperature_c` (highest), `throttled`
+  /// (1 when a thermal, hardware-slowdown or power-brake reason was seen),
+  /// `power_capped` (1 when the software power cap was) and
+  /// `clock_event_reasons` (all reasons seen, OR-ed) as counters.
+  void record(benchmark::State& state) const;
+
+private:
+  std::optional<unsigned> min_sm_mhz_, max_temperature_c_;
+  std::uint64_t reasons_ = 0;
+  bool throttled_ = false, power_capped_ = false, any_ = false;
+};
 
 /// The timed loop every benchmark shares: each iteration times `inner`
-/// launches between CUDA events and reports the time per launch; the clocks
-/// are recorded after the loop. Warm up before calling.
+/// launches with one CUDA event pair and reports the time per launch; NVML
+/// is read after each iteration, outside the timed region. Warm up before
+/// calling.
 template <typename Launch>
 void run_timed(benchmark::State& state, int inner, Launch&& launch) {
   event_timer timer;
+  clock_watch clocks;
   for (auto _ : state) {
     timer.start();
     for (int i = 0; i < inner; ++i) launch(i);
     state.SetIterationTime(timer.stop() / inner);
+    clocks.sample();
   }
-  record_clocks(state);
+  clocks.record(state);
+  state.counters["inner_launches"] = inner;
 }
+
+/// Runs one benchmark body so that a failure costs one row: every CUDA and
+/// cuBLASLt check throws, and the exception becomes SkipWithError with its
+/// reason instead of ending the process and losing the JSON of every case.
+template <typename Body>
+void guarded(benchmark::State& state, Body&& body) {
+  try {
+    body(state);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+/// Registers `body` as benchmark `name` run through guarded(), with a fixed
+/// number of timed iterations and manual (CUDA event) time in microseconds.
+benchmark::internal::Benchmark* register_case(const char* name, void (*body)(benchmark::State&));
+
+// ---- the sweep's cost, known before it runs (gpucal_bench --gpucal_plan) ----
+
+/// The device work of one case, from its arguments alone: the same numbers
+/// its benchmark body uses to size its loop.
+struct case_work {
+  std::string family;        ///< e.g. "bm_gemm"
+  std::string kind;          ///< peak it is bound by when compute-bound: "bf16", "fp8", "int8"; "" = memory only
+  double launches = 0;       ///< warm-up and timed launches
+  double flops = 0;          ///< per launch
+  double bytes = 0;          ///< per launch, DRAM or L2
+  double setup_bytes = 0;    ///< device memory allocated and filled before the loop
+};
+using planner = void (*)(std::vector<case_work>& out);
+/// Adds a family's planner (at static initialization, beside its registration).
+int register_planner(planner p);
+/// Every planner's cases, with rotation sets sized for an L2 of `l2_bytes`.
+std::vector<case_work> plan_sweep(std::size_t l2_bytes);
 
 }  // namespace gpucal::bench

@@ -18,7 +18,24 @@ namespace {
 
 using kernels::gemm_dtype;
 
-void bm_gemm(benchmark::State& state) {
+const char* const kind_of[] = {"bf16", "fp8", "int8"};  // gemm_dtype 0, 1, 2
+
+// A case's sizes: rotation sets over >= 3 x L2, launches per timed region
+// (at least one pass over the rotation, up to 50 for tiny GEMMs so event
+// resolution and launch gaps stay small), work per launch.
+struct gemm_sizing {
+  double in_bytes, set_bytes, flops, bytes;
+  int sets, inner;
+  gemm_sizing(gemm_dtype dtype, std::int64_t m, std::int64_t n, std::int64_t k)
+      : in_bytes(kernels::gemm_input_bytes(dtype)),
+        set_bytes(static_cast<double>(m * k + n * k) * in_bytes),
+        flops(kernels::gemm_flops(m, n, k)),
+        bytes(kernels::gemm_min_bytes(m, n, k, in_bytes, in_bytes, kernels::gemm_output_bytes(dtype))),
+        sets(rotation_sets(set_bytes)),
+        inner(std::max(sets, static_cast<int>(std::min(50.0, 2e11 / std::max(flops, 1.0))))) {}
+};
+
+void bm_gemm_body(benchmark::State& state) {
   const auto dtype = static_cast<gemm_dtype>(state.range(0));
   const auto& shape = kernels::llm_layer_shapes().at(static_cast<std::size_t>(state.range(1)));
   const std::int64_t m = state.range(2), n = shape.n, k = shape.k;
@@ -31,9 +48,9 @@ void bm_gemm(benchmark::State& state) {
     state.SkipWithError(reason.c_str());
     return;
   }
-  const double in_bytes = kernels::gemm_input_bytes(dtype);
-  const double set_bytes = static_cast<double>(m * k + n * k) * in_bytes;
-  const int sets = rotation_sets(set_bytes);
+  const gemm_sizing z(dtype, m, n, k);
+  const double in_bytes = z.in_bytes;
+  const int sets = z.sets;
   std::vector<kernels::device_buffer<std::uint8_t>> xs, ws;
   for (int i = 0; i < sets; ++i) {
     xs.emplace_back(static_cast<std::size_t>(static_cast<double>(m * k) * in_bytes));
@@ -61,16 +78,10 @@ void bm_gemm(benchmark::State& state) {
               scales.data(), scales.data() + 1, nullptr);
     next = (next + 1) % sets;
   };
-  // Timed regions of at least `sets` launches (one pass over the rotation),
-  // more for tiny GEMMs so event resolution and launch gaps stay small.
-  const double flops = kernels::gemm_flops(m, n, k);
-  const int inner = std::max(sets, static_cast<int>(std::min(200.0, 2e11 / std::max(flops, 1.0))));
-  for (int i = 0; i < sets + 3; ++i) launch();  // warm-up: first-call costs stay out
-  run_timed(state, inner, [&](int) { launch(); });
-  state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["GB/s"] = benchmark::Counter(
-      kernels::gemm_min_bytes(m, n, k, in_bytes, in_bytes, kernels::gemm_output_bytes(dtype)) / 1e9,
-      benchmark::Counter::kIsIterationInvariantRate);
+  for (int i = 0; i < sets + warmup_launches; ++i) launch();  // warm-up: first-call costs stay out
+  run_timed(state, z.inner, [&](int) { launch(); });
+  state.counters["TFLOP/s"] = benchmark::Counter(z.flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(z.bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["rotation_sets"] = sets;
   // The shape travels with the result, for the fitter (gpucal fit).
   state.counters["m"] = static_cast<double>(m);
@@ -87,6 +98,18 @@ void gemm_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(bm_gemm)->Apply(gemm_args)->ArgNames({"dtype", "shape", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+void plan_gemm(std::vector<case_work>& out) {
+  for (int dtype = 0; dtype < 3; ++dtype)
+    for (const auto& shape : kernels::llm_layer_shapes())
+      for (std::int64_t m : kernels::token_sweep()) {
+        const gemm_sizing z(static_cast<gemm_dtype>(dtype), m, shape.n, shape.k);
+        out.push_back({"bm_gemm", kind_of[dtype], static_cast<double>(z.sets + warmup_launches + timed_iterations * z.inner),
+                       z.flops, z.bytes,
+                       z.sets * z.set_bytes + static_cast<double>(m * shape.n) * kernels::gemm_output_bytes(static_cast<gemm_dtype>(dtype))});
+      }
+}
+
+const auto* const registered = register_case("bm_gemm", bm_gemm_body)->Apply(gemm_args)->ArgNames({"dtype", "shape", "m"});
+const int planned = register_planner(plan_gemm);
 
 }  // namespace gpucal::bench

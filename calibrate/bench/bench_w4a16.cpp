@@ -24,7 +24,7 @@ const nk shapes[] = {{4096, 14336}, {14336, 4096}, {28672, 4096}};
 
 // Median of `reps` timed regions of `inner` launches each.
 template <typename Launch>
-double median_time_s(Launch&& launch, int inner, int reps = 15) {
+double median_time_s(Launch&& launch, int inner, int reps = timed_iterations) {
   event_timer timer;
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
@@ -36,13 +36,30 @@ double median_time_s(Launch&& launch, int inner, int reps = 15) {
   return t[static_cast<std::size_t>(reps / 2)];
 }
 
-void bm_w4a16(benchmark::State& state) {
+constexpr int group = 128;
+
+// Rotation over >= 3 x L2 (both formats, like the GEMM sweep: 5x, the bf16
+// copy of the same rotation being 4x larger), launches per timed region, and
+// the bytes one W4A16 launch reads: each weight row once per 8 activation
+// rows (m_tile in w4a16_gemm.cu), packed codes, bf16 scales and zero bytes.
+struct w4_sizing {
+  int sets, inner, weight_passes;
+  double w4_bytes, bytes;
+  w4_sizing(const nk& s, int m)
+      : sets(rotation_sets(static_cast<double>(s.n) * s.k / 2 * 5)),
+        inner(std::max(sets, 20)),
+        weight_passes((m + 7) / 8),
+        w4_bytes(static_cast<double>(s.n) * s.k / 2),
+        bytes((w4_bytes + static_cast<double>(s.n) * (s.k / group) * 3) * weight_passes +
+              static_cast<double>(m) * (s.k + s.n) * 2) {}
+};
+
+void bm_w4a16_body(benchmark::State& state) {
   const nk s = shapes[state.range(0)];
-  const int m = static_cast<int>(state.range(1)), group = 128;
+  const int m = static_cast<int>(state.range(1));
   const int groups = s.k / group;
-  // Rotate weights over >= 3 x L2 (both formats), like the GEMM sweep.
-  const double w4_bytes = static_cast<double>(s.n) * s.k / 2;
-  const int sets = rotation_sets(w4_bytes * 5);  // 5x: the bf16 copy of the same rotation is 4x larger
+  const w4_sizing z(s, m);
+  const int sets = z.sets;
   std::vector<kernels::device_buffer<std::uint32_t>> packed;
   std::vector<kernels::device_buffer<std::uint16_t>> scales, bf16_w;
   std::vector<kernels::device_buffer<std::uint8_t>> zeros;
@@ -74,16 +91,15 @@ void bm_w4a16(benchmark::State& state) {
     const auto j = static_cast<std::size_t>(i % sets);
     plan->run(ctx, x.data(), bf16_w[j].data(), d.data(), nullptr, nullptr, nullptr);
   };
-  const int inner = std::max(sets, 20);
-  for (int i = 0; i < sets + 3; ++i) {
+  const int inner = z.inner;
+  for (int i = 0; i < sets + warmup_launches; ++i) {
     w4(i);
     bf16(i);
   }
   const double bf16_s = median_time_s(bf16, inner);
   run_timed(state, inner, w4);
-  const double bytes = static_cast<double>(s.n) * s.k / 2 + static_cast<double>(s.n) * groups * 3 +
-                       static_cast<double>(m) * (s.k + s.n) * 2;
-  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(z.bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_passes"] = z.weight_passes;
   state.counters["TFLOP/s"] = benchmark::Counter(kernels::gemm_flops(m, s.n, s.k) / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["bf16_us"] = bf16_s * 1e6;
   // speedup = bf16 time / w4a16 time; Google Benchmark's iteration time is the w4a16 time.
@@ -98,6 +114,20 @@ void w4a16_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(bm_w4a16)->Apply(w4a16_args)->ArgNames({"shape", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// Per case: the BF16 reference and the W4A16 runs, each warmed up and timed.
+void plan_w4a16(std::vector<case_work>& out) {
+  for (const nk& s : shapes)
+    for (const int m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+      const w4_sizing z(s, m);
+      const double launches = z.sets + warmup_launches + timed_iterations * z.inner;
+      const double setup = z.sets * (z.w4_bytes * 5 + static_cast<double>(s.n) * (s.k / group) * 3);
+      out.push_back({"bm_w4a16", "bf16", launches, kernels::gemm_flops(m, s.n, s.k), z.bytes, setup});
+      out.push_back({"bm_w4a16 (bf16 reference)", "bf16", launches, kernels::gemm_flops(m, s.n, s.k),
+                     static_cast<double>(s.n) * s.k * 2, 0});
+    }
+}
+
+const auto* const registered = register_case("bm_w4a16", bm_w4a16_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
+const int planned = register_planner(plan_w4a16);
 
 }  // namespace gpucal::bench
