@@ -77,7 +77,7 @@ struct dev_layer {
 };
 
 void upload(void* dst, const void* src, std::size_t bytes) {
-  GPUCAL_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  GPUCAL_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));  // callers sync the device after their last
 }
 
 std::vector<std::uint16_t> bf16_bits(const std::vector<float>& v) {
@@ -152,6 +152,7 @@ struct reference_engine::impl {
     std::vector<float> ff(f.begin(), f.end());
     inv_freq = in(static_cast<std::int64_t>(ff.size() * 4));
     upload(inv_freq.data(), ff.data(), ff.size() * 4);
+    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());  // the upload lands before any step on the non-blocking stream
     mem.inputs_bytes = static_cast<std::int64_t>(alloc.by_use(memory_use::inputs).live);
   }
 
@@ -285,6 +286,10 @@ struct reference_engine::impl {
     }
     put(final_norm, w.final_norm, m.hidden, "final_norm");
     if (!m.tie_embeddings) put(lm_head, w.lm_head, m.vocab * m.hidden, "lm_head");
+    // cudaMemcpy from pageable memory may return before its DMA lands, and the
+    // forward runs on a non-blocking stream that does not wait for the legacy
+    // stream: every upload is complete before the first step.
+    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
   // --- set-up: profile, arena, KV pool ---------------------------------------

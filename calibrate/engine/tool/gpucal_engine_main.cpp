@@ -86,6 +86,26 @@ double kernels_us(const model::step_time& s) {
   return t * 1e6;
 }
 
+// Prefill lengths the deployment admits: below max_model_len (4096 here) and
+// within max_num_batched_tokens, as measure_prefill requires.
+std::vector<std::int64_t> prefill_lengths(bool quick) {
+  return quick ? std::vector<std::int64_t>{2048} : std::vector<std::int64_t>{512, 2048, 4000};
+}
+
+// Runs one probe; a probe that cannot run (out of memory, a shape the pool
+// refuses) is reported with its reason and the others still run.
+template <typename Probe>
+bool try_probe(const std::string& what, std::vector<std::string>& skipped, Probe&& probe) {
+  try {
+    probe();
+    return true;
+  } catch (const std::exception& e) {
+    skipped.push_back(fmt::format("{}: {}", what, e.what()));
+    progress(fmt::format("{}: skipped ({})", what, e.what()));
+    return false;
+  }
+}
+
 model::measurement sampled(const std::string& name, const std::string& unit, std::map<std::string, double> params,
                            std::vector<double> samples) {
   model::measurement m;
@@ -99,7 +119,9 @@ model::measurement sampled(const std::string& name, const std::string& unit, std
 
 int run_probe(const std::string& in_path, const std::string& model_name, bool quick, const std::string& out_dir) {
   model::calibration_file c = model::load_calibration(in_path);
-  const auto [dev, gpu] = device_and_gpu();
+  const auto device = device_and_gpu();  // not a structured binding: the probes' lambdas capture these
+  const auto& dev = device.first;
+  const auto& gpu = device.second;
   if (c.device.sku != gpu.slug)
     throw gpucal::input_error(fmt::format("--calibration: {} is for {}, this device is {}", in_path, c.device.sku, gpu.slug));
   const model::engine_profile profile = model::resolve_engine("gpucal");
@@ -114,7 +136,8 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   unit.activation_scale.value = 1;
   unit.activation_fixed_bytes.value = 0;
   std::int64_t non_allocator = 0;
-  for (const std::int64_t T : token_counts) {
+  std::vector<std::string> skipped;
+  for (const std::int64_t T : token_counts) try_probe(fmt::format("activation peak at {} tokens", T), skipped, [&] {
     eng::engine_options o = d.o;
     o.max_num_batched_tokens = T;
     o.num_blocks = 64;
@@ -129,59 +152,84 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
     progress(fmt::format("activation peak {} at {} tokens: {:.3f} GiB (model before the fit: {:.3f} GiB)", d.m.name, T,
                          static_cast<double>(e.memory().activation_peak_bytes) / gib,
                          std::max(a.forward_bytes, a.sampler_bytes) / gib));
+  });
+  std::string summary;
+  const bool activation_fitted = try_probe("activation fit", skipped, [&] {
+    const model::activation_fit af = model::fit_activation(act_points, d.m.name);
+    c.coeffs.memory.activation_scale = af.scale;
+    c.coeffs.memory.activation_fixed_bytes = af.fixed_bytes;
+    c.fits.push_back(af.result);
+    summary += fmt::format("activation scale {:.4f}, fixed {:.3f} GiB, max residual {:.2f} %", af.scale.value,
+                           af.fixed_bytes.value / gib, af.result.residual_max_rel * 100);
+  });
+  if (!act_points.empty()) {
+    c.measurements.push_back(sampled("engine/non_allocator_bytes", "bytes", {}, {static_cast<double>(non_allocator)}));
+    c.coeffs.memory.non_torch_bytes = {static_cast<double>(non_allocator), "measured",
+                                       "cuBLASLt handle and 64 MiB workspace of gpucal's reference engine, as a cudaMemGetInfo "
+                                       "free-memory delta"};
   }
-  const model::activation_fit af = model::fit_activation(act_points, d.m.name);
-  c.coeffs.memory.activation_scale = af.scale;
-  c.coeffs.memory.activation_fixed_bytes = af.fixed_bytes;
-  c.fits.push_back(af.result);
-  c.measurements.push_back(sampled("engine/non_allocator_bytes", "bytes", {}, {static_cast<double>(non_allocator)}));
-  c.coeffs.memory.non_torch_bytes = {static_cast<double>(non_allocator), "measured",
-                                     "cuBLASLt handle and 64 MiB workspace of gpucal's reference engine, as a cudaMemGetInfo "
-                                     "free-memory delta"};
 
   // 2. Step times against the model's kernels (with this calibration's curves).
-  eng::reference_engine e(d.m, d.o);
-  progress(fmt::format("{}: {} KV blocks, weights {:.2f} GiB", d.m.name, e.memory().num_blocks,
-                       static_cast<double>(e.memory().weights_bytes) / gib));
-  const model::throughput_model tm(d.spec, gpu, settings, c.coeffs.throughput, profile);
-  std::vector<model::step_point> step_points;
-  const int steps = quick ? 8 : 16;
-  for (const std::int64_t B : quick ? std::vector<std::int64_t>{1, 32} : std::vector<std::int64_t>{1, 8, 32, 128})
-    for (const std::int64_t L : quick ? std::vector<std::int64_t>{512} : std::vector<std::int64_t>{512, 2048}) {
-      const eng::step_samples s = eng::measure_decode(e, B, L, steps);
-      const double k = kernels_us(tm.decode_step(static_cast<double>(B), static_cast<double>(L) + steps / 2.0 + 1));
-      step_points.push_back({"decode", static_cast<double>(B), static_cast<double>(L), static_cast<double>(B), s.median_us(), k});
-      c.measurements.push_back(sampled(fmt::format("engine/decode_step/{}/B={}/L={}", d.m.name, B, L), "us",
-                                       {{"batch", static_cast<double>(B)}, {"context", static_cast<double>(L)}}, s.step_us));
-      progress(fmt::format("decode B={} L={}: {:.1f} us median, model kernels {:.1f} us", B, L, s.median_us(), k));
-    }
-  for (const std::int64_t T : quick ? std::vector<std::int64_t>{2048} : std::vector<std::int64_t>{512, 2048, 8192}) {
-    const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
-    const double k = kernels_us(tm.prefill(static_cast<double>(T)));
-    step_points.push_back({"prefill", 1, 0, static_cast<double>(T), s.median_us(), k});
-    c.measurements.push_back(sampled(fmt::format("engine/prefill/{}/T={}", d.m.name, T), "us", {{"tokens", static_cast<double>(T)}},
-                                     s.step_us));
-    progress(fmt::format("prefill T={}: {:.1f} us median, model kernels {:.1f} us", T, s.median_us(), k));
-  }
-  const model::step_overhead_fit so = model::fit_step_overhead(step_points, "gpucal");
-  c.coeffs.throughput.step_overhead_us["gpucal"] = so.overhead_us;
-  c.fits.push_back(so.result);
+  std::vector<model::step_point> decode_points;
+  try_probe("step times", skipped, [&] {
+    eng::reference_engine e(d.m, d.o);
+    progress(fmt::format("{}: {} KV blocks, weights {:.2f} GiB", d.m.name, e.memory().num_blocks,
+                         static_cast<double>(e.memory().weights_bytes) / gib));
+    const model::throughput_model tm(d.spec, gpu, settings, c.coeffs.throughput, profile);
+    const int steps = quick ? 8 : 16;
+    for (const std::int64_t B : quick ? std::vector<std::int64_t>{1, 32} : std::vector<std::int64_t>{1, 8, 32, 128})
+      for (const std::int64_t L : quick ? std::vector<std::int64_t>{512} : std::vector<std::int64_t>{512, 2048})
+        try_probe(fmt::format("decode B={} L={}", B, L), skipped, [&] {
+          const eng::step_samples s = eng::measure_decode(e, B, L, steps);
+          const double k = kernels_us(tm.decode_step(static_cast<double>(B), static_cast<double>(L) + steps / 2.0 + 1));
+          decode_points.push_back({"decode", static_cast<double>(B), static_cast<double>(L), static_cast<double>(B), s.median_us(), k});
+          c.measurements.push_back(sampled(fmt::format("engine/decode_step/{}/B={}/L={}", d.m.name, B, L), "us",
+                                           {{"batch", static_cast<double>(B)}, {"context", static_cast<double>(L)}}, s.step_us));
+          progress(fmt::format("decode B={} L={}: {:.1f} us median, model kernels {:.1f} us", B, L, s.median_us(), k));
+        });
+    // Prefill steps are measured and kept, but stay out of the overhead fit: the
+    // reference engine runs a prompt's attention through its decode kernel,
+    // which the model does not price, and that time is not per-step overhead.
+    for (const std::int64_t T : prefill_lengths(quick))
+      try_probe(fmt::format("prefill T={}", T), skipped, [&] {
+        const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
+        const double k = kernels_us(tm.prefill(static_cast<double>(T)));
+        c.measurements.push_back(sampled(fmt::format("engine/prefill/{}/T={}", d.m.name, T), "us",
+                                         {{"tokens", static_cast<double>(T)}}, s.step_us));
+        progress(fmt::format("prefill T={}: {:.1f} us median, model kernels {:.1f} us (not in the overhead fit)", T,
+                             s.median_us(), k));
+      });
+  });
+  try_probe("step-overhead fit", skipped, [&] {
+    const model::step_overhead_fit so = model::fit_step_overhead(decode_points, "gpucal");
+    c.coeffs.throughput.step_overhead_us["gpucal"] = so.overhead_us;
+    c.fits.push_back(so.result);
+    summary += fmt::format("{}step overhead {:.0f} us over {} decode steps, max residual {:.2f} %", summary.empty() ? "" : "; ",
+                           so.overhead_us.value, decode_points.size(), so.result.residual_max_rel * 100);
+  });
+  if (!activation_fitted && decode_points.empty())
+    throw std::runtime_error(fmt::format("probe: nothing could be measured ({})", skipped.empty() ? "" : skipped.front()));
 
   c.created_utc = model::utc_now_iso8601();
   const fs::path in(in_path);
   const std::string folder = !out_dir.empty() ? out_dir : in.has_parent_path() ? in.parent_path().string() : ".";
   const std::string out = model::write_calibration(c, folder, in.stem().string() + "_engine");
-  std::cout << fmt::format("wrote {} (activation scale {:.4f}, fixed {:.3f} GiB, max residual {:.2f} %; step overhead {:.0f} us, "
-                           "max residual {:.2f} %)\n",
-                           out, af.scale.value, af.fixed_bytes.value / gib, af.result.residual_max_rel * 100,
-                           so.overhead_us.value, so.result.residual_max_rel * 100);
+  std::cout << fmt::format("wrote {} ({})\n", out, summary);
+  for (const auto& s : skipped) std::cout << "skipped: " << s << "\n";
   return 0;
 }
 
 int run_validate(const std::string& cal_path, const std::vector<std::string>& models, bool quick, const std::string& out_md) {
-  const model::coefficients coeffs = model::load_coefficients_file(cal_path);
-  const auto [dev, gpu] = device_and_gpu();
+  // The validation every reader applies, and the device it was measured on.
+  const model::calibration_file cal = model::load_calibration(cal_path, "--calibration");
+  const model::coefficients& coeffs = cal.coeffs;
+  const auto device = device_and_gpu();  // not a structured binding: the probes' lambdas capture these
+  const auto& dev = device.first;
+  const auto& gpu = device.second;
+  if (cal.device.sku != gpu.slug)
+    throw gpucal::input_error(fmt::format("--calibration: {} is for {}, this device is {}", cal_path, cal.device.sku, gpu.slug));
   const model::engine_profile profile = model::resolve_engine("gpucal");
+  std::vector<std::string> skipped;
   eng::validation_report r;
   r.header_lines = {fmt::format("device: {} ({}), {:.2f} GiB, driver {}, CUDA runtime {}", dev.name, gpu.slug,
                                 static_cast<double>(dev.total_memory_bytes) / gib, dev.driver_version, dev.runtime_version),
@@ -189,7 +237,7 @@ int run_validate(const std::string& cal_path, const std::vector<std::string>& mo
                                                                           quick ? " --quick" : ""),
                     "engine: gpucal reference engine, bf16 weights and KV, gpu_memory_utilization 0.9, "
                     "max_num_seqs 256, max_num_batched_tokens 8192, max_model_len 4096, block size 16"};
-  for (const std::string& name : models) {
+  for (const std::string& name : models) try_probe(name, skipped, [&] {
     deployment d = make_deployment(name, 4096);
     progress(fmt::format("{}: starting the engine", d.spec.name));
     eng::reference_engine e(d.m, d.o);
@@ -210,19 +258,24 @@ int run_validate(const std::string& cal_path, const std::vector<std::string>& mo
     const model::throughput_model tm(d.spec, gpu, settings, coeffs.throughput, profile);
     const int steps = quick ? 8 : 16;
     for (const std::int64_t B : quick ? std::vector<std::int64_t>{1, 16} : std::vector<std::int64_t>{1, 16, 64})
-      for (const std::int64_t L : quick ? std::vector<std::int64_t>{512} : std::vector<std::int64_t>{512, 2048}) {
-        const eng::step_samples s = eng::measure_decode(e, B, L, steps);
-        const double predicted = tm.decode_step(static_cast<double>(B), static_cast<double>(L) + steps / 2.0 + 1).total_s * 1e3;
-        r.rows.push_back({n, fmt::format("decode step B={} L={}", B, L), "ms", predicted, s.median_us() / 1e3, eng::time_target_pct});
-        progress(fmt::format("{} decode B={} L={}: measured {:.3f} ms, model {:.3f} ms", n, B, L, s.median_us() / 1e3, predicted));
-      }
-    for (const std::int64_t T : quick ? std::vector<std::int64_t>{2048} : std::vector<std::int64_t>{512, 2048, 8192}) {
-      const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
-      const double predicted = tm.prefill(static_cast<double>(T)).total_s * 1e3;
-      r.rows.push_back({n, fmt::format("prefill T={}", T), "ms", predicted, s.median_us() / 1e3, eng::time_target_pct});
-      progress(fmt::format("{} prefill T={}: measured {:.3f} ms, model {:.3f} ms", n, T, s.median_us() / 1e3, predicted));
-    }
-  }
+      for (const std::int64_t L : quick ? std::vector<std::int64_t>{512} : std::vector<std::int64_t>{512, 2048})
+        try_probe(fmt::format("{} decode B={} L={}", n, B, L), skipped, [&] {
+          const eng::step_samples s = eng::measure_decode(e, B, L, steps);
+          const double predicted = tm.decode_step(static_cast<double>(B), static_cast<double>(L) + steps / 2.0 + 1).total_s * 1e3;
+          r.rows.push_back({n, fmt::format("decode step B={} L={}", B, L), "ms", predicted, s.median_us() / 1e3, eng::time_target_pct});
+          progress(fmt::format("{} decode B={} L={}: measured {:.3f} ms, model {:.3f} ms", n, B, L, s.median_us() / 1e3, predicted));
+        });
+    for (const std::int64_t T : prefill_lengths(quick))
+      try_probe(fmt::format("{} prefill T={}", n, T), skipped, [&] {
+        const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
+        const double predicted = tm.prefill(static_cast<double>(T)).total_s * 1e3;
+        r.rows.push_back({n, fmt::format("prefill T={}", T), "ms", predicted, s.median_us() / 1e3, eng::time_target_pct});
+        progress(fmt::format("{} prefill T={}: measured {:.3f} ms, model {:.3f} ms", n, T, s.median_us() / 1e3, predicted));
+      });
+  });
+  for (const auto& s : skipped) r.notes.push_back("Not measured: " + s + ".");
+  if (r.rows.empty())
+    throw std::runtime_error(fmt::format("validate: nothing could be measured ({})", skipped.empty() ? "no model given" : skipped.front()));
   r.notes.push_back("Step times are host-clock medians from scheduling to the sampled tokens on the host; the model adds the "
                     "calibration's step overhead for the gpucal engine, or the profile's default when it has none (" +
                     model::choose_step_overhead(coeffs.throughput, profile).describe() + ").");
