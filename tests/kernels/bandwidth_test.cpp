@@ -84,6 +84,49 @@ TEST_F(bandwidth_test, read_sums_every_word) {
   }
 }
 
+// v2 (several L2 sweeps in one launch): every word summed once per pass, and
+// every byte copied, with nothing written past the end.
+TEST_F(bandwidth_test, v2_read_sums_every_word_once_per_pass) {
+  for (std::size_t bytes : sizes) {
+    for (int passes : {1, 3, 64}) {
+      SCOPED_TRACE(::testing::Message() << bytes << " bytes, " << passes << " passes");
+      const auto host = random_bytes(bytes, static_cast<unsigned>(bytes) + 11);
+      std::uint32_t one = 0;
+      for (std::size_t i = 0; i + 4 <= bytes; i += 4) {
+        std::uint32_t w;
+        std::memcpy(&w, &host[i], 4);
+        one += w;
+      }
+      const auto expected = static_cast<std::uint32_t>(one * static_cast<std::uint32_t>(passes));  // wrapping
+      gk::device_buffer<std::uint8_t> src(bytes + 16);
+      if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), host.data(), bytes, cudaMemcpyHostToDevice));
+      gk::device_buffer<std::uint32_t> sums(static_cast<std::size_t>(grid()));
+      GPUCAL_CUDA_CHECK(cudaMemset(sums.data(), 0xFF, sums.bytes()));
+      gk::bandwidth_read_v2(src.data(), bytes, passes, sums.data(), grid(), nullptr);
+      std::vector<std::uint32_t> out(sums.size());
+      GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), sums.data(), sums.bytes(), cudaMemcpyDeviceToHost));
+      std::uint32_t got = 0;
+      for (std::uint32_t s : out) got += s;
+      EXPECT_EQ(got, expected);
+    }
+  }
+}
+
+TEST_F(bandwidth_test, v2_copy_moves_every_byte) {
+  for (std::size_t bytes : sizes) {
+    SCOPED_TRACE(bytes);
+    const auto src_host = random_bytes(bytes, static_cast<unsigned>(bytes) + 5);
+    gk::device_buffer<std::uint8_t> src(bytes + 16), dst(bytes + 64);
+    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), src_host.data(), bytes, cudaMemcpyHostToDevice));
+    GPUCAL_CUDA_CHECK(cudaMemset(dst.data(), 0xCD, dst.bytes()));
+    gk::bandwidth_copy_v2(dst.data(), src.data(), bytes, 5, grid(), nullptr);
+    std::vector<std::uint8_t> out(dst.size());
+    GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), dst.data(), dst.bytes(), cudaMemcpyDeviceToHost));
+    for (std::size_t i = 0; i < bytes; ++i) ASSERT_EQ(out[i], src_host[i]) << "byte " << i;
+    for (std::size_t i = bytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xCD) << "guard byte " << i;
+  }
+}
+
 TEST_F(bandwidth_test, triad_matches_fma_exactly) {
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1024}, std::size_t{1'000'003}}) {
     SCOPED_TRACE(n);

@@ -35,6 +35,14 @@ void bandwidth_copy(void* dst, const void* src, std::size_t bytes, int grid, cud
 void bandwidth_triad(float* a, const float* b, const float* c, float scalar, std::size_t n, int grid,
                      cudaStream_t stream);
 
+/// v2 of read and copy for working sets that fit in L2: `passes` sweeps over
+/// the buffer inside one launch, loads and stores through L2 only (not L1),
+/// so the plateau measured is L2's and not the launch rate. read_v2's block
+/// sums are `passes` times read's (wrapping).
+void bandwidth_read_v2(const void* src, std::size_t bytes, int passes, std::uint32_t* block_sums, int grid,
+                       cudaStream_t stream);
+void bandwidth_copy_v2(void* dst, const void* src, std::size_t bytes, int passes, int grid, cudaStream_t stream);
+
 /// Fills a buffer with pseudo-random data on the device (counter-based hash of
 /// `seed` and the index), so benchmarks never time zeros.
 void fill_random_bytes(void* dst, std::size_t bytes, std::uint64_t seed, cudaStream_t stream);
