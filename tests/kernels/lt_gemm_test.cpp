@@ -4,8 +4,11 @@
 // |got - ref| <= 1.6e-2 (rtol, PyTorch's bf16 default) x |ref| + 1.6e-2 x
 // rms(ref) (atol scaled to the output, whose entries grow as sqrt(K)), and a
 // relative Frobenius error under 5e-3 (bf16 rounding of the output alone is
-// about 2e-3); int8 -> int32 is exact. Outputs are poisoned before each run
-// and every element is checked.
+// about 2e-3); int8 -> int32 is exact. FP8 with fast accumulation keeps
+// Hopper's reduced-precision accumulator (about 14 bits; DeepSeek-V3
+// technical report, section 3.3.2, measures a maximum relative error near 2 %
+// at K = 4096), so it gets 5e-2 element tolerances and a 2e-2 Frobenius bound.
+// Outputs are poisoned before each run and every element is checked.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -45,11 +48,12 @@ std::vector<double> random_values(std::size_t n, unsigned seed, float lo, float 
   return v;
 }
 
-void expect_close_bf16_output(const std::vector<double>& got, std::vector<double> ref) {
+void expect_close_bf16_output(const std::vector<double>& got, std::vector<double> ref, double tol = 1.6e-2,
+                              double frobenius = 5e-3) {
   for (auto& r : ref) r = gk::round_to_bf16(static_cast<float>(r));  // reference rounded to the output dtype
-  const auto report = gk::compare_close(got, ref, 1.6e-2 * gk::rms(ref), 1.6e-2);
+  const auto report = gk::compare_close(got, ref, tol * gk::rms(ref), tol);
   EXPECT_TRUE(report.ok()) << report.describe(got, ref);
-  EXPECT_LT(report.rel_frobenius, 5e-3) << report.describe(got, ref);
+  EXPECT_LT(report.rel_frobenius, frobenius) << report.describe(got, ref);
 }
 
 std::vector<double> read_bf16(const gk::device_buffer<std::uint16_t>& d) {
@@ -129,7 +133,8 @@ TEST_F(lt_gemm_test, fp8_with_per_tensor_scales_matches_reference) {
       ASSERT_TRUE(plan.has_value()) << reason;
       plan->run(*ctx_, dx.data(), dw.data(), dd.data(), scales.data(), scales.data() + 1, nullptr);
       GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
-      expect_close_bf16_output(read_bf16(dd), ref);
+      if (fast) expect_close_bf16_output(read_bf16(dd), ref, 5e-2, 2e-2);
+      else expect_close_bf16_output(read_bf16(dd), ref);
     }
   }
 }
