@@ -12,6 +12,10 @@ using nvml_return = int;  // nvmlReturn_t; 0 = NVML_SUCCESS
 using nvml_device = void*;
 constexpr int clock_sm = 1, clock_mem = 2;  // nvmlClockType_t: NVML_CLOCK_SM, NVML_CLOCK_MEM
 constexpr int temperature_gpu = 0;          // NVML_TEMPERATURE_GPU
+constexpr int ecc_uncorrected = 1, ecc_volatile = 0;  // NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC
+struct nvml_memory {  // nvmlMemory_t
+  unsigned long long total, free, used;
+};
 // nvmlClocksEventReasons (nvml.h): SW power cap 0x4; HW slowdown 0x8, SW
 // thermal 0x20, HW thermal 0x40, HW power brake 0x80.
 constexpr std::uint64_t power_cap_reason = 0x4ull;
@@ -30,6 +34,9 @@ struct nvml::api {
   nvml_return (*temperature)(nvml_device, int, unsigned*) = nullptr;
   nvml_return (*reasons)(nvml_device, unsigned long long*) = nullptr;
   nvml_return (*driver)(char*, unsigned) = nullptr;
+  nvml_return (*memory)(nvml_device, nvml_memory*) = nullptr;
+  nvml_return (*power)(nvml_device, unsigned*) = nullptr;
+  nvml_return (*ecc)(nvml_device, int, int, unsigned long long*) = nullptr;
 };
 
 bool gpu_clocks::throttled() const { return throttle_reasons && (*throttle_reasons & slowdown_reasons) != 0; }
@@ -55,6 +62,9 @@ nvml::nvml(const std::string& pci_bus_id) : api_(std::make_unique<api>()) {
   if (!api_->reasons)
     api_->reasons = reinterpret_cast<decltype(api_->reasons)>(sym("nvmlDeviceGetCurrentClocksThrottleReasons"));
   api_->driver = reinterpret_cast<decltype(api_->driver)>(sym("nvmlSystemGetDriverVersion"));
+  api_->memory = reinterpret_cast<decltype(api_->memory)>(sym("nvmlDeviceGetMemoryInfo"));
+  api_->power = reinterpret_cast<decltype(api_->power)>(sym("nvmlDeviceGetPowerUsage"));
+  api_->ecc = reinterpret_cast<decltype(api_->ecc)>(sym("nvmlDeviceGetTotalEccErrors"));
   if (!api_->init || !api_->by_pci || api_->init() != 0) {
     why_ = "nvmlInit failed";
     return;
@@ -91,6 +101,24 @@ gpu_clocks nvml::read() const {
   unsigned long long r = 0;
   if (api_->reasons && api_->reasons(device_, &r) == 0) c.throttle_reasons = r;
   return c;
+}
+
+std::optional<std::uint64_t> nvml::memory_used_bytes() const {
+  nvml_memory m{};
+  if (!device_ || !api_->memory || api_->memory(device_, &m) != 0) return std::nullopt;
+  return m.used;
+}
+
+std::optional<double> nvml::power_w() const {
+  unsigned mw = 0;
+  if (!device_ || !api_->power || api_->power(device_, &mw) != 0) return std::nullopt;
+  return mw / 1000.0;
+}
+
+std::optional<std::uint64_t> nvml::uncorrected_ecc_errors() const {
+  unsigned long long n = 0;
+  if (!device_ || !api_->ecc || api_->ecc(device_, ecc_uncorrected, ecc_volatile, &n) != 0) return std::nullopt;
+  return n;
 }
 
 }  // namespace gpucal::calibrate

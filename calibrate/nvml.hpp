@@ -35,6 +35,13 @@ public:
   const std::string& why() const { return why_; }
   std::string driver_version() const;
   gpu_clocks read() const;
+  /// Device memory in use on the whole GPU (nvmlDeviceGetMemoryInfo), without
+  /// a CUDA context of this process: what the context's own size is measured by.
+  std::optional<std::uint64_t> memory_used_bytes() const;
+  /// Board power draw in watts (nvmlDeviceGetPowerUsage).
+  std::optional<double> power_w() const;
+  /// Uncorrected ECC errors since the driver loaded (volatile count), when ECC is on.
+  std::optional<std::uint64_t> uncorrected_ecc_errors() const;
 
 private:
   struct api;

@@ -3,10 +3,13 @@
 // CUDA libraries).
 //
 //   probe    --calibration IN.json [--model M] [--quick] [--out-dir DIR]
-//            activation peak versus max_num_batched_tokens, the cuBLASLt
-//            workspace, decode and prefill step times; fits the activation
-//            coefficients and the engine's per-step overhead; writes IN's
-//            content plus these as a new calibration file (atomic).
+//            the device's state at start and end (power, temperature,
+//            clocks, ECC), the framework overheads (CUDA context, cuBLASLt,
+//            allocation granularity, NCCL; overhead.hpp), activation peak
+//            versus max_num_batched_tokens, decode and prefill step times;
+//            fits the activation coefficients and the engine's per-step
+//            overhead; writes IN's content plus these as a new calibration
+//            file (never replacing one).
 //   validate --calibration FILE [--models a,b,c] [--quick] [--out FILE.md]
 //            predicted against measured memory and step times per model.
 #include <CLI/CLI.hpp>
@@ -18,7 +21,10 @@
 #include <iostream>
 #include <sstream>
 
+#include "../../nvml.hpp"
 #include "gpucal/engine/engine.hpp"
+#include "gpucal/kernels/cuda_check.hpp"
+#include "overhead.hpp"
 #include "gpucal/engine/probes.hpp"
 #include "gpucal/engine/validation.hpp"
 #include "gpucal/kernels/device_query.hpp"
@@ -117,8 +123,34 @@ model::measurement sampled(const std::string& name, const std::string& unit, std
   return m;
 }
 
+// Power, temperature, SM clock and uncorrected ECC errors, as one line and as the calibration's device readings.
+std::map<std::string, double> device_state(const gpucal::calibrate::nvml& n, const char* when) {
+  std::map<std::string, double> out;
+  if (!n.available()) {
+    progress(fmt::format("device state at {}: NVML unavailable ({})", when, n.why()));
+    return out;
+  }
+  const auto c = n.read();
+  if (c.sm_mhz) out["sm_mhz"] = *c.sm_mhz;
+  if (c.mem_mhz) out["mem_mhz"] = *c.mem_mhz;
+  if (c.temperature_c) out["temperature_c"] = *c.temperature_c;
+  if (const auto w = n.power_w()) out["power_w"] = *w;
+  if (const auto e = n.uncorrected_ecc_errors()) out["ecc_uncorrected_errors"] = static_cast<double>(*e);
+  std::string line;
+  for (const auto& [k, v] : out) line += fmt::format(" {}={:g}", k, v);
+  progress(fmt::format("device state at {}:{}{}", when, line, c.throttled() ? " (throttled)" : ""));
+  return out;
+}
+
 int run_probe(const std::string& in_path, const std::string& model_name, bool quick, const std::string& out_dir) {
   model::calibration_file c = model::load_calibration(in_path);
+  // 0. Framework overheads, the CUDA context first: NVML's reading comes before any CUDA call that could make one.
+  char bus[32] = {};
+  GPUCAL_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, 0));
+  const gpucal::calibrate::nvml nv(bus);
+  const auto used_before = gpucal::engine_tool::memory_used_before_cuda(nv);
+  c.device.clocks_start = device_state(nv, "start");
+  const gpucal::engine_tool::overhead_result oh = gpucal::engine_tool::measure_overheads(nv, used_before, quick, progress);
   const auto device = device_and_gpu();  // not a structured binding: the probes' lambdas capture these
   const auto& dev = device.first;
   const auto& gpu = device.second;
@@ -127,6 +159,21 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   const model::engine_profile profile = model::resolve_engine("gpucal");
   deployment d = make_deployment(model_name, 4096);
   const auto settings = model::resolve_settings(d.spec, gpu, profile, d.est, dev.total_memory_bytes);
+  c.measurements.insert(c.measurements.end(), oh.measurements.begin(), oh.measurements.end());
+  std::vector<std::string> skipped = oh.skipped;
+  if (oh.context_bytes)
+    c.coeffs.memory.cuda_context_bytes = {*oh.context_bytes, "measured",
+                                          "NVML device memory in use before and after the first CUDA call of gpucal-engine"};
+  if (oh.nccl_per_gpu_bytes)
+    c.coeffs.memory.nccl_bytes_per_gpu = {*oh.nccl_per_gpu_bytes, "measured",
+                                          "cudaMemGetInfo delta per GPU of one NCCL communicator over every GPU of the machine"};
+  if (oh.allreduce_latency_us)
+    c.coeffs.throughput.allreduce_latency_us = {*oh.allreduce_latency_us, "measured",
+                                                "median NCCL all-reduce of 64 KiB (bf16) over every GPU of the machine"};
+  if (oh.allreduce_bus_gbps && gpu.nvlink_gbps)
+    c.coeffs.throughput.allreduce_efficiency = {std::min(1.0, *oh.allreduce_bus_gbps / *gpu.nvlink_gbps), "measured",
+                                                "median NCCL all-reduce bus bandwidth at >= 64 MiB over the datasheet NVLink "
+                                                "bandwidth per direction"};
 
   // 1. Activation peak versus max_num_batched_tokens (a small fixed pool: the pool does not change the peak).
   const std::vector<std::int64_t> token_counts = quick ? std::vector<std::int64_t>{1024, 4096}
@@ -136,7 +183,6 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   unit.activation_scale.value = 1;
   unit.activation_fixed_bytes.value = 0;
   std::int64_t non_allocator = 0;
-  std::vector<std::string> skipped;
   for (const std::int64_t T : token_counts) try_probe(fmt::format("activation peak at {} tokens", T), skipped, [&] {
     eng::engine_options o = d.o;
     o.max_num_batched_tokens = T;
@@ -210,6 +256,7 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   if (!activation_fitted && decode_points.empty())
     throw std::runtime_error(fmt::format("probe: nothing could be measured ({})", skipped.empty() ? "" : skipped.front()));
 
+  c.device.clocks_end = device_state(nv, "end");
   c.created_utc = model::utc_now_iso8601();
   const fs::path in(in_path);
   const std::string folder = !out_dir.empty() ? out_dir : in.has_parent_path() ? in.parent_path().string() : ".";
