@@ -25,15 +25,8 @@ __device__ __forceinline__ std::size_t thread_index() {
 }
 __device__ __forceinline__ std::size_t thread_stride() { return static_cast<std::size_t>(gridDim.x) * blockDim.x; }
 
-__global__ void read_kernel(const uint4* __restrict__ src, std::size_t vectors, const std::uint32_t* __restrict__ tail,
-                            std::size_t tail_words, std::uint32_t* __restrict__ block_sums) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = thread_index(); i < vectors; i += thread_stride()) {
-    const uint4 v = src[i];  // [vector] 16 bytes
-    sum += v.x + v.y + v.z + v.w;
-  }
-  for (std::size_t i = thread_index(); i < tail_words; i += thread_stride()) sum += tail[i];
-  // Warp then block reduction; one word per block.
+// Warp then block reduction of each thread's sum; one word per block.
+__device__ __forceinline__ void block_sum(std::uint32_t sum, std::uint32_t* __restrict__ block_sums) {
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
   __shared__ std::uint32_t warp_sums[bandwidth_block_threads / 32];
   if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
@@ -43,6 +36,17 @@ __global__ void read_kernel(const uint4* __restrict__ src, std::size_t vectors, 
     for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += warp_sums[w];
     block_sums[blockIdx.x] = total;
   }
+}
+
+__global__ void read_kernel(const uint4* __restrict__ src, std::size_t vectors, const std::uint32_t* __restrict__ tail,
+                            std::size_t tail_words, std::uint32_t* __restrict__ block_sums) {
+  std::uint32_t sum = 0;
+  for (std::size_t i = thread_index(); i < vectors; i += thread_stride()) {
+    const uint4 v = src[i];  // [vector] 16 bytes
+    sum += v.x + v.y + v.z + v.w;
+  }
+  for (std::size_t i = thread_index(); i < tail_words; i += thread_stride()) sum += tail[i];
+  block_sum(sum, block_sums);
 }
 
 __global__ void write_kernel(uint4* __restrict__ dst, std::size_t vectors, std::uint8_t* __restrict__ tail,
@@ -93,15 +97,7 @@ __global__ void read_kernel_v2(const uint4* __restrict__ src, std::size_t vector
     }
     for (std::size_t i = thread_index(); i < tail_words; i += thread_stride()) sum += tail[i];
   }
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-  __shared__ std::uint32_t warp_sums[bandwidth_block_threads / 32];
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    std::uint32_t total = 0;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += warp_sums[w];
-    block_sums[blockIdx.x] = total;
-  }
+  block_sum(sum, block_sums);
 }
 
 __global__ void copy_kernel_v2(uint4* __restrict__ dst, const uint4* __restrict__ src, std::size_t vectors,

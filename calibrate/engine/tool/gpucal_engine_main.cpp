@@ -25,6 +25,7 @@
 #include "gpucal/engine/engine.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "overhead.hpp"
+#include "probe_step.hpp"
 #include "gpucal/engine/probes.hpp"
 #include "gpucal/engine/validation.hpp"
 #include "gpucal/kernels/device_query.hpp"
@@ -98,18 +99,10 @@ std::vector<std::int64_t> prefill_lengths(bool quick) {
   return quick ? std::vector<std::int64_t>{2048} : std::vector<std::int64_t>{512, 2048, 4000};
 }
 
-// Runs one probe; a probe that cannot run (out of memory, a shape the pool
-// refuses) is reported with its reason and the others still run.
+// One probe, reported and passed over when it cannot run (probe_step.hpp).
 template <typename Probe>
 bool try_probe(const std::string& what, std::vector<std::string>& skipped, Probe&& probe) {
-  try {
-    probe();
-    return true;
-  } catch (const std::exception& e) {
-    skipped.push_back(fmt::format("{}: {}", what, e.what()));
-    progress(fmt::format("{}: skipped ({})", what, e.what()));
-    return false;
-  }
+  return gpucal::engine_tool::try_probe(what, skipped, progress, std::forward<Probe>(probe));
 }
 
 model::measurement sampled(const std::string& name, const std::string& unit, std::map<std::string, double> params,

@@ -1,5 +1,6 @@
 // Framework-overhead probes (see overhead.hpp).
 #include "overhead.hpp"
+#include "probe_step.hpp"
 
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -73,18 +74,6 @@ struct nccl_api {
   }
 };
 
-// Runs one probe; one that cannot run is listed with its reason and the others go on.
-template <typename Probe>
-void attempt(const std::string& what, overhead_result& r, const std::function<void(const std::string&)>& progress,
-             Probe&& probe) {
-  try {
-    probe();
-  } catch (const std::exception& e) {
-    r.skipped.push_back(fmt::format("{}: {}", what, e.what()));
-    progress(fmt::format("{}: not measured ({})", what, e.what()));
-  }
-}
-
 double median(std::vector<double> v) { return model::median_of(std::move(v)); }
 
 }  // namespace
@@ -100,7 +89,7 @@ overhead_result measure_overheads(const calibrate::nvml& n, std::optional<double
   constexpr double mib = 1024.0 * 1024.0;
   const int repeats = quick ? 2 : 4;
 
-  attempt("CUDA context", r, progress, [&] {
+  try_probe("CUDA context", r.skipped, progress, [&] {
     GPUCAL_CUDA_CHECK(cudaFree(nullptr));  // the context, if no call made it before
     const auto after = n.memory_used_bytes();
     if (!used_before || !after) throw std::runtime_error("NVML reports no device memory use");
@@ -113,7 +102,7 @@ overhead_result measure_overheads(const calibrate::nvml& n, std::optional<double
     progress(fmt::format("CUDA context: {:.1f} MiB (NVML used memory before and after the first CUDA call)", delta / mib));
   });
 
-  attempt("cuBLASLt handle and workspace", r, progress, [&] {
+  try_probe("cuBLASLt handle and workspace", r.skipped, progress, [&] {
     std::vector<double> s;
     for (int i = 0; i < repeats; ++i) {
       const double before = free_bytes();
@@ -125,7 +114,7 @@ overhead_result measure_overheads(const calibrate::nvml& n, std::optional<double
     progress(fmt::format("cuBLASLt handle + 64 MiB workspace: {:.1f} MiB (median of {})", *r.cublaslt_bytes / mib, s.size()));
   });
 
-  attempt("allocation granularity", r, progress, [&] {
+  try_probe("allocation granularity", r.skipped, progress, [&] {
     std::vector<double> s;
     for (int i = 0; i < repeats; ++i) {
       const double before = free_bytes();
@@ -145,7 +134,7 @@ overhead_result measure_overheads(const calibrate::nvml& n, std::optional<double
     progress("NCCL: not measured (libnccl.so.2 not loadable)");
     return r;
   }
-  attempt("NCCL one-rank communicator", r, progress, [&] {
+  try_probe("NCCL one-rank communicator", r.skipped, progress, [&] {
     std::vector<double> s;
     for (int i = 0; i < repeats; ++i) {
       ncclUniqueId id;
@@ -168,7 +157,7 @@ overhead_result measure_overheads(const calibrate::nvml& n, std::optional<double
     progress("NCCL across GPUs: not measured (one GPU here; run on a machine with two or more)");
     return r;
   }
-  attempt("NCCL across GPUs", r, progress, [&] {
+  try_probe("NCCL across GPUs", r.skipped, progress, [&] {
     std::vector<int> list(static_cast<std::size_t>(devices));
     for (int d = 0; d < devices; ++d) list[static_cast<std::size_t>(d)] = d;
     std::vector<double> before(list.size());
