@@ -65,7 +65,9 @@ void add_deployment_flags(CLI::App& cmd, estimate_flags& f) {
                  fmt::format("{} (default: the config's quantization_config, else none)", model::quantization_flag_values));
   cmd.add_option("--group-size", f.group_size, "Group size of int4 weights (default: the config's, else 128)");
   cmd.add_option("--kv-cache-dtype", f.kv_cache_dtype, "auto | bfloat16 | float16 | fp8 | fp8_e4m3 | fp8_e5m2 (default auto)");
-  cmd.add_option("--engine", f.engine, "Engine memory profile: vllm | sglang | tgi (default vllm)");
+  cmd.add_option("--engine", f.engine,
+                 "Engine memory profile: vllm | sglang | tgi, the newest version profiled, or NAME@VERSION (`gpucal engines`), "
+                 "or a profile .json (default vllm)");
   cmd.add_option("--gpu-memory-utilization,--mem-fraction-static,--cuda-memory-fraction", f.utilization,
                  "Share of GPU memory the engine may use, in (0, 1] (default: the engine's)");
   cmd.add_option("--max-model-len", f.max_model_len, "Longest request in tokens (default: the model's)");
@@ -286,9 +288,14 @@ int run_gpus(bool json, const std::string& slug_for, std::ostream& out) {
 }
 
 int run_engines(std::ostream& out) {
-  for (const auto& e : model::list_engines()) {
-    out << fmt::format("{:<8} {} {} (memory flag {}, default {:g}, block size {})\n", e.engine, e.display_name, e.version,
-                       e.fraction_flag, e.fraction_default, e.block_size);
+  // Oldest first within an engine; `--engine NAME` takes the newest, NAME@VERSION another.
+  auto engines = model::list_engines();
+  std::stable_sort(engines.begin(), engines.end(), [](const auto& a, const auto& b) { return a.engine < b.engine; });
+  for (const auto& e : engines) {
+    const bool newest = model::resolve_engine(e.engine).version == e.version;
+    out << fmt::format("{:<16} {} {} (memory flag {}, default {:g}, block size {}){}\n", e.engine + "@" + e.version,
+                       e.display_name, e.version, e.fraction_flag, e.fraction_default, e.block_size,
+                       newest ? fmt::format("  [--engine {}]", e.engine) : "");
   }
   return 0;
 }

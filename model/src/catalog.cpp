@@ -185,16 +185,53 @@ std::vector<engine_profile> list_engines() {
   return out;
 }
 
+namespace {
+
+// "0.19.0" < "0.33.0" < "0.33.1": numeric fields compared in order.
+bool version_less(std::string_view a, std::string_view b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    long x = 0, y = 0;
+    while (i < a.size() && a[i] != '.') x = x * 10 + (std::isdigit(static_cast<unsigned char>(a[i])) ? a[i] - '0' : 0), ++i;
+    while (j < b.size() && b[j] != '.') y = y * 10 + (std::isdigit(static_cast<unsigned char>(b[j])) ? b[j] - '0' : 0), ++j;
+    if (x != y) return x < y;
+    ++i;
+    ++j;
+  }
+  return false;
+}
+
+}  // namespace
+
 engine_profile resolve_engine(std::string_view name) {
-  const std::string key = lower(name);
+  // A profile file (e.g. written by `gpucal fit-engine`).
+  if (name.ends_with(".json") || name.find('/') != std::string_view::npos) {
+    const std::string path(name);
+    return parse_engine_profile(read_input_file(path, "--engine"), path);
+  }
+  const std::string spec = lower(name);
+  const auto at = spec.find('@');
+  const std::string key = spec.substr(0, at);
+  const std::string version = at == std::string::npos ? "" : spec.substr(at + 1);
+  std::vector<engine_profile> same;
   std::vector<std::string> names;
   for (auto& e : list_engines()) {
-    if (lower(e.engine) == key) return e;
-    names.push_back(e.engine);
+    if (lower(e.engine) == key) same.push_back(e);
+    if (std::find(names.begin(), names.end(), e.engine) == names.end()) names.push_back(e.engine);
   }
-  std::string allowed;
-  for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
-  throw input_error(fmt::format("--engine: unknown engine '{}' (allowed: {})", name, allowed));
+  if (same.empty()) {
+    std::string allowed;
+    for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw input_error(fmt::format("--engine: unknown engine '{}' (allowed: {}, each optionally @VERSION, or a profile .json file)",
+                                  name, allowed));
+  }
+  std::sort(same.begin(), same.end(), [](const auto& x, const auto& y) { return version_less(x.version, y.version); });
+  if (version.empty()) return same.back();  // the newest
+  for (const auto& e : same)
+    if (e.version == version || e.version.starts_with(version + ".")) return e;
+  std::string known;
+  for (const auto& e : same) known += (known.empty() ? "" : ", ") + e.engine + "@" + e.version;
+  throw input_error(fmt::format("--engine: no profile of {} version {} (known: {})", key, version, known));
 }
 
 coefficients default_coefficients() {

@@ -75,12 +75,22 @@ TEST(catalog, gpus_cover_the_required_skus_with_sane_figures) {
 }
 
 TEST(catalog, engines_and_default_coefficients_load) {
-  EXPECT_EQ(gm::list_engines().size(), 4u);
-  for (const char* name : {"vllm", "sglang", "tgi", "gpucal"}) {
+  EXPECT_EQ(gm::list_engines().size(), 6u);
+  for (const char* name : {"vllm", "vllm@0.11", "vllm@0.19.0", "sglang", "tgi", "gpucal"}) {
     const auto e = gm::resolve_engine(name);
     EXPECT_FALSE(e.sources.empty()) << name;
     EXPECT_TRUE(e.charges(gm::memory_item::weights)) << name;
   }
+  // Plain names take the newest version profiled; unknown versions name the known ones.
+  EXPECT_EQ(gm::resolve_engine("vllm").version, "0.33.0");
+  EXPECT_EQ(gm::resolve_engine("VLLM@0.19").version, "0.19.0");
+  try {
+    gm::resolve_engine("vllm@0.7");
+    FAIL();
+  } catch (const gpucal::input_error& e) {
+    EXPECT_NE(std::string(e.what()).find("vllm@0.11.0, vllm@0.19.0, vllm@0.33.0"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(gm::resolve_engine("vllm@0.1"), gpucal::input_error);  // a prefix of no version: 0.1 is not 0.11
   const auto c = gm::default_coefficients();
   EXPECT_EQ(c.source, "default");
   EXPECT_EQ(c.memory.cuda_context_bytes.source, "default");

@@ -260,7 +260,7 @@ TEST(gpucal_engine, profile_facts) {
   EXPECT_EQ(e.step_overhead_us.value, 300);
   EXPECT_EQ(e.step_overhead_us.source, "default");
   EXPECT_EQ(e.block_size, 16);
-  EXPECT_FALSE(e.mla_block_size);
+  EXPECT_TRUE(e.mla_block_rules.empty());
   EXPECT_FALSE(e.cuda_graphs);
   for (const char* gpu : {"h100-sxm-80gb", "a10g"}) {
     EXPECT_EQ(e.max_num_seqs_for(gpu, 80ll << 30, 1), 256) << gpu;

@@ -14,7 +14,7 @@ namespace gm = gpucal::model;
 namespace {
 
 gm::memory_estimate estimate(const char* model, const char* gpu, gm::estimate_options opt = {},
-                             const char* engine = "vllm") {
+                             const char* engine = "vllm@0.11") {  // the worked examples below follow 0.11's accounting
   return gm::estimate_memory(gm::resolve_model(model), gm::resolve_gpu(gpu), gm::resolve_engine(engine),
                              gm::default_coefficients(), opt);
 }
@@ -206,7 +206,17 @@ TEST(memory_model, mla_uses_the_engines_mla_block_size) {
   gm::estimate_options opt;
   opt.tp = 8;
   const auto e = estimate("deepseek-v3", "h200", opt);
-  EXPECT_EQ(e.settings.block_size, 64);
+  EXPECT_EQ(e.settings.block_size, 64);  // 0.11: FlashMLA's 64-token blocks
+  // 0.19 and 0.33 pick the backend by GPU and KV dtype: FLASH_ATTN_MLA (16) on
+  // Hopper with bf16 KV, FlashMLA (64) with fp8 KV, FlashInfer MLA (32) on Blackwell.
+  for (const char* engine : {"vllm@0.19", "vllm@0.33"}) {
+    EXPECT_EQ(estimate("deepseek-v3", "h200", opt, engine).settings.block_size, 16) << engine;
+    gm::estimate_options fp8 = opt;
+    fp8.kv_cache_dtype = "fp8";
+    EXPECT_EQ(estimate("deepseek-v3", "h200", fp8, engine).settings.block_size, 64) << engine;
+    EXPECT_EQ(estimate("deepseek-v3", "b200", opt, engine).settings.block_size, 32) << engine;
+  }
+  EXPECT_EQ(estimate("deepseek-v3", "b200", opt).settings.block_size, 128);  // 0.11 on Blackwell: CUTLASS MLA
   EXPECT_EQ(e.kv.bytes_per_token, 70272);
   // The checkpoint's own fp8 128x128-block format applies without a flag.
   EXPECT_TRUE(e.settings.quant.quantized());
@@ -278,3 +288,59 @@ TEST(memory_model, bad_settings_name_the_flag) {
 }
 
 }  // namespace
+
+namespace {
+
+// vLLM 0.19.0 startup logs on one H100 80GB (cudaMemGetInfo total 79.19 GiB),
+// gpu_memory_utilization 0.95, max_model_len 8192, max_num_batched_tokens
+// 8192, from llm-d-incubation/llm-d-planner at commit d3121e05,
+// accuracy/results/v0.19.0/logs/meta-llama-llama-3-1-8b---h100-80gb--tp{1,2}pp1dp1--8192.log:
+// "Available KV cache memory: 58.11 GiB" / "GPU KV cache size: 476,016 tokens" at tp 1,
+// "Available KV cache memory: 63.76 GiB" / "GPU KV cache size: 1,044,688 tokens" at tp 2.
+struct v019_log {
+  int tp;
+  double available_gib;
+  std::int64_t tokens;
+};
+
+}  // namespace
+
+TEST(memory_model, vllm_0_19_matches_its_startup_logs) {
+  for (const v019_log log : {v019_log{1, 58.11, 476'016}, v019_log{2, 63.76, 1'044'688}}) {
+    SCOPED_TRACE(log.tp);
+    gm::estimate_options opt;
+    opt.tp = log.tp;
+    opt.gpu_memory_utilization = 0.95;
+    opt.max_model_len = 8192;
+    const auto e = estimate("llama-3.1-8b", "h100-sxm", opt, "vllm@0.19");
+    // 0.19 charges weights, the profile run's peak and non-torch growth, which at
+    // tp > 1 holds NCCL's lazily connected buffers; the context stays outside.
+    EXPECT_TRUE(e.engine.charges(gm::memory_item::nccl));
+    EXPECT_EQ(e.charged_bytes, e.weights_bytes + e.activation.peak_bytes + e.non_torch_bytes + e.nccl_bytes);
+    const double gib = static_cast<double>(e.kv_pool_bytes) / (1 << 30);
+    EXPECT_NEAR(gib, log.available_gib, 0.01 * log.available_gib);
+    EXPECT_NEAR(static_cast<double>(e.max_tokens), static_cast<double>(log.tokens), 0.01 * static_cast<double>(log.tokens));
+    // Tokens as 0.19 logs them: num_blocks // groups x block size.
+    EXPECT_EQ(e.max_tokens, e.num_blocks * 16);
+  }
+}
+
+TEST(memory_model, vllm_0_33_charges_graphs_and_leaves_cublas_outside) {
+  gm::estimate_options opt;
+  opt.tp = 2;
+  const auto e = estimate("llama-3.1-8b", "h100-sxm", opt, "vllm");
+  EXPECT_EQ(e.engine.version, "0.33.0");
+  EXPECT_DOUBLE_EQ(e.settings.memory_fraction, 0.92);
+  // Budget = total x 0.92; charged: weights, the transient peak, NCCL's lazy buffers
+  // and the CUDA-graph estimate; cuBLAS handles and the context are in the baseline.
+  EXPECT_EQ(e.budget_bytes, static_cast<std::int64_t>(std::floor(static_cast<double>(e.gpu_total_bytes) * 0.92)));
+  EXPECT_EQ(e.charged_bytes, e.weights_bytes + e.activation.peak_bytes + e.nccl_bytes + e.cuda_graph_bytes);
+  EXPECT_EQ(e.outside_bytes, e.cuda_context_bytes + e.non_torch_bytes);
+  EXPECT_EQ(e.kv_pool_bytes, e.budget_bytes - e.charged_bytes);
+  // The V2 runner's profiled sampler keeps one fp32 copy of the logits beside
+  // the model-dtype ones: rows x vocab x (2 + 4) bytes, over the hidden states.
+  const double rows = std::min<double>(1024, 8192), vocab = 128256, hidden = 8192.0 * 4096 * 2;
+  EXPECT_DOUBLE_EQ(e.activation.sampler_bytes, hidden + rows * vocab * (2 + 4));
+  // Tokens are int(max_concurrency x max_model_len).
+  EXPECT_EQ(e.max_tokens, static_cast<std::int64_t>(std::floor(e.max_concurrency * static_cast<double>(e.settings.max_model_len))));
+}

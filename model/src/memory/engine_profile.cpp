@@ -110,6 +110,15 @@ std::int64_t engine_profile::max_num_batched_tokens_for(std::string_view slug, s
       pick(max_num_batched_tokens, slug, gpu_memory_bytes, tp, max_num_batched_tokens.back().value));
 }
 
+std::optional<std::int64_t> engine_profile::mla_block_size_for(int compute_major, bool fp8_kv) const {
+  for (const block_rule& r : mla_block_rules) {
+    if (r.min_compute_major && compute_major < *r.min_compute_major) continue;
+    if (r.fp8_kv && *r.fp8_kv != fp8_kv) continue;
+    return r.value;
+  }
+  return std::nullopt;
+}
+
 engine_profile parse_engine_profile(std::string_view json_text, std::string_view where) {
   const json root = detail::parse_json_text(json_text, where);
   field_reader top(root, std::string(where));
@@ -139,6 +148,7 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   p.sampler_rows_from = setting_name(act, "sampler_rows_from");
   // 0: the sampler keeps no upcast copy of the logits (e.g. a greedy argmax over the model-dtype logits).
   if (p.sampler_rows_from) p.logits_bytes_per_element = act.number_in("logits_bytes_per_element", 0, 8);
+  if (act.has("sampler_fp32_copies")) p.sampler_fp32_copies = act.number_in("sampler_fp32_copies", 0, 16);
 
   field_reader step = top.child("step_overhead_us");
   p.step_overhead_us.value = step.number_in("value", 0, 1e6);
@@ -147,7 +157,29 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
 
   field_reader def = top.child("defaults");
   p.block_size = def.positive_int("block_size");
-  if (def.has("mla_block_size")) p.mla_block_size = def.positive_int("mla_block_size");
+  // A number, or rules by compute capability and KV dtype ending with a fallback.
+  if (def.has("mla_block_size")) {
+    const json& v = def.raw("mla_block_size");
+    if (v.is_number()) {
+      p.mla_block_rules.push_back({std::nullopt, std::nullopt, def.dim("mla_block_size", 4096)});
+    } else {
+      const json& rules = def.array("mla_block_size");
+      for (std::size_t i = 0; i < rules.size(); ++i) {
+        field_reader r(rules[i], fmt::format("{}.mla_block_size[{}]", def.where(), i));
+        block_rule b;
+        if (r.has("min_compute_major")) b.min_compute_major = static_cast<int>(r.dim("min_compute_major", 100));
+        if (r.has("kv_cache_dtype")) {
+          const std::string kv = r.string("kv_cache_dtype");
+          if (kv != "fp8" && kv != "auto") r.fail("kv_cache_dtype", fmt::format("is '{}' (allowed: fp8, auto)", kv));
+          b.fp8_kv = kv == "fp8";
+        }
+        b.value = r.dim("value", 4096);
+        p.mla_block_rules.push_back(b);
+      }
+      if (p.mla_block_rules.empty() || p.mla_block_rules.back().min_compute_major || p.mla_block_rules.back().fp8_kv)
+        def.fail("mla_block_size", "must end with a rule without conditions (the fallback)");
+    }
+  }
   if (def.has("sparse_mla_block_size")) p.sparse_mla_block_size = def.positive_int("sparse_mla_block_size");
   p.max_num_seqs = parse_tiers(def, "max_num_seqs", 1, 1e7, true);
   p.max_num_batched_tokens = parse_tiers(def, "max_num_batched_tokens", 1, 1e8, true);

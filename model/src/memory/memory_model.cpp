@@ -183,9 +183,11 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
   } else if (const layer_spec* mla = m.first(mixer_kind::mla); mla && mla->mla.indexer && engine.sparse_mla_block_size) {
     s.block_size = *engine.sparse_mla_block_size;
     note("block_size", std::to_string(s.block_size), engine_default + " for sparse-attention (DSA) models");
-  } else if (mla && engine.mla_block_size) {
-    s.block_size = *engine.mla_block_size;
-    note("block_size", std::to_string(s.block_size), engine_default + " for MLA models");
+  } else if (const auto mla_block = mla ? engine.mla_block_size_for(compute_major(gpu), dtype_bits(s.kv_dtype) == 8)
+                                        : std::nullopt) {
+    // The attention backend the engine picks for MLA on this GPU and KV dtype decides the block.
+    s.block_size = *mla_block;
+    note("block_size", std::to_string(s.block_size), engine_default + " for MLA models on this GPU and KV dtype");
   } else {
     s.block_size = engine.block_size;
     note("block_size", std::to_string(s.block_size), engine_default);
@@ -293,7 +295,8 @@ activation_estimate estimate_activation(const model_spec& m, const resolved_sett
   // rows are gathered over the whole vocabulary on every rank, in the model
   // dtype, then upcast, with more FP32 temporaries of the same shape.
   const double logits = static_cast<double>(a.sampler_rows) * static_cast<double>(m.vocab_size);
-  a.sampler_bytes = t * h * act + logits * (act + engine.logits_bytes_per_element * c.sampler_fp32_copies.value);
+  a.sampler_bytes = t * h * act + logits * (act + engine.logits_bytes_per_element *
+                                                     engine.sampler_fp32_copies.value_or(c.sampler_fp32_copies.value));
   if (!engine.sampler_rows_from) a.sampler_bytes = 0;
   a.peak_bytes = static_cast<std::int64_t>(
       std::llround(c.activation_scale.value * std::max(a.forward_bytes, a.sampler_bytes) + c.activation_fixed_bytes.value));

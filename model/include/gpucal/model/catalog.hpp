@@ -32,6 +32,9 @@ const gpu_spec* find_gpu(std::string_view name);
 const gpu_spec& resolve_gpu(std::string_view name, std::string_view flag = "--gpu");
 
 std::vector<engine_profile> list_engines();
+/// "vllm" (the newest version profiled), "vllm@0.19" or "vllm@0.19.0" (that
+/// version), or a path to a profile file (gpucal.engine/1). Errors name the
+/// engines and versions known.
 engine_profile resolve_engine(std::string_view name);
 
 coefficients default_coefficients();

@@ -27,6 +27,14 @@ struct tiered_value {
   double value = 0;
 };
 
+/// The KV block size of MLA layers, which the engine's attention backend
+/// decides: the first rule whose conditions hold wins.
+struct block_rule {
+  std::optional<int> min_compute_major;  ///< e.g. 10: Blackwell data-centre parts
+  std::optional<bool> fp8_kv;            ///< only with (true) or without (false) an fp8 KV cache
+  std::int64_t value = 16;
+};
+
 struct engine_source {
   std::string fact;
   std::string where;
@@ -48,11 +56,14 @@ struct engine_profile {
   std::optional<std::string> forward_tokens_from;  ///< setting that sizes the profiled forward
   std::optional<std::string> sampler_rows_from;    ///< setting that gives the profiled sampler's rows
   double logits_bytes_per_element = 4;             ///< of each upcast logits copy; 0 = none kept
+  /// Upcast [rows, vocab] copies alive at the profiled sampler's peak, when the
+  /// version fixes it; unset: the coefficients' sampler_fp32_copies.
+  std::optional<double> sampler_fp32_copies;
 
   coefficient step_overhead_us;  ///< per decode/prefill step beyond the kernels (scheduling, sampling, launches)
 
   std::int64_t block_size = 16;
-  std::optional<std::int64_t> mla_block_size;
+  std::vector<block_rule> mla_block_rules;  ///< empty: MLA layers take block_size
   std::optional<std::int64_t> sparse_mla_block_size;  ///< DeepSeek Sparse Attention (its indexer kernels take 64)
   /// How the engine groups layer caches (profile key "kv_cache"); block_size is set per estimate.
   kv_cache_rules kv_rules;
@@ -62,6 +73,10 @@ struct engine_profile {
 
   std::vector<engine_source> sources;
 
+  /// "vllm 0.33.0"
+  std::string label() const { return engine + " " + version; }
+  /// The MLA block size on a GPU of this compute capability with this KV dtype, if the profile sets one.
+  std::optional<std::int64_t> mla_block_size_for(int compute_major, bool fp8_kv) const;
   bool charges(memory_item i) const;
   bool outside(memory_item i) const;
   /// Defaults for a GPU of `gpu_memory_bytes` whose catalog slug is `gpu_slug`, at `tp`.
