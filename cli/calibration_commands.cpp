@@ -13,6 +13,7 @@
 
 #include "gpucal/model/bench_json.hpp"
 #include "gpucal/model/calibration.hpp"
+#include "gpucal/model/engine_log.hpp"
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/files.hpp"
@@ -82,6 +83,99 @@ int run_merge_bench(const std::vector<std::string>& inputs, const std::string& o
   model::write_file_atomic(out_path, m.json, "--out");
   for (const auto& note : m.notes) out << "  " << note << "\n";
   out << fmt::format("wrote {} ({} runs from {} file(s))\n", out_path, m.runs, inputs.size());
+  return 0;
+}
+
+int run_fit_engine(const fit_engine_args& a, std::ostream& out) {
+  if (a.out.empty()) throw input_error("--out: the path is empty");
+  if (a.holdout < 0 || a.holdout > 1000) throw input_error(fmt::format("--holdout: {} is outside [0, 1000]", a.holdout));
+  const model::gpu_spec& gpu = model::resolve_gpu(a.gpu);
+  std::map<std::string, std::string> names;
+  for (const auto& m : a.model_for) {
+    const auto eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+      throw input_error(fmt::format("--model-for: '{}' is not REPO=MODEL (e.g. meta-llama/Llama-3.1-8B-Instruct=llama-3.1-8b)", m));
+    names[m.substr(0, eq)] = m.substr(eq + 1);
+  }
+  std::vector<model::vllm_log> logs;
+  for (const auto& path : a.logs) logs.push_back(model::parse_vllm_log(model::read_input_file(path, "--vllm-log"), path));
+  // The profile of the logs' version unless --base names one.
+  std::string base_name = a.base;
+  if (base_name.empty()) {
+    const std::string& v = logs.front().version;
+    base_name = "vllm@" + v.substr(0, v.find('.', v.find('.') + 1));
+    try {
+      (void)model::resolve_engine(base_name);
+    } catch (const input_error&) {
+      throw input_error(fmt::format("--base: no vLLM profile for version {} of '{}' (`gpucal engines` lists them; pass --base)", v,
+                                    logs.front().path));
+    }
+  }
+  const model::engine_profile base = model::resolve_engine(base_name);
+  if (base.engine != "vllm") throw input_error(fmt::format("--base: '{}' is a {} profile; the logs are vLLM's", base_name, base.engine));
+  const auto resolve = [&](const std::string& repo) {
+    const auto it = names.find(repo);
+    return model::resolve_model(it != names.end() ? it->second : repo);
+  };
+  const model::engine_log_fit f = model::fit_engine_to_logs(logs, base, gpu, model::default_coefficients(), a.holdout, resolve);
+  if (f.checks.empty()) throw input_error("--vllm-log: no log could be predicted (see the models named with --model-for)");
+
+  // The base profile's JSON with the fitted terms and where they came from.
+  const auto [text, where] = model::engine_profile_text(base_name);
+  nlohmann::ordered_json profile = nlohmann::ordered_json::parse(text);
+  nlohmann::ordered_json fitted = nlohmann::ordered_json::object();
+  for (const auto& [k, c] : f.fitted) fitted[k] = {{"value", c.value}, {"source", c.source}, {"note", c.note}};
+  profile["display_name"] = profile["display_name"].get<std::string>() + ", fitted to startup logs";
+  profile["fitted"] = fitted;
+  std::string files;
+  for (const auto& l : logs) files += (files.empty() ? "" : ", ") + l.path;
+  profile["sources"].push_back({{"fact", fmt::format("fitted terms: gpucal fit-engine over {} logs on {} (base profile {})", logs.size(),
+                                                     gpu.slug, where)},
+                                {"where", files.size() > 2000 ? files.substr(0, 1997) + "..." : files}});
+  const std::string json_text = profile.dump(2) + "\n";
+  (void)model::parse_engine_profile(json_text, a.out);  // what --engine will read back
+  model::write_file_atomic(a.out, json_text, "--out");
+
+  std::vector<double> fit_err, held_err;
+  for (const auto& c : f.checks) (c.held_out ? held_err : fit_err).push_back(std::fabs(c.error_pct()));
+  const auto summary = [](std::vector<double> v) {
+    if (v.empty()) return std::pair<double, double>{0, 0};
+    return std::pair<double, double>{model::median_of(v), *std::max_element(v.begin(), v.end())};
+  };
+  const auto [fit_med, fit_max] = summary(fit_err);
+  const auto [held_med, held_max] = summary(held_err);
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["out"] = a.out;
+    j["base"] = base.label();
+    j["fitted"] = fitted;
+    nlohmann::ordered_json fits = nlohmann::ordered_json::array();
+    for (const auto& r : f.fits)
+      fits.push_back({{"name", r.name}, {"points", r.points}, {"residual_max_rel", r.residual_max_rel}, {"residual_rms_rel", r.residual_rms_rel}});
+    j["fits"] = fits;
+    nlohmann::ordered_json checks = nlohmann::ordered_json::array();
+    for (const auto& c : f.checks)
+      checks.push_back({{"log", c.path}, {"model", c.model}, {"tp", c.tp}, {"held_out", c.held_out}, {"measured_kv_gib", c.measured_kv_gib},
+                        {"predicted_kv_gib", c.predicted_kv_gib}, {"error_pct", c.error_pct()}});
+    j["logs"] = checks;
+    j["kv_error_pct"] = {{"fit_median", fit_med}, {"fit_max", fit_max}, {"held_out_median", held_med}, {"held_out_max", held_max},
+                         {"fit_logs", fit_err.size()}, {"held_out_logs", held_err.size()}};
+    j["skipped"] = f.skipped;
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << fmt::format("wrote {} ({} fitted to {} logs)\n", a.out, base.label(), logs.size());
+  for (const auto& [k, c] : f.fitted) out << fmt::format("  {:<24} {:>16.6g}\n", k, c.value);
+  for (const auto& r : f.fits)
+    out << fmt::format("  fit {:<20} {:>4} points  residual max {:.1f}%  rms {:.1f}%\n", r.name, r.points, 100 * r.residual_max_rel,
+                       100 * r.residual_rms_rel);
+  out << fmt::format("{:<48} {:>3} {:>10} {:>10} {:>8}\n", "log (model)", "tp", "KV GiB", "predicted", "error");
+  for (const auto& c : f.checks)
+    out << fmt::format("{:<48} {:>3} {:>10.2f} {:>10.2f} {:>+7.2f}%{}\n", c.model.substr(0, 48), c.tp, c.measured_kv_gib,
+                       c.predicted_kv_gib, c.error_pct(), c.held_out ? "  held out" : "");
+  out << fmt::format("available KV error: fit median {:.2f}% max {:.2f}% ({} logs); held out median {:.2f}% max {:.2f}% ({} logs)\n",
+                     fit_med, fit_max, fit_err.size(), held_med, held_max, held_err.size());
+  for (const auto& s : f.skipped) out << "  skipped: " << s << "\n";
   return 0;
 }
 

@@ -25,6 +25,16 @@ int run_fit(const std::string& bench_path, const std::string& gpu, const std::st
 /// Merges gpucal_bench JSON files into `out` (written atomically), salvaging
 /// files cut off mid-write; prints one line per input and the total.
 int run_merge_bench(const std::vector<std::string>& inputs, const std::string& out_path, std::ostream& out);
+struct fit_engine_args {
+  std::vector<std::string> logs;
+  std::string gpu, base, out;
+  std::vector<std::string> model_for;  ///< "REPO=NAME": the catalog model or config of a log's model
+  int holdout = 0;
+  bool json = false;
+};
+/// Fits an engine profile's memory terms to vLLM startup logs and writes it
+/// (`--engine OUT` reads it); prints the fit and every log's error.
+int run_fit_engine(const fit_engine_args& a, std::ostream& out);
 /// Exit 1 when a significant regression exceeds threshold_pct.
 int run_compare(const std::string& old_path, const std::string& new_path, double threshold_pct, double alpha, bool json,
                 std::ostream& out);

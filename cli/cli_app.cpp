@@ -368,6 +368,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   fit->add_option("--out", fit_out, "Results folder; the file goes to OUT/<sku>/ (default results)");
   fit->add_flag("--json", fit_json, "Print JSON");
 
+  fit_engine_args fea;
+  CLI::App* fit_engine = app.add_subcommand("fit-engine", "Fit a vLLM profile's memory terms to vLLM startup logs; writes a profile --engine reads");
+  fit_engine->add_option("--vllm-log", fea.logs, "vLLM startup logs (INFO or DEBUG level)")->required();
+  fit_engine->add_option("--gpu,-g", fea.gpu, "GPU the logs ran on")->required();
+  fit_engine->add_option("--out", fea.out, "Profile to write (gpucal.engine/1)")->required();
+  fit_engine->add_option("--base", fea.base, "Profile to start from (default: vllm@ the logs' version)");
+  fit_engine->add_option("--model-for", fea.model_for, "REPO=MODEL: the catalog model (or config.json) for a log's model");
+  fit_engine->add_option("--holdout", fea.holdout, "Keep every Nth log out of the fit and report its error (default 0: none)");
+  fit_engine->add_flag("--json", fea.json, "Print JSON");
+
   std::string merge_out;
   std::vector<std::string> merge_inputs;
   CLI::App* merge = app.add_subcommand("merge-bench",
@@ -456,6 +466,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     else if (engines->parsed()) rc = run_engines(buffer);
     else if (fit->parsed()) rc = run_fit(fit_bench, fit_gpu, fit_out, fit_json, buffer);
     else if (merge->parsed()) rc = run_merge_bench(merge_inputs, merge_out, buffer);
+    else if (fit_engine->parsed()) rc = run_fit_engine(fea, buffer);
     else if (compare->parsed()) rc = run_compare(cmp_old, cmp_new, cmp_threshold, cmp_alpha, cmp_json, buffer);
     else if (history->parsed()) rc = run_history(history_dir, buffer);
     else if (show->parsed()) rc = run_show(show_path, buffer);

@@ -204,10 +204,15 @@ bool version_less(std::string_view a, std::string_view b) {
 }  // namespace
 
 engine_profile resolve_engine(std::string_view name) {
+  const auto [text, where] = engine_profile_text(name);
+  return parse_engine_profile(text, where);
+}
+
+std::pair<std::string, std::string> engine_profile_text(std::string_view name) {
   // A profile file (e.g. written by `gpucal fit-engine`).
   if (name.ends_with(".json") || name.find('/') != std::string_view::npos) {
     const std::string path(name);
-    return parse_engine_profile(read_input_file(path, "--engine"), path);
+    return {read_input_file(path, "--engine"), path};
   }
   const std::string spec = lower(name);
   const auto at = spec.find('@');
@@ -226,9 +231,17 @@ engine_profile resolve_engine(std::string_view name) {
                                   name, allowed));
   }
   std::sort(same.begin(), same.end(), [](const auto& x, const auto& y) { return version_less(x.version, y.version); });
-  if (version.empty()) return same.back();  // the newest
+  const auto text_of = [](const engine_profile& e) -> std::pair<std::string, std::string> {
+    for (const auto& f : detail::embedded_files())
+      if (f.path.starts_with("engines/") && f.path.ends_with(".json")) {
+        const engine_profile p = parse_engine_profile(f.text, f.path);
+        if (p.engine == e.engine && p.version == e.version) return {std::string(f.text), std::string(f.path)};
+      }
+    throw std::logic_error("engine profile without its file: " + e.engine);
+  };
+  if (version.empty()) return text_of(same.back());  // the newest
   for (const auto& e : same)
-    if (e.version == version || e.version.starts_with(version + ".")) return e;
+    if (e.version == version || e.version.starts_with(version + ".")) return text_of(e);
   std::string known;
   for (const auto& e : same) known += (known.empty() ? "" : ", ") + e.engine + "@" + e.version;
   throw input_error(fmt::format("--engine: no profile of {} version {} (known: {})", key, version, known));

@@ -119,6 +119,30 @@ std::optional<std::int64_t> engine_profile::mla_block_size_for(int compute_major
   return std::nullopt;
 }
 
+namespace {
+
+// The memory coefficients an engine profile may carry fitted values of.
+coefficient* fitted_slot(memory_coefficients& c, const std::string& name) {
+  if (name == "non_torch_bytes") return &c.non_torch_bytes;
+  if (name == "nccl_bytes_per_gpu") return &c.nccl_bytes_per_gpu;
+  if (name == "activation_scale") return &c.activation_scale;
+  if (name == "activation_fixed_bytes") return &c.activation_fixed_bytes;
+  if (name == "sampler_fp32_copies") return &c.sampler_fp32_copies;
+  if (name == "cuda_graph_bytes") return &c.cuda_graph_bytes;
+  return nullptr;
+}
+
+}  // namespace
+
+memory_coefficients engine_profile::with_fits(const memory_coefficients& c) const {
+  memory_coefficients out = c;
+  for (const auto& [name, value] : fitted) {
+    coefficient* slot = fitted_slot(out, name);
+    if (slot && slot->source == "default") *slot = value;
+  }
+  return out;
+}
+
 engine_profile parse_engine_profile(std::string_view json_text, std::string_view where) {
   const json root = detail::parse_json_text(json_text, where);
   field_reader top(root, std::string(where));
@@ -197,6 +221,24 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
       kv.fail("capacity_rule", fmt::format("is '{}' (allowed: concurrency, blocks)", rule));
     p.kv_rules.capacity_by_concurrency = rule == "concurrency";
     p.kv_rules.mla_state_align = kv.dim_or("hybrid_mla_block_align", 128, 1 << 16);
+  }
+
+  if (top.has("fitted")) {
+    const field_reader f = top.child("fitted");
+    memory_coefficients probe;
+    for (const auto& [name, value] : f.object_json().items()) {
+      (void)value;
+      if (!fitted_slot(probe, name))
+        f.fail(name.c_str(), "is not a fittable coefficient (allowed: non_torch_bytes, nccl_bytes_per_gpu, activation_scale, "
+                             "activation_fixed_bytes, sampler_fp32_copies, cuda_graph_bytes)");
+      const field_reader c = f.child(name.c_str());
+      const bool scale = name == "activation_scale", copies = name == "sampler_fp32_copies";
+      coefficient k;
+      k.value = c.number_in("value", scale ? 0.1 : 0, scale ? 10 : copies ? 16 : 1e13);
+      k.source = c.string("source");
+      k.note = c.string_or("note", "");
+      p.fitted[name] = k;
+    }
   }
 
   const json& sources = top.array("sources");

@@ -366,11 +366,12 @@ memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const 
     if (!name) return 0;
     return *name == "max_num_seqs" ? s.max_num_seqs : s.max_num_batched_tokens;
   };
-  r.activation = estimate_activation(m, s, engine, coeffs.memory,
+  // The engine's fitted coefficients stand in for the embedded defaults.
+  const memory_coefficients c = engine.with_fits(coeffs.memory);
+  r.activation = estimate_activation(m, s, engine, c,
                                      engine.forward_tokens_from ? setting_value(engine.forward_tokens_from) : s.max_num_batched_tokens,
                                      engine.sampler_rows_from ? setting_value(engine.sampler_rows_from) : 0);
 
-  const memory_coefficients& c = coeffs.memory;
   r.cuda_context_bytes = static_cast<std::int64_t>(c.cuda_context_bytes.value);
   r.nccl_bytes = s.tp > 1 ? static_cast<std::int64_t>(c.nccl_bytes_per_gpu.value) : 0;
   r.non_torch_bytes = static_cast<std::int64_t>(c.non_torch_bytes.value);

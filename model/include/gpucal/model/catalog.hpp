@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -36,6 +37,8 @@ std::vector<engine_profile> list_engines();
 /// version), or a path to a profile file (gpucal.engine/1). Errors name the
 /// engines and versions known.
 engine_profile resolve_engine(std::string_view name);
+/// The JSON text of the profile resolve_engine(name) reads, and where it is from.
+std::pair<std::string, std::string> engine_profile_text(std::string_view name);
 
 coefficients default_coefficients();
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,6 +73,14 @@ struct engine_profile {
   bool cuda_graphs = true;
 
   std::vector<engine_source> sources;
+
+  /// Memory coefficients fitted to this engine's own startup logs (`gpucal
+  /// fit-engine`), by name: non_torch_bytes, nccl_bytes_per_gpu,
+  /// activation_scale, activation_fixed_bytes, sampler_fp32_copies,
+  /// cuda_graph_bytes. They replace the embedded defaults, never a
+  /// calibration's measured figures.
+  std::map<std::string, coefficient> fitted;
+  memory_coefficients with_fits(const memory_coefficients& c) const;
 
   /// "vllm 0.33.0"
   std::string label() const { return engine + " " + version; }
