@@ -60,6 +60,8 @@ void add_deployment_flags(CLI::App& cmd, estimate_flags& f) {
   cmd.add_option("--model,-m", f.model, "Catalog name (see `gpucal models`) or path to a config.json")->required();
   cmd.add_option("--gpu,-g", f.gpu, "GPU name (see `gpucal gpus`)")->required();
   cmd.add_option("--tp,--tensor-parallel-size,-t", f.opt.tp, "Tensor-parallel GPUs per replica (default 1)");
+  cmd.add_option("--pp,--pipeline-parallel-size", f.opt.pp,
+                 "Pipeline stages per replica, each of --tp GPUs (default 1; vLLM's layer split)");
   cmd.add_option("--dtype", f.dtype, "auto | bfloat16 | float16 | float32 (default auto: the config's torch_dtype)");
   cmd.add_option("--quantization,-q", f.quantization,
                  fmt::format("{} (default: the config's quantization_config, else none)", model::quantization_flag_values));

@@ -161,6 +161,15 @@ std::string estimate_text(const memory_estimate& e) {
                    group_digits(e.kv.blocks_per_request));
   o += e.kv.groups.size() > 1 ? fmt::format("; {})\n", e.capacity_bound) : ")\n";
 
+  if (!e.stages.empty()) {
+    o += fmt::format("\nPipeline stages (per GPU){:<18} {:>8} {:>12} {:>12} {:>12} {:>10}\n", "", "layers", "weights GiB",
+                     "act. GiB", "KV pool GiB", "blocks");
+    for (const auto& st : e.stages)
+      o += fmt::format("  stage {:<3} layers {:>5}-{:<5}{:>14} {:>12.2f} {:>12.2f} {:>12.2f} {:>10}{}\n", st.index + 1,
+                       st.first_layer, st.first_layer + st.layers - 1, st.layers, to_gib(static_cast<double>(st.weights_bytes)),
+                       to_gib(static_cast<double>(st.activation_peak_bytes)), to_gib(static_cast<double>(st.kv_pool_bytes)),
+                       group_digits(st.num_blocks), st.fits ? "" : "  DOES NOT FIT");
+  }
   for (const auto& n : e.notes) o += fmt::format("note: {}\n", n);
   if (e.fits) {
     o += fmt::format("\nVerdict: FITS, with {:.2f} GiB to spare on the tightest condition\n", to_gib(e.spare_bytes));
@@ -182,6 +191,7 @@ nlohmann::ordered_json deployment_json(const memory_estimate& e, const char* sch
   j["gpu"] = e.gpu.name;
   j["gpu_slug"] = e.gpu.slug;
   j["tp"] = s.tp;
+  j["pp"] = s.pp;
   j["engine"] = e.engine.engine;
   j["engine_version"] = e.engine.version;
   j["dtype"] = model::dtype_name(s.model_dtype);
@@ -270,6 +280,14 @@ std::string estimate_json(const memory_estimate& e) {
   for (const auto& st : s.origins) settings.push_back({{"name", st.name}, {"value", st.value}, {"origin", st.origin}});
   j["settings"] = settings;
   j["notes"] = e.notes;
+  if (!e.stages.empty()) {
+    ordered_json stages = ordered_json::array();
+    for (const auto& st : e.stages)
+      stages.push_back({{"stage", st.index + 1}, {"first_layer", st.first_layer}, {"layers", st.layers},
+                        {"weights_bytes", st.weights_bytes}, {"activation_peak_bytes", st.activation_peak_bytes},
+                        {"kv_pool_bytes", st.kv_pool_bytes}, {"num_blocks", st.num_blocks}, {"fits", st.fits}});
+    j["pipeline_stages"] = stages;
+  }
   return j.dump(2) + "\n";
 }
 

@@ -42,8 +42,10 @@ ordered_json op_json(const model::step_time& s) {
 std::string perf_text(const perf_run& r) {
   const auto& e = r.memory;
   std::string o;
-  o += fmt::format("gpucal perf: {} on {} x{} (tp={}), {} linear layers ({}), KV {}, {} {}\n", e.model.name, e.gpu.name,
-                   e.settings.tp, e.settings.tp, r.gemm_kind, e.settings.quant.describe(),
+  o += fmt::format("gpucal perf: {} on {} x{} (tp={}{}), {} linear layers ({}), KV {}, {} {}\n", e.model.name, e.gpu.name,
+                   e.settings.tp * e.settings.pp, e.settings.tp,
+                   e.settings.pp > 1 ? fmt::format(", pp={}: the stages in turn, no overlap counted", e.settings.pp) : "",
+                   r.gemm_kind, e.settings.quant.describe(),
                    model::dtype_name(e.settings.kv_dtype), e.engine.display_name, e.engine.version);
   o += fmt::format("coefficients: {}; all-reduce over {}\n", e.coefficients_source, r.link.empty() ? "-" : r.link);
   o += fmt::format("step overhead: {}\n", r.decode.overhead.describe());
@@ -52,7 +54,7 @@ std::string perf_text(const perf_run& r) {
   o += fmt::format("TTFT (prefill of one prompt): {:.1f} ms\n", ttft_s(r) * 1e3);
   o += fmt::format("TPOT (decode step at batch {:g}): {:.2f} ms\n", r.batch, tpot_s(r) * 1e3);
   o += fmt::format("output tokens/s: {:.0f} per replica ({:.0f} per GPU)\n", r.batch / tpot_s(r),
-                   r.batch / tpot_s(r) / e.settings.tp);
+                   r.batch / tpot_s(r) / (e.settings.tp * e.settings.pp));
   const std::int64_t need = static_cast<std::int64_t>(r.batch) * e.kv.bytes_for(static_cast<std::int64_t>(r.prompt_len + r.output_len));
   o += fmt::format("KV for the batch at prompt + output: {:.2f} GiB of a {:.2f} GiB pool ({})\n\n", to_gib(need),
                    to_gib(e.kv_pool_bytes), need <= e.kv_pool_bytes ? "fits" : "DOES NOT FIT");
@@ -95,14 +97,14 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
   if (r.plans.empty()) {
     o += "No plan meets the workload.\n";
   } else {
-    o += fmt::format("{:>3} {:<10} {:>3} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
+    o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
                      "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT p99", "KV need", "KV pool", "prefill", "$/h");
     const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
     for (int i = 0; i < n; ++i) {
       const auto& p = r.plans[static_cast<std::size_t>(i)];
       const auto& s = p.state;
-      o += fmt::format("{:>3} {:<10} {:>3} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
-                       i + 1, p.gpu, p.tp, p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
+      o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
+                       i + 1, p.gpu, p.pp > 1 ? fmt::format("{}x{}", p.tp, p.pp) : std::to_string(p.tp), p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
                        s.ttft_p99_s * 1e3, s.tpot_p99_s * 1e3, to_gib(s.kv_needed_bytes), to_gib(s.kv_pool_bytes),
                        100 * s.prefill_share, p.cost_per_hour ? fmt::format("{:.2f}", *p.cost_per_hour) : "-");
     }
@@ -138,7 +140,7 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   for (int i = 0; i < n; ++i) {
     const auto& p = r.plans[static_cast<std::size_t>(i)];
     const auto& s = p.state;
-    ordered_json x = {{"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"tp", p.tp}, {"replicas", p.replicas},
+    ordered_json x = {{"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"tp", p.tp}, {"pp", p.pp}, {"replicas", p.replicas},
                       {"total_gpus", p.total_gpus}, {"quantization", p.quantization},
                       {"kv_cache_dtype", p.kv_cache_dtype}, {"gemm_kind", p.gemm_kind}, {"batch", s.concurrency},
                       {"batch_p99", s.batch_p99}, {"qps_per_replica", s.arrival_qps}, {"ttft_s", s.ttft_mean_s},
@@ -153,7 +155,7 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   ordered_json rej = ordered_json::array();
   for (const auto& x : r.rejected) {
     ordered_json by_tp = ordered_json::array();
-    for (const auto& f : x.by_tp) by_tp.push_back({{"tp", f.tp}, {"reason_kind", f.kind}, {"reason", f.reason}});
+    for (const auto& f : x.by_tp) by_tp.push_back({{"tp", f.tp}, {"pp", f.pp}, {"reason_kind", f.kind}, {"reason", f.reason}});
     rej.push_back({{"gpu", x.gpu}, {"quantization", x.quantization}, {"kv_cache_dtype", x.kv_cache_dtype}, {"tp", x.tp},
                    {"reason_kind", x.kind}, {"reason", x.reason}, {"by_tp", by_tp}});
   }

@@ -198,6 +198,8 @@ TEST_F(hostile_input, estimate_and_perf_flags) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{"--tp", "0"}, "--tensor-parallel-size"},
       {{"--tp", "99999999999"}, "--tp"},
+      {{"--pp", "0"}, "--pipeline-parallel-size"},
+      {{"--pp", "33"}, "--pipeline-parallel-size: 33 is outside [1, 32]"},
       {{"--max-num-seqs", "4611686018427387904"}, "--max-num-seqs: 4611686018427387904 is outside [1, 1048576]"},
       {{"--max-num-seqs", "0"}, "--max-num-seqs"},
       {{"--max-num-batched-tokens", "0"}, "--max-num-batched-tokens"},

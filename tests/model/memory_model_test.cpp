@@ -344,3 +344,48 @@ TEST(memory_model, vllm_0_33_charges_graphs_and_leaves_cublas_outside) {
   // Tokens are int(max_concurrency x max_model_len).
   EXPECT_EQ(e.max_tokens, static_cast<std::int64_t>(std::floor(e.max_concurrency * static_cast<double>(e.settings.max_model_len))));
 }
+
+// Pipeline parallelism: vLLM's split (get_pp_indices) and the stage with the
+// fewest blocks deciding, against vLLM 0.19.0 startup logs of Llama-3.1-8B on
+// H100 80GB at pp 2 and 4 (llm-d-planner commit d3121e05,
+// meta-llama-llama-3-1-8b---h100-80gb--tp1pp{2,4}dp1--8192.log):
+// "GPU KV cache size: 1,075,312 tokens" and "2,257,264 tokens".
+TEST(memory_model, pipeline_stages_split_layers_as_vllm_does) {
+  const auto m = gm::resolve_model("llama-3.1-8b");  // 32 layers
+  const auto two = gm::pipeline_stages(m, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].num_layers(), 16);
+  EXPECT_EQ(two[1].first_layer, 16);
+  EXPECT_TRUE(two[0].holds_embedding);
+  EXPECT_FALSE(two[0].holds_lm_head);
+  EXPECT_FALSE(two[1].holds_embedding);
+  EXPECT_TRUE(two[1].holds_lm_head);
+  // 126 layers over 4 stages: 31 each, the remainder of 2 to the stages before the last, from the last backwards.
+  const auto four = gm::pipeline_stages(gm::resolve_model("llama-3.1-405b"), 4);
+  ASSERT_EQ(four.size(), 4u);
+  EXPECT_EQ(four[0].num_layers(), 31);
+  EXPECT_EQ(four[1].num_layers(), 32);
+  EXPECT_EQ(four[2].num_layers(), 32);
+  EXPECT_EQ(four[3].num_layers(), 31);
+  EXPECT_EQ(four[3].first_layer, 95);
+  EXPECT_THROW(gm::pipeline_stages(m, 33), gpucal::input_error);
+  EXPECT_THROW(gm::pipeline_stages(m, 0), gpucal::input_error);
+
+  for (const auto& [pp, tokens] : {std::pair{2, 1'075'312.0}, std::pair{4, 2'257'264.0}}) {
+    SCOPED_TRACE(pp);
+    gm::estimate_options opt;
+    opt.pp = pp;
+    opt.gpu_memory_utilization = 0.95;
+    opt.max_model_len = 8192;
+    const auto e = estimate("llama-3.1-8b", "h100-sxm", opt, "vllm@0.19");
+    ASSERT_EQ(e.stages.size(), static_cast<std::size_t>(pp));
+    // Every stage allocates the smallest stage's blocks; the last (LM head and sampler) is the tightest.
+    std::int64_t fewest = e.stages.front().num_blocks;
+    for (const auto& st : e.stages) fewest = std::min(fewest, st.num_blocks);
+    EXPECT_EQ(e.num_blocks, fewest);
+    EXPECT_EQ(e.num_blocks, e.stages.back().num_blocks);
+    EXPECT_GT(e.stages.front().weights_bytes, e.stages[1].weights_bytes - e.stages[1].weights_bytes / 8);
+    EXPECT_NEAR(static_cast<double>(e.max_tokens), tokens, 0.005 * tokens);
+    EXPECT_EQ(e.params, estimate("llama-3.1-8b", "h100-sxm").params);  // the whole model's
+  }
+}

@@ -123,11 +123,12 @@ TEST(planner, prices_break_ties_between_equal_gpu_counts) {
 }
 
 TEST(planner, model_larger_than_any_node_gets_no_plan) {
-  // Llama-3.1-405B in 16 bits is 811 GB: more than 8 x 80 GB.
+  // Llama-3.1-405B in 16 bits is 811 GB: more than 8 x 80 GB, and --max-gpus 8 allows no pipeline stages.
   gm::plan_options opt;
   opt.gpus = {"h100-sxm", "a100-80gb"};
   opt.quantizations = {"none"};
   opt.kv_cache_dtypes = {"auto"};
+  opt.max_gpus = 8;
   const planned p = run("llama-3.1-405b", {1, 1000, 100, 5.0, 0.2}, opt);
   EXPECT_TRUE(p.r.plans.empty());
   ASSERT_EQ(p.r.rejected.size(), 2u);
@@ -136,6 +137,23 @@ TEST(planner, model_larger_than_any_node_gets_no_plan) {
     EXPECT_EQ(r.by_tp.size(), 4u);
     EXPECT_NE(r.reason.find("exceed the budget"), std::string::npos) << r.reason;
   }
+}
+
+TEST(planner, pipeline_stages_carry_a_model_no_node_holds) {
+  // The same model with 16 GPUs allowed: tp 8 x pp 2, each stage holding 63 of the 126 layers.
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm"};
+  opt.quantizations = {"none"};
+  opt.kv_cache_dtypes = {"auto"};
+  opt.max_gpus = 16;
+  const planned p = run("llama-3.1-405b", {0.5, 1000, 100, 10.0, 0.5}, opt);
+  ASSERT_FALSE(p.r.plans.empty());
+  EXPECT_EQ(p.r.plans.front().tp, 8);
+  EXPECT_EQ(p.r.plans.front().pp, 2);
+  EXPECT_EQ(p.r.plans.front().total_gpus, 16);
+  // Smaller models never get pipeline stages: some tp <= 8 holds them.
+  const planned small = run("llama-3-70b", {1, 1000, 100, 5.0, 0.2}, {});
+  for (const auto& plan : small.r.plans) EXPECT_EQ(plan.pp, 1);
 }
 
 TEST(planner, targets_below_the_bandwidth_floor_get_no_plan) {

@@ -492,16 +492,18 @@ tensor_inventory build_inventory(const model_spec& m, int tp) {
   const std::int64_t h = m.hidden_size;
   const std::int64_t vocab_rank = split(ceil_div(m.vocab_size, vocab_padding) * vocab_padding, tp);
 
-  b.column("model.embed_tokens", tensor_role::embedding, m.vocab_size, h, vocab_rank, false);
+  // With tied embeddings a last pipeline stage keeps the embedding as its LM head.
+  if (m.holds_embedding || (m.tie_word_embeddings && m.holds_lm_head))
+    b.column("model.embed_tokens", tensor_role::embedding, m.vocab_size, h, vocab_rank, false);
   // Layers that repeat are emitted once, for all their indices (most models have a few distinct layers).
   std::vector<std::pair<const layer_spec*, std::vector<std::int64_t>>> distinct;
   for (std::int64_t i = 0; i < m.num_layers(); ++i) {
     const layer_spec& l = m.layers[static_cast<std::size_t>(i)];
     auto it = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return *d.first == l; });
     if (it == distinct.end()) {
-      distinct.emplace_back(&l, std::vector<std::int64_t>{i});
+      distinct.emplace_back(&l, std::vector<std::int64_t>{m.first_layer + i});
     } else {
-      it->second.push_back(i);
+      it->second.push_back(m.first_layer + i);
     }
   }
   for (auto& [l, ids] : distinct) {
@@ -509,16 +511,49 @@ tensor_inventory build_inventory(const model_spec& m, int tp) {
     add_layer(b, m, *l, m.naming.layers + ".{i}");
   }
   for (std::size_t k = 0; k < m.mtp_layers.size(); ++k) {
-    b.at_layers({m.num_layers() + static_cast<std::int64_t>(k)}, false);
+    b.at_layers({m.first_layer + m.num_layers() + static_cast<std::int64_t>(k)}, false);
     add_layer(b, m, m.mtp_layers[k],
               m.naming.mtp_layers.empty() ? m.naming.layers + ".{i}" : fmt::format("{}.{}", m.naming.mtp_layers, k));
   }
   b.at_layers({}, true);
-  if (m.final_norms > 0) b.replicated("model.norm", tensor_role::norm, h, 1, false, m.final_norms);
+  if (m.final_norms > 0 && m.holds_lm_head) b.replicated("model.norm", tensor_role::norm, h, 1, false, m.final_norms);
   for (const auto& e : m.extras) b.extra("model.", e);
   for (const auto& e : m.vision) b.extra("", e);
-  if (!m.tie_word_embeddings) b.column("lm_head", tensor_role::lm_head, m.vocab_size, h, vocab_rank, false);
+  if (!m.tie_word_embeddings && m.holds_lm_head) b.column("lm_head", tensor_role::lm_head, m.vocab_size, h, vocab_rank, false);
   return b.take();
+}
+
+std::vector<model_spec> pipeline_stages(const model_spec& m, int pp) {
+  const std::int64_t layers = m.num_layers();
+  if (pp < 1 || pp > layers)
+    throw input_error(fmt::format("--pipeline-parallel-size: {} is outside [1, {}] (the {} layers of {})", pp, layers, layers, m.name));
+  if (pp == 1) return {m};
+  // get_pp_indices: layers / pp each; the remainder one each to the stages before the last, from the last backwards.
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(pp), layers / pp);
+  for (std::int64_t i = 2; i < layers % pp + 2; ++i) ++sizes[static_cast<std::size_t>(pp - i)];
+  std::vector<model_spec> stages;
+  std::int64_t start = 0;
+  for (int s = 0; s < pp; ++s) {
+    model_spec st = m;
+    const std::int64_t n = sizes[static_cast<std::size_t>(s)];
+    st.layers.assign(m.layers.begin() + start, m.layers.begin() + start + n);
+    st.first_layer = m.first_layer + start;
+    st.holds_embedding = s == 0 && m.holds_embedding;
+    st.holds_lm_head = s == pp - 1 && m.holds_lm_head;
+    if (!st.holds_lm_head) st.mtp_layers.clear();
+    if (s != 0) st.vision.clear();
+    // Model-level extras: the LM head's (phi's lm_head.bias) go last, the rest (per-layer embeddings) first.
+    std::vector<extra_tensor> kept;
+    for (const auto& e : m.extras) {
+      const bool head = e.role == tensor_role::lm_head || e.name.starts_with("lm_head");
+      if (head ? st.holds_lm_head : s == 0) kept.push_back(e);
+    }
+    st.extras = std::move(kept);
+    st.name = fmt::format("{} (pipeline stage {} of {}: layers {}-{})", m.name, s + 1, pp, st.first_layer, st.first_layer + n - 1);
+    stages.push_back(std::move(st));
+    start += n;
+  }
+  return stages;
 }
 
 }  // namespace gpucal::model

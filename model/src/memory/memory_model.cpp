@@ -297,14 +297,69 @@ activation_estimate estimate_activation(const model_spec& m, const resolved_sett
   const double logits = static_cast<double>(a.sampler_rows) * static_cast<double>(m.vocab_size);
   a.sampler_bytes = t * h * act + logits * (act + engine.logits_bytes_per_element *
                                                      engine.sampler_fp32_copies.value_or(c.sampler_fp32_copies.value));
-  if (!engine.sampler_rows_from) a.sampler_bytes = 0;
+  if (!engine.sampler_rows_from || !m.holds_lm_head) a.sampler_bytes = 0;  // the sampler runs on the last pipeline stage
   a.peak_bytes = static_cast<std::int64_t>(
       std::llround(c.activation_scale.value * std::max(a.forward_bytes, a.sampler_bytes) + c.activation_fixed_bytes.value));
   return a;
 }
 
+namespace {
+
+// Pipeline parallelism: every stage estimated as its own deployment; the
+// engine gives every stage the smallest stage's block count.
+memory_estimate estimate_stages(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine, const coefficients& coeffs,
+                                const estimate_options& opt) {
+  if (opt.pp > 64) throw input_error(fmt::format("--pipeline-parallel-size: {} is outside [1, 64]", opt.pp));
+  const std::vector<model_spec> stages = pipeline_stages(m, opt.pp);
+  estimate_options one = opt;
+  one.pp = 1;
+  std::vector<memory_estimate> each;
+  for (const auto& st : stages) each.push_back(estimate_memory(st, gpu, engine, coeffs, one));
+  const auto tightest = std::min_element(each.begin(), each.end(), [](const auto& a, const auto& b) {
+    return a.fits != b.fits ? !a.fits : a.num_blocks < b.num_blocks;
+  });
+  memory_estimate r = *tightest;
+  r.model = m;
+  const tensor_inventory whole = build_inventory(m, opt.tp);
+  r.params = whole.total_params();
+  r.checkpoint_params = whole.checkpoint_params();
+  r.active_params = whole.active_params();
+  r.settings.pp = opt.pp;
+  r.settings.origins.insert(r.settings.origins.begin() + 1, {"pipeline_parallel_size", std::to_string(opt.pp), "--pipeline-parallel-size"});
+  r.failures.clear();
+  r.advice.clear();
+  for (std::size_t i = 0; i < each.size(); ++i) {
+    const memory_estimate& e = each[i];
+    r.stages.push_back({static_cast<int>(i), stages[i].first_layer, stages[i].num_layers(), e.weights_bytes,
+                        e.activation.peak_bytes, e.kv_pool_bytes, e.num_blocks, e.fits});
+    for (std::size_t f = 0; f < e.failures.size(); ++f) {
+      r.failures.push_back(fmt::format("pipeline stage {} of {}: {}", i + 1, opt.pp, e.failures[f]));
+      r.advice.push_back(f < e.advice.size() ? e.advice[f] : "add GPUs");
+    }
+  }
+  r.fits = r.failures.empty();
+  if (!r.fits) {
+    r.shortfall_bytes = std::max_element(each.begin(), each.end(), [](const auto& a, const auto& b) {
+                          return a.shortfall_bytes < b.shortfall_bytes;
+                        })->shortfall_bytes;
+    r.spare_bytes = 0;
+  }
+  r.notes.push_back(fmt::format("pipeline parallel over {} stages of {} GPU(s) each: figures per GPU of stage {} (layers {}-{}), "
+                                "the one with the fewest KV blocks",
+                                opt.pp, opt.tp, tightest - each.begin() + 1, r.stages[static_cast<std::size_t>(tightest - each.begin())].first_layer,
+                                r.stages[static_cast<std::size_t>(tightest - each.begin())].first_layer +
+                                    r.stages[static_cast<std::size_t>(tightest - each.begin())].layers - 1));
+  return r;
+}
+
+}  // namespace
+
 memory_estimate estimate_memory(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine,
                                 const coefficients& coeffs, const estimate_options& opt, const tensor_inventory* inventory) {
+  if (opt.pp != 1) {
+    if (opt.pp < 1) throw input_error(fmt::format("--pipeline-parallel-size: {} must be a positive integer", opt.pp));
+    return estimate_stages(m, gpu, engine, coeffs, opt);
+  }
   memory_estimate r;
   r.model = m;
   r.gpu = gpu;

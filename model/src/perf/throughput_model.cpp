@@ -85,6 +85,19 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
                                    const throughput_coefficients& c, const engine_profile& engine,
                                    const tensor_inventory* inventory)
     : m_(m), settings_(settings), c_(c), step_overhead_(choose_step_overhead(c, engine)) {
+  if (settings.pp > 1) {
+    resolved_settings one = settings;
+    one.pp = 1;
+    for (const model_spec& st : pipeline_stages(m, settings.pp)) stages_.emplace_back(st, gpu, one, c, engine);
+    gemm_kind_ = stages_.front().gemm_kind_;
+    gemm_peak_tflops_ = stages_.front().gemm_peak_tflops_;
+    link_gbps_ = stages_.front().link_gbps_;
+    link_name_ = stages_.front().link_name_;
+    if (!(link_gbps_ > 0))
+      throw input_error(fmt::format("--pipeline-parallel-size: {} has neither NVLink nor PCIe bandwidth in gpus.json; the "
+                                    "hand-off between pipeline stages cannot be timed", gpu.name));
+    return;
+  }
   const int tp = settings.tp;
   hbm_bytes_per_s_ = gpu.hbm_bandwidth_gbps * 1e9;
   act_bytes_ = dtype_bytes(settings.model_dtype);
@@ -388,7 +401,39 @@ void throughput_model::add_common_ops(step_time& s, double tokens) const {
   s.overhead = step_overhead_;
 }
 
+step_time throughput_model::stage_step(bool decode, double a, double b) const {
+  // Every stage in turn; one step overhead (one scheduler step), summed operators.
+  step_time s;
+  s.overhead = step_overhead_;
+  for (std::size_t i = 0; i < stages_.size(); ++i) {
+    const step_time st = decode ? stages_[i].decode_step(a, b) : stages_[i].prefill(a, b);
+    for (const op_time& op : st.ops) {
+      if (op.name == "step_overhead" && i > 0) continue;
+      auto it = std::find_if(s.ops.begin(), s.ops.end(), [&](const op_time& o) { return o.name == op.name; });
+      if (it == s.ops.end()) {
+        s.ops.push_back(op);
+      } else {
+        if (op.longest_part_s > it->longest_part_s) it->bound_by = op.bound_by;
+        it->time_s += op.time_s;
+        it->flops += op.flops;
+        it->bytes += op.bytes;
+        it->longest_part_s = std::max(it->longest_part_s, op.longest_part_s);
+      }
+    }
+  }
+  // Hidden states (and the residual) handed from stage to stage: tokens x hidden x 2 tensors.
+  const double tokens = decode ? a : a * b;
+  const double bytes = tokens * static_cast<double>(m_.hidden_size) * 2 * dtype_bytes(settings_.model_dtype);
+  const double per = c_.allreduce_latency_us.value * 1e-6 + bytes / (link_gbps_ * 1e9);
+  add(s, "pipeline_send", per * static_cast<double>(stages_.size() - 1), per < 2 * c_.allreduce_latency_us.value * 1e-6 ? bound::latency : bound::memory,
+      0, bytes * static_cast<double>(stages_.size() - 1));
+  s.total_s = 0;
+  for (const auto& op : s.ops) s.total_s += op.time_s;
+  return s;
+}
+
 step_time throughput_model::decode_step(double batch, double mean_context) const {
+  if (!stages_.empty()) return stage_step(true, batch, mean_context);
   step_time s;
   add_linear_ops(s, batch, batch);
   add_mixers(s, batch, mean_context, true, 0);
@@ -398,6 +443,7 @@ step_time throughput_model::decode_step(double batch, double mean_context) const
 }
 
 step_time throughput_model::prefill(double tokens_each, double sequences) const {
+  if (!stages_.empty()) return stage_step(false, tokens_each, sequences);
   step_time s;
   const double tokens = tokens_each * sequences;
   add_linear_ops(s, tokens, sequences);

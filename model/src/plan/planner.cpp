@@ -173,14 +173,17 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
         if ((quant == "fp8" || kv == "fp8") && !gpu->supports("fp8")) continue;  // not a choice on this GPU
         rejection family{gpu->name, quant, kv, 0, "", "", {}};
         bool planned = false;
-        for (int tp : {1, 2, 4, 8}) {
-          if (tp > opt.max_gpus) continue;
-          const auto reject = [&](std::string kind, std::string reason, int stage) {
-            family.by_tp.push_back({tp, std::move(kind), std::move(reason), stage});
+        bool node_holds_it = false;  // some tp <= 8 held the weights: no pipeline stages needed
+        // tp within a node first; pipeline stages of 8 GPUs only where one node is not enough.
+        for (const auto& [tp, pp] : {std::pair{1, 1}, std::pair{2, 1}, std::pair{4, 1}, std::pair{8, 1}, std::pair{8, 2}, std::pair{8, 4}}) {
+          if (tp * pp > opt.max_gpus || (pp > 1 && node_holds_it)) continue;
+          const auto reject = [&, tp = tp, pp = pp](std::string kind, std::string reason, int stage) {
+            family.by_tp.push_back({tp, pp, std::move(kind), std::move(reason), stage});
           };
           ++out.candidates;
           estimate_options eo;
           eo.tp = tp;
+          eo.pp = pp;
           eo.quantization = quant;
           eo.kv_cache_dtype = kv;
           eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
@@ -188,8 +191,9 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           memory_estimate mem;
           std::optional<throughput_model> perf;
           try {
-            const tensor_inventory* inv = inventory_at(tp);
+            const tensor_inventory* inv = pp == 1 ? inventory_at(tp) : nullptr;
             mem = estimate_memory(m, *gpu, engine, gc, eo, inv);
+            if (pp == 1 && mem.charged_bytes <= mem.budget_bytes) node_holds_it = true;
             if (!mem.fits) {
               reject("memory", mem.failures.front(), 1);
               continue;
@@ -208,12 +212,12 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
             continue;
           }
           // Fewest replicas that carry the load: feasibility only improves with more.
-          const int max_r = opt.max_gpus / tp;
+          const int max_r = opt.max_gpus / (tp * pp);
           const auto at = [&](int r) { return solve_replica(*perf, mem, w, w.qps / r); };
           const replica_state at_max = at(max_r);
           if (!at_max.failure.empty()) {
             reject(at_max.failure_kind,
-                   fmt::format("even with {} replicas ({} GPUs): {}", max_r, max_r * tp, at_max.failure),
+                   fmt::format("even with {} replicas ({} GPUs): {}", max_r, max_r * tp * pp, at_max.failure),
                    at_max.failure_stage);
             continue;
           }
@@ -227,8 +231,9 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           p.gpu_slug = gpu->slug;
           p.coefficients_source = gc.source;
           p.tp = tp;
+          p.pp = pp;
           p.replicas = hi;
-          p.total_gpus = hi * tp;
+          p.total_gpus = hi * tp * pp;
           p.quantization = quant;
           p.kv_cache_dtype = kv;
           p.gemm_kind = perf->gemm_kind();

@@ -41,6 +41,7 @@ struct weight_row {
 /// Flags as a user passes them; unset = the config's or the engine's default.
 struct estimate_options {
   int tp = 1;
+  int pp = 1;  ///< pipeline stages (--pipeline-parallel-size); each GPU of a stage holds its layers / tp
   std::optional<std::string> dtype;           ///< auto, bfloat16, float16, float32
   std::optional<std::string> quantization;    ///< see quantization_flag_values
   std::optional<std::int64_t> group_size;
@@ -62,6 +63,7 @@ struct setting_origin {
 
 struct resolved_settings {
   int tp = 1;
+  int pp = 1;
   dtype model_dtype = dtype::bfloat16;
   quant_spec quant;
   dtype kv_dtype = dtype::bfloat16;
@@ -139,6 +141,18 @@ struct memory_estimate {
   std::int64_t spare_bytes = 0;       ///< when it fits: the smallest slack of the fit conditions
   std::int64_t shortfall_bytes = 0;   ///< when it does not: what the tightest condition lacks (>= 0)
   std::vector<std::string> notes;
+
+  /// With pipeline parallelism: one row per stage. The figures above are
+  /// those of the stage with the fewest KV blocks, which every stage then
+  /// allocates (the engine takes the minimum over its workers); the
+  /// parameter counts are the whole model's.
+  struct stage {
+    int index = 0;
+    std::int64_t first_layer = 0, layers = 0;
+    std::int64_t weights_bytes = 0, activation_peak_bytes = 0, kv_pool_bytes = 0, num_blocks = 0;
+    bool fits = false;
+  };
+  std::vector<stage> stages;
 
   /// Framework overhead per GPU: CUDA context + non-torch + NCCL.
   std::int64_t overhead_bytes() const { return cuda_context_bytes + non_torch_bytes + nccl_bytes; }

@@ -234,6 +234,11 @@ struct model_spec {
   /// original_max_position_embeddings, in that order.
   std::optional<std::vector<double>> llama3_rope_scaling;
 
+  // A pipeline stage (pipeline_stages) holds some layers and some of the ends.
+  std::int64_t first_layer = 0;  ///< index of layers[0] in the whole model (module names use it)
+  bool holds_embedding = true;   ///< the input embedding (first stage; the last too when tied)
+  bool holds_lm_head = true;     ///< final norm, LM head, MTP layers and the sampler (last stage)
+
   dtype torch_dtype = dtype::bfloat16;    ///< the config's torch_dtype
   std::optional<quant_spec> quantization;  ///< the checkpoint's quantization
   std::vector<std::string> notes;          ///< what the parser left out or assumed
@@ -250,6 +255,15 @@ struct model_spec {
   /// Every layer's heads must divide by tp (validate_tp).
   std::int64_t max_heads() const;
 };
+
+/// The stages of `m` under pipeline parallelism of `pp`, as vLLM splits them
+/// (vllm/distributed/utils.py, get_pp_indices): num_layers / pp layers each,
+/// the remainder one more to each stage before the last, from the last
+/// backwards; the first stage holds the embedding and the vision tower, the
+/// last the final norm, the LM head, the MTP layers and the sampler (with
+/// tied embeddings it holds its own copy of the embedding, as vLLM's
+/// models do). Throws input_error when pp is outside [1, number of layers].
+std::vector<model_spec> pipeline_stages(const model_spec& m, int pp);
 
 /// Families whose config.json gpucal understands (model_type values), for help and errors.
 std::vector<std::string> supported_model_types();

@@ -75,6 +75,7 @@ struct plan {
   std::string coefficients_source;
   std::string gpu_slug;
   int tp = 1;
+  int pp = 1;  ///< pipeline stages of tp GPUs each: searched where tp = 8 does not hold the model
   int replicas = 1;
   int total_gpus = 1;
   std::string quantization;
@@ -87,6 +88,7 @@ struct plan {
 /// Why one candidate (GPU, tp, quantization, KV dtype) carries no plan.
 struct candidate_failure {
   int tp = 1;
+  int pp = 1;
   std::string kind;    ///< "memory", "throughput", "ttft", "tpot", "unsupported"
   std::string reason;
   int stage = 0;       ///< how far the candidate got: 0 unsupported, 1 weights, 2 TPOT floor,

@@ -63,7 +63,9 @@ double allreduce_time_s(double bytes, int tp, double link_gbps, double efficienc
 
 class throughput_model {
 public:
-  /// `settings` gives tp, dtypes and quantization (resolve_settings).
+  /// `settings` gives tp, pp, dtypes and quantization (resolve_settings). With
+  /// pp > 1 a step runs every pipeline stage in turn (each stage's layers on
+  /// its tp GPUs) and sends the hidden states between stages over the link.
   /// `inventory`, when given, is build_inventory(m, settings.tp), reused across models of one search.
   throughput_model(const model_spec& m, const gpu_spec& gpu, const resolved_settings& settings,
                    const throughput_coefficients& c, const engine_profile& engine, const tensor_inventory* inventory = nullptr);
@@ -120,6 +122,11 @@ private:
   double gemm_peak_tflops_ = 0;
   double link_gbps_ = 0;
   std::string link_name_;
+  /// Pipeline parallelism: one model per stage; a step is the stages in turn
+  /// plus the hidden states sent between them (stage_step).
+  std::vector<throughput_model> stages_;
+  step_time stage_step(bool decode, double a, double b) const;
+
   std::vector<linear_op> linears_;
   std::vector<std::pair<layer_cache, double>> caches_;  // distinct layer caches and how many layers have each
   double sublayers_ = 0;             // mixers and feed-forward blocks: each ends in an all-reduce at tp > 1
