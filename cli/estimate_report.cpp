@@ -93,7 +93,27 @@ std::string estimate_text(const memory_estimate& e) {
 
   o += fmt::format("\nParameters: {} ({})", group_digits(e.params), billions(e.params));
   if (e.model.has_moe()) o += fmt::format(", active per token {} ({})", group_digits(e.active_params), billions(e.active_params));
-  o += "\n\n";
+  o += "\n";
+  if (const auto& d = e.model.on_disk) {
+    // The checkpoint's own bytes beside the ones counted from the config, by role.
+    const auto counted = model::checkpoint_bytes_by_role(e.model);
+    std::int64_t counted_total = 0;
+    for (const auto& [_, b] : counted) counted_total += b;
+    const auto pct = [](std::int64_t a, std::int64_t b) { return b > 0 ? fmt::format("{:+.2f}%", 100.0 * (a - b) / b) : std::string("-"); };
+    o += d->files > 0 ? fmt::format("\nCheckpoint on disk: {} file(s), {} tensors, from the {}\n", d->files, d->tensors, d->source)
+                      : fmt::format("\nCheckpoint on disk: from the {}\n", d->source);
+    o += fmt::format("  {:<40} {:>18} {:>17} {:>17}\n", "role", "on disk bytes", "counted bytes", "counted vs disk");
+    std::map<std::string, std::int64_t> roles = counted;
+    for (const auto& [role, b] : d->by_role) roles.emplace(role, 0);
+    if (!d->by_role.empty())
+      for (const auto& [role, _] : roles) {
+        const auto disk = d->by_role.count(role) ? d->by_role.at(role) : 0;
+        const auto mine = counted.count(role) ? counted.at(role) : 0;
+        o += fmt::format("  {:<40} {:>18} {:>17} {:>17}\n", role, group_digits(disk), group_digits(mine), pct(mine, disk));
+      }
+    o += fmt::format("  {:<40} {:>18} {:>17} {:>17}\n", "total", group_digits(d->bytes), group_digits(counted_total), pct(counted_total, d->bytes));
+  }
+  o += "\n";
 
   const auto row = [&](const std::string& label, double bytes) {
     return fmt::format("  {:<56} {:>18} {:>9.2f} {:>7.1f}%\n", label, group_digits(std::llround(bytes)), to_gib(bytes),
@@ -212,6 +232,13 @@ std::string estimate_json(const memory_estimate& e) {
   j["weights_by_role"] = by_role;
   j["checkpoint_params"] = e.checkpoint_params;
   j["checkpoint_bytes"] = model::checkpoint_bytes(e.model);
+  if (const auto& d = e.model.on_disk) {
+    ordered_json disk = ordered_json::object(), counted = ordered_json::object();
+    for (const auto& [role, b] : d->by_role) disk[role] = b;
+    for (const auto& [role, b] : model::checkpoint_bytes_by_role(e.model)) counted[role] = b;
+    j["checkpoint_on_disk"] = {{"bytes", d->bytes}, {"files", d->files}, {"tensors", d->tensors}, {"by_role", disk},
+                               {"counted_by_role", counted}, {"source", d->source}};
+  }
   j["kv_bytes_per_token"] = e.kv.bytes_per_token;
   j["state_bytes_per_request"] = e.kv.state_bytes_per_request;
   std::int64_t sliding = 0;

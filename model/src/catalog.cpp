@@ -143,7 +143,11 @@ model_spec resolve_model(std::string_view name_or_path) {
     const std::string text = read_input_file(path, "--model");
     const auto quant_path = quant_config_beside(path);
     const std::string quant = quant_path ? read_input_file(*quant_path, "--model (hf_quant_config.json)") : "";
-    return parse_hf_config(text, path, path, quant_path ? std::optional<std::string_view>(quant) : std::nullopt);
+    model_spec m = parse_hf_config(text, path, path, quant_path ? std::optional<std::string_view>(quant) : std::nullopt);
+    // A checkpoint folder's config.json: its safetensors headers give the bytes on disk.
+    const std::filesystem::path p(path);
+    if (p.filename() == "config.json") m.on_disk = read_checkpoint_files(p.has_parent_path() ? p.parent_path().string() : ".", m.num_layers());
+    return m;
   }
   if (path.ends_with(".json")) throw input_error(fmt::format("--model: no such file '{}'", path));
   std::vector<std::string> names;

@@ -180,7 +180,7 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   p.step_overhead_us.note = step.string_or("note", "");
 
   field_reader def = top.child("defaults");
-  p.block_size = def.positive_int("block_size");
+  p.block_size = def.dim("block_size", 4096);
   // A number, or rules by compute capability and KV dtype ending with a fallback.
   if (def.has("mla_block_size")) {
     const json& v = def.raw("mla_block_size");
@@ -204,7 +204,7 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
         def.fail("mla_block_size", "must end with a rule without conditions (the fallback)");
     }
   }
-  if (def.has("sparse_mla_block_size")) p.sparse_mla_block_size = def.positive_int("sparse_mla_block_size");
+  if (def.has("sparse_mla_block_size")) p.sparse_mla_block_size = def.dim("sparse_mla_block_size", 4096);
   p.max_num_seqs = parse_tiers(def, "max_num_seqs", 1, 1e7, true);
   p.max_num_batched_tokens = parse_tiers(def, "max_num_batched_tokens", 1, 1e8, true);
   p.cuda_graphs = def.boolean_or("cuda_graphs", true);

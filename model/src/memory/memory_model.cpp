@@ -244,13 +244,21 @@ double mixer_stage_width(const layer_spec& l, int tp) {
 
 }  // namespace
 
-std::int64_t checkpoint_bytes(const model_spec& m) {
+std::map<std::string, std::int64_t> checkpoint_bytes_by_role(const model_spec& m) {
   // Every stored tensor, one copy, in the checkpoint's own format and dtype.
   const quant_spec stored = m.quantization.value_or(quant_spec{});
-  double bytes = 0;
+  std::map<std::string, double> bytes;
   for (const auto& g : build_inventory(m, 1).groups)
-    if (g.stored) bytes += group_weight_bytes(g, stored, m.torch_dtype);
-  return static_cast<std::int64_t>(std::llround(bytes));
+    if (g.stored) bytes[std::string(tensor_role_name(g.role))] += group_weight_bytes(g, stored, m.torch_dtype);
+  std::map<std::string, std::int64_t> out;
+  for (const auto& [role, b] : bytes) out[role] = static_cast<std::int64_t>(std::llround(b));
+  return out;
+}
+
+std::int64_t checkpoint_bytes(const model_spec& m) {
+  std::int64_t total = 0;
+  for (const auto& [_, b] : checkpoint_bytes_by_role(m)) total += b;
+  return total;
 }
 
 activation_estimate estimate_activation(const model_spec& m, const resolved_settings& s, const engine_profile& engine,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@ double group_weight_bytes(const tensor_group& g, const quant_spec& q, dtype mode
 /// The checkpoint's tensor bytes in its own format and dtype, MTP layers and
 /// vision tower included: what its safetensors index totals.
 std::int64_t checkpoint_bytes(const model_spec& m);
+/// checkpoint_bytes by role (the names of tensor_role_name), each rounded to bytes.
+std::map<std::string, std::int64_t> checkpoint_bytes_by_role(const model_spec& m);
 
 struct weight_row {
   std::string role;

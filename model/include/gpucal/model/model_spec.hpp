@@ -16,6 +16,7 @@
 
 #include "gpucal/model/dtype.hpp"
 #include "gpucal/model/quantization.hpp"
+#include "gpucal/model/safetensors.hpp"
 
 namespace gpucal::model {
 
@@ -242,6 +243,8 @@ struct model_spec {
   dtype torch_dtype = dtype::bfloat16;    ///< the config's torch_dtype
   std::optional<quant_spec> quantization;  ///< the checkpoint's quantization
   std::vector<std::string> notes;          ///< what the parser left out or assumed
+  /// A local checkpoint folder's tensors as its safetensors headers declare them.
+  std::optional<checkpoint_files> on_disk;
 
   std::int64_t num_layers() const { return static_cast<std::int64_t>(layers.size()); }
   /// Layers whose mixer is `k` (attention layers of any window count as attention).
