@@ -75,8 +75,8 @@ TEST(catalog, gpus_cover_the_required_skus_with_sane_figures) {
 }
 
 TEST(catalog, engines_and_default_coefficients_load) {
-  EXPECT_EQ(gm::list_engines().size(), 6u);
-  for (const char* name : {"vllm", "vllm@0.11", "vllm@0.19.0", "sglang", "tgi", "gpucal"}) {
+  EXPECT_EQ(gm::list_engines().size(), 7u);
+  for (const char* name : {"vllm", "vllm@0.11", "vllm@0.19.0", "sglang", "sglang@0.5.3", "tgi", "gpucal"}) {
     const auto e = gm::resolve_engine(name);
     EXPECT_FALSE(e.sources.empty()) << name;
     EXPECT_TRUE(e.charges(gm::memory_item::weights)) << name;
@@ -84,6 +84,7 @@ TEST(catalog, engines_and_default_coefficients_load) {
   // Plain names take the newest version profiled; unknown versions name the known ones.
   EXPECT_EQ(gm::resolve_engine("vllm").version, "0.33.0");
   EXPECT_EQ(gm::resolve_engine("VLLM@0.19").version, "0.19.0");
+  EXPECT_EQ(gm::resolve_engine("sglang").version, "0.5.23");  // 0.5.23 is newer than 0.5.3: versions compare by number
   try {
     gm::resolve_engine("vllm@0.7");
     FAIL();

@@ -202,6 +202,37 @@ TEST(memory_model, sglang_charges_no_activation_and_keeps_its_fraction) {
   EXPECT_EQ(e.kv_pool_bytes, static_cast<std::int64_t>(std::floor(static_cast<double>(expected) * e.engine.kv_pool_factor)));
 }
 
+TEST(memory_model, sglang_0_5_23_default_fraction_follows_its_formula) {
+  // SGLang 0.5.23's default mem_fraction_static (arg_groups/memory_hook.py,
+  // handle_gpu_memory_settings), worked here from nvidia-smi's memory.total:
+  // reserved = 512 + max(chunked_prefill, 2048) x 1.5 + tp x pp / 8 x 1024
+  //          + decode max_bs x 2 + prefill graphs (8 MiB x 58 capture sizes at
+  //            8192 for MHA, 1536 for MLA), decode max_bs 256 at tp < 4, else 512,
+  // at least 10240 above 60 GiB; f = round((mem - reserved) / mem, 3).
+  const auto fraction = [](double mem_mib, int tp, bool mla) {
+    const double max_bs = tp < 4 ? 256 : 512;
+    const double prefill_graphs = mla ? 1536 : 8 * 58;
+    double reserved = 512 + 8192 * 1.5 + tp / 8.0 * 1024 + max_bs * 2 + prefill_graphs;
+    reserved = std::max(reserved, 10240.0);
+    return std::round((mem_mib - reserved) / mem_mib * 1000) / 1000;
+  };
+  gm::estimate_options one;
+  const auto h100 = estimate("llama-3-8b", "h100-sxm", one, "sglang@0.5.23");
+  EXPECT_DOUBLE_EQ(h100.settings.memory_fraction, fraction(81559, 1, false));  // 0.830
+  EXPECT_DOUBLE_EQ(h100.settings.memory_fraction, 0.830);
+  EXPECT_EQ(h100.settings.max_num_batched_tokens, 8192);
+  EXPECT_EQ(estimate("llama-3-8b", "h100-sxm", one, "sglang@0.5.3").settings.memory_fraction, 0.835);
+  gm::estimate_options two;
+  two.tp = 2;
+  EXPECT_DOUBLE_EQ(estimate("llama-3-8b", "h200", two, "sglang").settings.memory_fraction, fraction(143771, 2, false));
+  // MLA models reserve 1536 MiB for their prefill graphs.
+  gm::estimate_options eight;
+  eight.tp = 8;
+  EXPECT_DOUBLE_EQ(estimate("deepseek-v3", "h200", eight, "sglang").settings.memory_fraction, fraction(143771, 8, true));  // 0.886
+  EXPECT_DOUBLE_EQ(estimate("llama-3-70b", "h200", eight, "sglang").settings.memory_fraction, fraction(143771, 8, false));  // 0.893
+  EXPECT_LT(fraction(143771, 8, true), fraction(143771, 8, false));
+}
+
 TEST(memory_model, mla_uses_the_engines_mla_block_size) {
   gm::estimate_options opt;
   opt.tp = 8;

@@ -37,7 +37,7 @@ constexpr memory_item all_memory_items[] = {memory_item::weights,   memory_item:
 
 // The first matching rule's value, or `fallback`.
 double pick(const std::vector<tiered_value>& rules, std::string_view slug, std::int64_t gpu_memory_bytes, int tp,
-            double fallback) {
+            double fallback, bool mla = false) {
   const double gib = to_gib(gpu_memory_bytes);
   for (const auto& r : rules) {
     if (std::any_of(r.except_gpus.begin(), r.except_gpus.end(),
@@ -45,6 +45,7 @@ double pick(const std::vector<tiered_value>& rules, std::string_view slug, std::
       continue;
     if (r.min_gpu_memory_gib && gib < *r.min_gpu_memory_gib) continue;
     if (r.min_tp && tp < *r.min_tp) continue;
+    if (r.mla && *r.mla != mla) continue;
     return r.value;
   }
   return fallback;
@@ -61,11 +62,16 @@ std::vector<tiered_value> parse_tiers(const field_reader& parent, const char* ke
     if (r.has("min_tp")) t.min_tp = static_cast<int>(r.dim("min_tp", 1 << 16));
     if (r.has("except_gpus"))
       t.except_gpus = r.string_list("except_gpus");
+    if (r.has("attention")) {
+      const std::string a = r.string("attention");
+      if (a != "mla" && a != "other") r.fail("attention", fmt::format("is '{}' (allowed: mla, other)", a));
+      t.mla = a == "mla";
+    }
     t.value = r.number_in("value", lo, hi);
     out.push_back(t);
   }
   // Lists of defaults end with an unconditional rule, so every GPU gets a value.
-  if (require_fallback && (out.empty() || out.back().min_gpu_memory_gib || out.back().min_tp ||
+  if (require_fallback && (out.empty() || out.back().min_gpu_memory_gib || out.back().min_tp || out.back().mla ||
                                             !out.back().except_gpus.empty()))
     parent.fail(key, "must end with a rule without conditions (the fallback)");
   return out;
@@ -99,8 +105,8 @@ std::optional<std::string> setting_name(const field_reader& r, const char* key) 
 
 }  // namespace
 
-double engine_profile::fraction_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp) const {
-  return pick(fraction_rules, slug, gpu_memory_bytes, tp, fraction_default);
+double engine_profile::fraction_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp, bool mla) const {
+  return pick(fraction_rules, slug, gpu_memory_bytes, tp, fraction_default, mla);
 }
 std::int64_t engine_profile::max_num_seqs_for(std::string_view slug, std::int64_t gpu_memory_bytes, int tp) const {
   return static_cast<std::int64_t>(pick(max_num_seqs, slug, gpu_memory_bytes, tp, max_num_seqs.back().value));

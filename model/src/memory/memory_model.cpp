@@ -124,7 +124,7 @@ resolved_settings resolve_settings(const model_spec& m, const gpu_spec& gpu, con
     s.memory_fraction = u;
     note("memory_fraction", fmt_double(u), engine.fraction_flag);
   } else {
-    s.memory_fraction = engine.fraction_for(gpu.slug, gpu_total_bytes, s.tp);
+    s.memory_fraction = engine.fraction_for(gpu.slug, gpu_total_bytes, s.tp, m.count(mixer_kind::mla) > 0);
     note("memory_fraction", fmt_double(s.memory_fraction), engine_default + " (" + engine.fraction_flag + ")");
   }
 

@@ -25,6 +25,7 @@ struct tiered_value {
   std::optional<double> min_gpu_memory_gib;
   std::optional<int> min_tp;
   std::vector<std::string> except_gpus;  ///< GPU slugs containing any of these never match
+  std::optional<bool> mla;                ///< only for models with (true) or without (false) MLA layers
   double value = 0;
 };
 
@@ -89,7 +90,7 @@ struct engine_profile {
   bool charges(memory_item i) const;
   bool outside(memory_item i) const;
   /// Defaults for a GPU of `gpu_memory_bytes` whose catalog slug is `gpu_slug`, at `tp`.
-  double fraction_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
+  double fraction_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp, bool mla) const;
   std::int64_t max_num_seqs_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
   std::int64_t max_num_batched_tokens_for(std::string_view gpu_slug, std::int64_t gpu_memory_bytes, int tp) const;
 };
