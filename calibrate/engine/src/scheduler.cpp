@@ -15,8 +15,6 @@ namespace gpucal::engine {
 
 namespace {
 
-constexpr std::int64_t max_int32 = std::numeric_limits<std::int32_t>::max();
-
 // Steele, Lea & Flood's splitmix64 finalizer: a bijection on 64 bits whose outputs
 // pass BigCrush, so chaining it over (seed, id, position) gives independent-looking
 // token ids with no state to carry.
@@ -25,12 +23,6 @@ std::uint64_t splitmix64(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-void check_limit(std::string_view field, std::int64_t value) {
-  if (value < 1 || value > max_int32)
-    throw std::invalid_argument(
-        fmt::format("scheduler_limits.{} is {} (allowed: 1 to {})", field, value, max_int32));
 }
 
 }  // namespace
@@ -43,38 +35,31 @@ std::int32_t synthetic_prompt_token(std::uint64_t seed, std::int64_t request_id,
   return static_cast<std::int32_t>(h % static_cast<std::uint64_t>(vocab_size));
 }
 
+void scheduler::block_pool::add_sequence(std::int64_t id) { blocks_.add_sequence(id); }
+bool scheduler::block_pool::append(std::int64_t id, std::int64_t tokens) { return blocks_.append(id, tokens); }
+void scheduler::block_pool::free_sequence(std::int64_t id) { blocks_.free_sequence(id); }
+std::string scheduler::block_pool::never_fits(std::int64_t tokens) const {
+  const std::int64_t need = (tokens + blocks_.block_size() - 1) / blocks_.block_size();
+  if (need <= blocks_.num_blocks()) return "";
+  return fmt::format("need {} blocks (allowed: <= the pool's {})", need, blocks_.num_blocks());
+}
+
 scheduler::scheduler(kernels::block_allocator& blocks, scheduler_limits limits, std::int32_t vocab_size,
                      std::uint64_t seed)
-    : blocks_(blocks), limits_(limits), vocab_size_(vocab_size), seed_(seed) {
-  check_limit("max_num_seqs", limits.max_num_seqs);
-  check_limit("max_num_batched_tokens", limits.max_num_batched_tokens);
-  check_limit("max_model_len", limits.max_model_len);
+    : blocks_(blocks),
+      limits_(limits),
+      vocab_size_(vocab_size),
+      seed_(seed),
+      pool_(blocks),
+      policy_(pool_, {limits.max_num_seqs, limits.max_num_batched_tokens, limits.max_model_len},
+              model::preemption_mode::drop_generated) {
   if (vocab_size < 1) throw std::invalid_argument(fmt::format("scheduler: vocab_size is {} (allowed: >= 1)", vocab_size));
 }
 
 void scheduler::add(const request& r) {
-  const auto fail = [&](std::string_view what) {
-    throw std::invalid_argument(fmt::format("scheduler: request {}: {}", r.id, what));
-  };
-  if (states_.count(r.id) != 0) fail("id is already in use");
-  if (r.prompt_tokens < 1) fail(fmt::format("prompt_tokens is {} (allowed: >= 1)", r.prompt_tokens));
-  if (r.output_tokens < 1) fail(fmt::format("output_tokens is {} (allowed: >= 1)", r.output_tokens));
-  // Both are >= 1 here and max_model_len < 2^31, so the subtraction cannot overflow.
-  if (r.prompt_tokens > limits_.max_model_len - r.output_tokens)
-    fail(fmt::format("prompt_tokens + output_tokens is {} + {} (allowed: <= max_model_len {})", r.prompt_tokens,
-                     r.output_tokens, limits_.max_model_len));
-  // The last sampled token is never fed back, so the KV peaks at prompt + output - 1 tokens.
-  // A request needing more blocks than the pool would preempt itself forever.
-  const std::int64_t kv_tokens = r.prompt_tokens + r.output_tokens - 1;
-  const std::int64_t kv_blocks = (kv_tokens + blocks_.block_size() - 1) / blocks_.block_size();
-  if (kv_blocks > blocks_.num_blocks())
-    fail(fmt::format("prompt_tokens + output_tokens - 1 = {} KV tokens need {} blocks (allowed: <= the pool's {})",
-                     kv_tokens, kv_blocks, blocks_.num_blocks()));
-  states_.emplace(r.id, request_state{r, 0, {}});
-  waiting_.push_back(r.id);
+  policy_.add(r.id, r.prompt_tokens, r.output_tokens);  // validates; throws before anything changes
+  states_.emplace(r.id, request_state{r, {}});
 }
-
-scheduler::request_state& scheduler::state(std::int64_t id) { return states_.at(id); }
 
 const std::vector<std::int32_t>& scheduler::generated(std::int64_t id) const {
   const auto it = states_.find(id);
@@ -87,82 +72,29 @@ std::int32_t scheduler::input_token(const request_state& s, std::int64_t positio
   return s.generated[static_cast<std::size_t>(position - s.req.prompt_tokens)];
 }
 
-// Appends tokens [computed, computed + tokens) of `s` to the plan. Its KV must already be reserved.
-void scheduler::emit(step_plan& plan, const request_state& s, std::int64_t tokens) const {
-  const auto seq_index = static_cast<std::int32_t>(plan.seqs.size());
-  const std::int64_t start = s.computed_tokens;
-  for (std::int64_t p = start; p < start + tokens; ++p) {
-    plan.input_ids.push_back(input_token(s, p));
-    plan.positions.push_back(static_cast<std::int32_t>(p));  // < max_model_len < 2^31
-    plan.slot_mapping.push_back(blocks_.slot(s.req.id, p));
-    plan.token_seq.push_back(seq_index);
-    plan.context_lens_per_token.push_back(static_cast<std::int32_t>(p + 1));
-  }
-  // The chunk reaching the last known token (end of the prompt, or the fed-back token of
-  // a decode) yields the next token; an earlier prefill chunk's logits are discarded.
-  const bool samples = start + tokens == s.known_tokens();
-  const std::int32_t sample_row = samples ? static_cast<std::int32_t>(plan.input_ids.size() - 1) : -1;
-  if (samples) plan.sample_rows.push_back(sample_row);
-  // Preemption drops generated tokens, so a chunk is either all prompt or one decode token.
-  (start >= s.req.prompt_tokens ? plan.decode_tokens : plan.prefill_tokens) += tokens;
-  plan.seqs.push_back(scheduled_seq{s.req.id, start, tokens, samples, sample_row});
-  plan.block_tables.push_back(blocks_.block_table(s.req.id));
-}
-
-void scheduler::preempt(std::int64_t id) {
-  blocks_.free_sequence(id);
-  request_state& s = state(id);
-  s.computed_tokens = 0;
-  s.generated.clear();  // recompute preemption: regenerated from the prompt (see scheduler.hpp)
-  running_.erase(std::find(running_.begin(), running_.end(), id));
-  waiting_.push_front(id);
-  ++preemptions_;
-}
-
 step_plan scheduler::schedule() {
-  if (in_flight_) throw std::logic_error("scheduler: schedule() called before complete() of the previous step");
+  const model::policy_step step = policy_.schedule();
+  // Recompute preemption drops the victims' generated tokens (see scheduler.hpp).
+  for (const std::int64_t id : step.preempted) states_.at(id).generated.clear();
   step_plan plan;
-  std::int64_t budget = limits_.max_num_batched_tokens;
-  bool preempted = false;
-
-  // 1. Running requests, oldest admission first. A victim is always the last of running_,
-  //    never a request already placed in this plan, so the plan's slots stay valid.
-  for (std::size_t i = 0; i < running_.size() && budget > 0;) {
-    const std::int64_t id = running_[i];
-    request_state& s = state(id);
-    const std::int64_t tokens = std::min(s.known_tokens() - s.computed_tokens, budget);
-    bool reserved = blocks_.append(id, tokens);
-    while (!reserved) {
-      const std::int64_t victim = running_.back();
-      preempt(victim);
-      preempted = true;
-      if (victim == id) break;
-      reserved = blocks_.append(id, tokens);
+  for (const model::policy_chunk& c : step.chunks) {
+    const request_state& s = states_.at(c.id);
+    const auto seq_index = static_cast<std::int32_t>(plan.seqs.size());
+    for (std::int64_t p = c.start; p < c.start + c.tokens; ++p) {
+      plan.input_ids.push_back(input_token(s, p));
+      plan.positions.push_back(static_cast<std::int32_t>(p));  // < max_model_len < 2^31
+      plan.slot_mapping.push_back(blocks_.slot(c.id, p));
+      plan.token_seq.push_back(seq_index);
+      plan.context_lens_per_token.push_back(static_cast<std::int32_t>(p + 1));
     }
-    if (!reserved) break;  // `id` preempted itself: it was the last running request
-    emit(plan, s, tokens);
-    budget -= tokens;
-    ++i;
+    const std::int32_t sample_row = c.samples ? static_cast<std::int32_t>(plan.input_ids.size() - 1) : -1;
+    if (c.samples) plan.sample_rows.push_back(sample_row);
+    plan.seqs.push_back(scheduled_seq{c.id, c.start, c.tokens, c.samples, sample_row});
+    plan.block_tables.push_back(blocks_.block_table(c.id));
   }
-
-  // 2. Waiting requests, FCFS, each with a first prefill chunk.
-  while (!preempted && !waiting_.empty() && budget > 0 &&
-         static_cast<std::int64_t>(running_.size()) < limits_.max_num_seqs) {
-    const std::int64_t id = waiting_.front();
-    const request_state& s = state(id);
-    const std::int64_t tokens = std::min(s.known_tokens(), budget);
-    blocks_.add_sequence(id);
-    if (!blocks_.append(id, tokens)) {
-      blocks_.free_sequence(id);  // holds no block: append changes nothing on failure
-      break;
-    }
-    waiting_.pop_front();
-    running_.push_back(id);
-    emit(plan, s, tokens);
-    budget -= tokens;
-  }
-
-  in_flight_ = !plan.seqs.empty();
+  plan.prefill_tokens = step.prefill_tokens;
+  plan.decode_tokens = step.decode_tokens;
+  last_ = step;
   return plan;
 }
 
@@ -170,33 +102,25 @@ void scheduler::complete(const step_plan& plan, const std::vector<std::int32_t>&
   if (sampled.size() != plan.sample_rows.size())
     throw std::invalid_argument(fmt::format("scheduler::complete: {} sampled tokens for {} sample_rows", sampled.size(),
                                             plan.sample_rows.size()));
-  if (!plan.seqs.empty() && !in_flight_)
-    throw std::invalid_argument("scheduler::complete: no step in flight (plan completed twice?)");
   // Validate everything before changing anything.
   for (const std::int32_t t : sampled)
     if (t < 0 || t >= vocab_size_)
       throw std::invalid_argument(fmt::format("scheduler::complete: sampled token {} (allowed: 0 to {})", t, vocab_size_ - 1));
-  for (const scheduled_seq& q : plan.seqs) {
-    const auto it = states_.find(q.request_id);
-    if (it == states_.end() || std::find(running_.begin(), running_.end(), q.request_id) == running_.end() ||
-        it->second.computed_tokens != q.start_position)
-      throw std::invalid_argument(
-          fmt::format("scheduler::complete: request {} at position {} is not the last plan's", q.request_id, q.start_position));
+  bool same = plan.seqs.size() == last_.chunks.size();
+  for (std::size_t i = 0; same && i < plan.seqs.size(); ++i)
+    same = plan.seqs[i].request_id == last_.chunks[i].id && plan.seqs[i].start_position == last_.chunks[i].start &&
+           plan.seqs[i].tokens == last_.chunks[i].tokens;
+  model::policy_step step = last_;
+  if (!same) {  // the policy refuses it, naming the request
+    step.chunks.clear();
+    for (const scheduled_seq& q : plan.seqs) step.chunks.push_back({q.request_id, q.start_position, q.tokens, q.samples, false});
   }
-
+  const std::vector<std::int64_t> done = policy_.complete(step);
   std::size_t next_sample = 0;
-  for (const scheduled_seq& q : plan.seqs) {
-    request_state& s = state(q.request_id);
-    s.computed_tokens += q.tokens;
-    if (!q.samples) continue;
-    s.generated.push_back(sampled[next_sample++]);
-    if (static_cast<std::int64_t>(s.generated.size()) == s.req.output_tokens) {
-      blocks_.free_sequence(q.request_id);
-      running_.erase(std::find(running_.begin(), running_.end(), q.request_id));
-      finished_.push_back(q.request_id);
-    }
-  }
-  in_flight_ = false;
+  for (const scheduled_seq& q : plan.seqs)
+    if (q.samples) states_.at(q.request_id).generated.push_back(sampled[next_sample++]);
+  finished_.insert(finished_.end(), done.begin(), done.end());
+  last_ = {};
 }
 
 }  // namespace gpucal::engine

@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "gpucal/model/step_policy.hpp"
 
 namespace gpucal::kernels {
 class block_allocator;
@@ -68,7 +70,9 @@ std::int32_t synthetic_prompt_token(std::uint64_t seed, std::int64_t request_id,
 
 /// Continuous-batching scheduler: requests wait in FCFS order, run once admitted and leave
 /// when they have generated output_tokens tokens. Use: add() requests at any time, then
-/// repeat schedule() -> forward -> complete() until idle().
+/// repeat schedule() -> forward -> complete() until idle(). The step policy is
+/// gpucal::model::step_policy (vLLM V1's), the same the simulator runs; this class adds
+/// the token ids, KV slots and block tables one forward reads.
 ///
 /// Preemption is by recompute: the victim's blocks are freed, its computed tokens AND its
 /// generated tokens are dropped, and it goes back to the front of the waiting queue to
@@ -89,18 +93,12 @@ public:
   /// which could never finish. Nothing changes on a throw.
   void add(const request& r);
 
-  /// Builds the next step, with a budget of max_num_batched_tokens tokens:
-  ///  1. running requests, in admission order, while budget remains: 1 token for a decode,
-  ///     min(remaining prompt, budget) for a prefill. When the KV append fails, the most
-  ///     recently admitted running request is preempted (to the front of the waiting
-  ///     queue) and the append retried; if that victim is the request itself, it is
-  ///     preempted and the pass ends.
-  ///  2. unless step 1 preempted (as vLLM V1: admitting now would only re-take the blocks
-  ///     just freed), waiting requests in FCFS order while running() < max_num_seqs and
-  ///     budget remains, each with a chunk of min(prompt, budget); the first whose KV
-  ///     append fails stops admission.
-  /// The plan's KV blocks are reserved. An empty plan means nothing can run. Throws
-  /// std::logic_error if the previous non-empty plan has not been passed to complete().
+  /// Builds the next step (model::step_policy::schedule: running requests first, 1 token
+  /// per decode and min(remaining prompt, budget) per prefill, the latest admitted
+  /// preempted when the KV append fails; then, unless that happened, waiting requests
+  /// FCFS while running() < max_num_seqs and budget remains). The plan's KV blocks are
+  /// reserved. An empty plan means nothing can run. Throws std::logic_error if the
+  /// previous non-empty plan has not been passed to complete().
   step_plan schedule();
 
   /// Applies the forward's result: sampled[i] is the token chosen at plan.sample_rows[i].
@@ -111,13 +109,13 @@ public:
   void complete(const step_plan& plan, const std::vector<std::int32_t>& sampled);
 
   /// No request waiting or running.
-  bool idle() const { return waiting_.empty() && running_.empty(); }
+  bool idle() const { return policy_.idle(); }
   /// Requests admitted and not finished.
-  std::size_t running() const { return running_.size(); }
+  std::size_t running() const { return policy_.running(); }
   /// Requests queued for admission, preempted ones included.
-  std::size_t waiting() const { return waiting_.size(); }
+  std::size_t waiting() const { return policy_.waiting(); }
   /// Preemptions so far (a request preempted twice counts twice).
-  std::int64_t preemptions() const { return preemptions_; }
+  std::int64_t preemptions() const { return policy_.preemptions(); }
   /// Tokens generated so far by a request (all of them once finished; empty while waiting).
   /// Throws std::out_of_range for an unknown id.
   const std::vector<std::int32_t>& generated(std::int64_t id) const;
@@ -126,29 +124,34 @@ public:
   const scheduler_limits& limits() const { return limits_; }
 
 private:
+  /// The block allocator as the policy's KV pool.
+  class block_pool final : public model::kv_pool {
+  public:
+    explicit block_pool(kernels::block_allocator& blocks) : blocks_(blocks) {}
+    void add_sequence(std::int64_t id) override;
+    bool append(std::int64_t id, std::int64_t tokens) override;
+    void free_sequence(std::int64_t id) override;
+    std::string never_fits(std::int64_t tokens) const override;
+
+  private:
+    kernels::block_allocator& blocks_;
+  };
   struct request_state {
     request req;
-    std::int64_t computed_tokens = 0;  // tokens whose KV is in the cache
     std::vector<std::int32_t> generated;
-    // Tokens the request's KV will hold once it has caught up: prompt + generated.
-    std::int64_t known_tokens() const { return req.prompt_tokens + static_cast<std::int64_t>(generated.size()); }
   };
 
-  request_state& state(std::int64_t id);
   std::int32_t input_token(const request_state& s, std::int64_t position) const;
-  void emit(step_plan& plan, const request_state& s, std::int64_t tokens) const;
-  void preempt(std::int64_t id);
 
   kernels::block_allocator& blocks_;
   scheduler_limits limits_;
   std::int32_t vocab_size_;
   std::uint64_t seed_;
+  block_pool pool_;
+  model::step_policy policy_;
   std::unordered_map<std::int64_t, request_state> states_;  // every request ever added
-  std::deque<std::int64_t> waiting_;                        // FCFS; preempted requests at the front
-  std::vector<std::int64_t> running_;                       // admission order
   std::vector<std::int64_t> finished_;                      // finish order
-  std::int64_t preemptions_ = 0;
-  bool in_flight_ = false;  // a non-empty plan awaits complete()
+  model::policy_step last_;                                 // the step schedule() returned last
 };
 
 }  // namespace gpucal::engine
