@@ -233,6 +233,33 @@ TEST(memory_model, sglang_0_5_23_default_fraction_follows_its_formula) {
   EXPECT_LT(fraction(143771, 8, true), fraction(143771, 8, false));
 }
 
+TEST(memory_model, sglang_0_5_23_pool_on_a_real_startup_log) {
+  // A recent SGLang 0.5.x startup log (lmsysorg/sglang:latest, 2026-08-27; the
+  // server.log quoted in github.com/mystous/vllm_hybrid, commit f056911,
+  // shadow_assists/features/IDE_023/whitepaper/IDE_023_TSK_043_RAW_DATA.md):
+  // Qwen3-30B-A3B-FP8 on one H100 80GB HBM3, mem_fraction_static 0.83,
+  // chunked_prefill_size 8192, context_len 40960, bf16 KV. Its lines (GB = GiB):
+  //   Load weight begin. avail mem=78.48 GB
+  //   Load weight end. ... avail mem=49.33 GB, mem usage=29.15 GB.
+  //   KV Cache is allocated. dtype: torch.bfloat16, #tokens: 392920, K size: 17.99 GB, V size: 17.99 GB
+  // The rule, worked by hand from the log: KV = f x B - (B - A) = 0.83 x 78.48 -
+  // (78.48 - 49.33) = 35.99 GiB; 48 layers x 2 x 4 KV heads x 128 x 2 B = 98,304 B
+  // per token gives 393,085 tokens, the logged 392,920 within the log's rounding.
+  const double by_hand_gib = 0.83 * 78.48 - (78.48 - 49.33);
+  const double by_hand_tokens = std::floor(by_hand_gib * 1073741824.0 / 98304);
+  EXPECT_NEAR(by_hand_tokens / 392920, 1.0, 0.001);
+  gm::estimate_options opt;
+  opt.max_model_len = 40960;
+  const auto e = gm::estimate_memory(gm::resolve_model(GPUCAL_TEST_DATA_DIR "/configs/Qwen--Qwen3-30B-A3B-FP8_config.json"),
+                                     gm::resolve_gpu("h100-sxm"), gm::resolve_engine("sglang@0.5.23"), gm::default_coefficients(), opt);
+  EXPECT_DOUBLE_EQ(e.settings.memory_fraction, 0.83);  // the default for this GPU, tp and attention kind
+  EXPECT_EQ(e.settings.max_num_batched_tokens, 8192);
+  EXPECT_EQ(e.kv.bytes_per_token, 98304);
+  // gpucal on default coefficients: weights within 0.5 %, tokens within 1 % of the log.
+  EXPECT_NEAR(static_cast<double>(e.weights_bytes) / 1073741824.0 / 29.15, 1.0, 0.005);
+  EXPECT_NEAR(static_cast<double>(e.max_tokens) / 392920, 1.0, 0.01);
+}
+
 TEST(memory_model, mla_uses_the_engines_mla_block_size) {
   gm::estimate_options opt;
   opt.tp = 8;
