@@ -17,7 +17,9 @@
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/limits.hpp"
 #include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/files.hpp"
 #include "gpucal/model/planner.hpp"
+#include "gpucal/model/simulator.hpp"
 #include "gpucal/model/throughput_model.hpp"
 #include "gpucal/model/units.hpp"
 
@@ -152,6 +154,65 @@ int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::o
   r.gemm_kind = perf.gemm_kind();
   r.link = r.memory.settings.tp > 1 ? fmt::format("{} {:g} GB/s", perf.link_name(), perf.link_gbps()) : "";
   out << (f.json ? perf_json(r) : perf_text(r));
+  return 0;
+}
+
+struct simulate_flags {
+  double qps = 0;
+  std::string prompt_len, output_len, trace;
+  std::int64_t requests = 1000;
+  std::uint64_t seed = 0;
+  std::string preemption = "keep";
+};
+
+int run_simulate(const CLI::App& cmd, estimate_flags& f, const simulate_flags& sf, std::ostream& out, warnings& warn) {
+  apply_flags(cmd, f);
+  check_path_flag(cmd, "--trace", sf.trace);
+  const bool traced = cmd.count("--trace") > 0;
+  if (traced && (cmd.count("--qps") || cmd.count("--prompt-len") || cmd.count("--output-len") || cmd.count("--requests")))
+    throw input_error("--trace: the trace gives arrivals and lengths; leave out --qps, --prompt-len, --output-len and --requests");
+  if (sf.preemption != "keep" && sf.preemption != "drop")
+    throw input_error(fmt::format("--preemption: '{}' is not a mode (allowed: keep, drop)", sf.preemption));
+  simulate_run run;
+  if (traced) {
+    run.requests = model::parse_trace(model::read_input_file(sf.trace, "--trace"), sf.trace);
+    run.source = sf.trace;
+  } else {
+    for (const char* flag : {"--qps", "--prompt-len", "--output-len"})
+      if (cmd.count(flag) == 0) throw input_error(fmt::format("{}: required (or give --trace FILE)", flag));
+    bounded_positive("--qps", sf.qps, model::limits::qps, "requests per second");
+    if (sf.requests < 1 || sf.requests > model::limits::sim_requests)
+      throw input_error(fmt::format("--requests: {} is outside [1, {}]", sf.requests, model::limits::sim_requests));
+    run.prompt = model::parse_length_dist(sf.prompt_len, "--prompt-len");
+    run.output = model::parse_length_dist(sf.output_len, "--output-len");
+    run.qps = sf.qps;
+    run.seed = sf.seed;
+    run.requests = model::poisson_requests(sf.qps, run.prompt, run.output, sf.requests, sf.seed);
+    run.source = "poisson";
+  }
+  const model::model_spec m = model::resolve_model(f.model);
+  const model::gpu_spec& gpu = model::resolve_gpu(f.gpu);
+  const model::engine_profile engine = model::resolve_engine(f.engine);
+  const model::coefficients coeffs = coefficients_with_warnings(f.calibration, gpu, f.allow_other_gpu_calibration, warn);
+  std::int64_t longest = 0;
+  for (const auto& q : run.requests) longest = std::max(longest, q.prompt_tokens + q.output_tokens);
+  const std::int64_t context = f.opt.max_model_len ? *f.opt.max_model_len : m.max_model_len;
+  if (longest > context)
+    throw input_error(fmt::format("{}: a request of {} tokens exceeds the {} tokens of {}", traced ? "--trace" : "--prompt-len + --output-len",
+                                  longest, context, f.opt.max_model_len ? "--max-model-len" : m.name));
+  // Size the pool for the longest request at hand unless the user set the length.
+  if (!f.opt.max_model_len) f.opt.max_model_len = longest;
+  run.memory = model::estimate_memory(m, gpu, engine, coeffs, f.opt);
+  run.memory.notes.insert(run.memory.notes.end(), warn.begin(), warn.end());
+  if (!run.memory.fits) throw input_error(fmt::format("--model: the deployment does not fit, nothing to simulate: {}", run.memory.failures.front()));
+  const model::throughput_model perf(m, gpu, run.memory.settings, coeffs.throughput, engine);
+  model::sim_options so;
+  so.requests = run.requests;
+  so.preemption = sf.preemption == "keep" ? model::preemption_mode::keep_generated : model::preemption_mode::drop_generated;
+  run.preemption = sf.preemption;
+  run.result = model::simulate(perf, run.memory, so);
+  run.step_overhead = perf.step_overhead().describe();
+  out << (f.json ? simulate_json(run) : simulate_text(run));
   return 0;
 }
 
@@ -339,6 +400,19 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   perf->add_option("--output-len", perf_args.output_len, "Generated tokens")->required();
 
   plan_flags plf;
+  estimate_flags sim_f;
+  simulate_flags sim_args;
+  CLI::App* simulate = app.add_subcommand("simulate", "Continuous batching of one replica, step by step: TTFT, TPOT, ITL and E2E percentiles");
+  add_deployment_flags(*simulate, sim_f);
+  simulate->add_option("--qps", sim_args.qps, "Poisson arrival rate, requests per second");
+  simulate->add_option("--prompt-len", sim_args.prompt_len, "Prompt tokens: N, uniform:LO:HI or lognormal:MEDIAN:SIGMA");
+  simulate->add_option("--output-len", sim_args.output_len, "Output tokens: N, uniform:LO:HI or lognormal:MEDIAN:SIGMA");
+  simulate->add_option("--requests,-n", sim_args.requests, "Requests to simulate (default 1000)");
+  simulate->add_option("--seed", sim_args.seed, "Seed of the arrivals and lengths (default 0)");
+  simulate->add_option("--trace", sim_args.trace, "JSONL trace instead: arrival_s, prompt_tokens, output_tokens per line");
+  simulate->add_option("--preemption", sim_args.preemption,
+                       "keep: a preempted request keeps its generated tokens and re-prefills them (vLLM, default); drop: it regenerates them");
+
   CLI::App* plan = app.add_subcommand("plan", "Fewest GPUs that carry a workload within its latency targets");
   plan->add_option("--model,-m", plf.model, "Catalog name or path to a config.json")->required();
   plan->add_option("--qps", plf.w.qps, "Requests per second")->required();
@@ -463,6 +537,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (estimate->parsed()) rc = run_estimate(*estimate, ef, buffer, warn);
     else if (perf->parsed()) rc = run_perf(*perf, pf, perf_args, buffer, warn);
     else if (plan->parsed()) rc = run_plan(*plan, plf, buffer, warn);
+    else if (simulate->parsed()) rc = run_simulate(*simulate, sim_f, sim_args, buffer, warn);
     else if (models->parsed()) rc = run_models(models_json, models_families, buffer);
     else if (gpus->parsed()) rc = run_gpus(gpus_json, gpus_slug_for, buffer);
     else if (engines->parsed()) rc = run_engines(buffer);

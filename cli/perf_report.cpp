@@ -85,6 +85,99 @@ std::string perf_json(const perf_run& r) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+std::string describe(const model::length_dist& d) {
+  switch (d.shape) {
+    case model::length_dist::kind::fixed: return fmt::format("{:g}", d.a);
+    case model::length_dist::kind::uniform: return fmt::format("uniform {:g}..{:g}", d.a, d.b);
+    case model::length_dist::kind::lognormal: return fmt::format("lognormal median {:g} sigma {:g}", d.a, d.b);
+  }
+  return "?";
+}
+
+ordered_json dist_json(const model::length_dist& d) {
+  ordered_json j = {{"shape", d.name()}};
+  if (d.shape == model::length_dist::kind::fixed) j["tokens"] = d.a;
+  else if (d.shape == model::length_dist::kind::uniform) j.update({{"low", d.a}, {"high", d.b}});
+  else j.update({{"median", d.a}, {"sigma", d.b}});
+  return j;
+}
+
+ordered_json latency_json(const model::latency_summary& l) {
+  return {{"mean", l.mean}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"max", l.max}, {"samples", l.samples}};
+}
+
+}  // namespace
+
+std::string simulate_text(const simulate_run& run) {
+  const auto& e = run.memory;
+  const auto& r = run.result;
+  std::string o;
+  o += fmt::format("gpucal simulate: {} on {} x{} (tp={}{}), {} {}, KV pool {:.2f} GiB ({} blocks of {} tokens)\n", e.model.name,
+                   e.gpu.name, e.settings.tp * e.settings.pp, e.settings.tp,
+                   e.settings.pp > 1 ? fmt::format(", pp={}", e.settings.pp) : "", e.engine.display_name, e.engine.version,
+                   to_gib(e.kv_pool_bytes), group_digits(e.num_blocks), e.kv.block_size);
+  o += fmt::format("coefficients: {}; step overhead {}\n", e.coefficients_source, run.step_overhead);
+  if (run.source == "poisson")
+    o += fmt::format("workload: {} requests, Poisson arrivals at {:g} req/s (seed {}), prompt {} tokens, output {} tokens\n",
+                     run.requests.size(), run.qps, run.seed, describe(run.prompt), describe(run.output));
+  else
+    o += fmt::format("workload: {} requests from {}\n", run.requests.size(), run.source);
+  o += fmt::format("policy: vLLM V1 (decode first, chunked prefill within max_num_batched_tokens {}, max_num_seqs {}, "
+                   "recompute preemption {} generated tokens)\n\n",
+                   e.settings.max_num_batched_tokens, e.settings.max_num_seqs,
+                   run.preemption == "keep" ? "keeping" : "dropping");
+  o += fmt::format("{:<32} {:>10} {:>10} {:>10} {:>10}\n", "latency (ms)", "mean", "p50", "p90", "p99");
+  const auto row = [&](const char* name, const model::latency_summary& l) {
+    o += fmt::format("{:<32} {:>10.1f} {:>10.1f} {:>10.1f} {:>10.1f}\n", name, l.mean * 1e3, l.p50 * 1e3, l.p90 * 1e3, l.p99 * 1e3);
+  };
+  row("TTFT (arrival to first token)", r.ttft_s);
+  row("TPOT ((E2E - TTFT) / (O - 1))", r.tpot_s);
+  row("ITL (between tokens)", r.itl_s);
+  row("E2E (arrival to last token)", r.e2e_s);
+  o += fmt::format("\nfinished {} requests in {:.2f} s: {:.2f} req/s, {:.0f} output tokens/s, {} engine steps\n", r.requests,
+                   r.duration_s, r.requests_per_s, r.output_tokens_per_s, group_digits(r.steps));
+  o += fmt::format("mean tokens per step {:.1f}; mean running {:.1f}; mean in system {:.1f} (Little: qps x mean E2E = {:.1f})\n",
+                   r.mean_batch_tokens, r.mean_running, r.mean_in_system, r.requests_per_s * r.e2e_s.mean);
+  o += fmt::format("KV pool used: mean {:.1f}%, max {:.1f}%; preemptions {}\n", 100 * r.mean_kv_used_fraction,
+                   100 * r.max_kv_used_fraction, r.preemptions);
+  return o;
+}
+
+std::string simulate_json(const simulate_run& run) {
+  const auto& e = run.memory;
+  const auto& r = run.result;
+  ordered_json j = deployment_json(e, "gpucal.simulate/1");
+  ordered_json w = {{"source", run.source}, {"requests", run.requests.size()}};
+  if (run.source == "poisson") w.update({{"qps", run.qps}, {"seed", run.seed}, {"prompt_len", dist_json(run.prompt)}, {"output_len", dist_json(run.output)}});
+  j["workload"] = w;
+  j["preemption_mode"] = run.preemption;
+  j["step_overhead"] = run.step_overhead;
+  j["requests"] = r.requests;
+  j["preemptions"] = r.preemptions;
+  j["steps"] = r.steps;
+  j["duration_s"] = r.duration_s;
+  j["requests_per_s"] = r.requests_per_s;
+  j["output_tokens_per_s"] = r.output_tokens_per_s;
+  j["ttft_s"] = latency_json(r.ttft_s);
+  j["tpot_s"] = latency_json(r.tpot_s);
+  j["itl_s"] = latency_json(r.itl_s);
+  j["e2e_s"] = latency_json(r.e2e_s);
+  j["mean_batch_tokens"] = r.mean_batch_tokens;
+  j["mean_running"] = r.mean_running;
+  j["mean_in_system"] = r.mean_in_system;
+  j["kv_used_fraction"] = {{"mean", r.mean_kv_used_fraction}, {"max", r.max_kv_used_fraction}};
+  j["kv_pool_bytes"] = e.kv_pool_bytes;
+  j["num_blocks"] = e.num_blocks;
+  ordered_json tl = ordered_json::array();
+  for (const auto& p : r.timeline)
+    tl.push_back({{"time_s", p.time_s}, {"running", p.running}, {"waiting", p.waiting}, {"batch_tokens", p.batch_tokens},
+                  {"kv_used_fraction", p.kv_used_fraction}});
+  j["timeline"] = tl;
+  return j.dump(2) + "\n";
+}
+
 std::string plan_text(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top) {
   std::string o;
   o += fmt::format("gpucal plan: {} at {:g} req/s, {:g} prompt + {:g} output tokens, TTFT p99 <= {:g} ms, TPOT p99 <= {:g} ms\n",

@@ -5,6 +5,7 @@
 
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/planner.hpp"
+#include "gpucal/model/simulator.hpp"
 #include "gpucal/model/throughput_model.hpp"
 
 namespace gpucal::cli {
@@ -20,6 +21,21 @@ struct perf_run {
 
 std::string perf_text(const perf_run& r);
 std::string perf_json(const perf_run& r);
+
+struct simulate_run {
+  model::memory_estimate memory;
+  std::vector<model::sim_request> requests;
+  std::string source;  ///< "poisson" or the trace's path
+  double qps = 0;
+  model::length_dist prompt, output;
+  std::uint64_t seed = 0;
+  std::string preemption;
+  std::string step_overhead;
+  model::sim_result result;
+};
+
+std::string simulate_text(const simulate_run& r);
+std::string simulate_json(const simulate_run& r);
 
 std::string plan_text(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top);
 std::string plan_json(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top);

@@ -112,16 +112,19 @@ policy_step step_policy::schedule() {
   }
 
   in_flight_ = !step.chunks.empty();
+  last_ = step.chunks;
   return step;
 }
 
 std::vector<std::int64_t> step_policy::complete(const policy_step& step) {
   if (!step.chunks.empty() && !in_flight_)
     throw std::invalid_argument("scheduler::complete: no step in flight (plan completed twice?)");
-  for (const policy_chunk& c : step.chunks) {
-    const auto it = states_.find(c.id);
-    if (it == states_.end() || std::find(running_.begin(), running_.end(), c.id) == running_.end() ||
-        it->second.computed != c.start)
+  // The step must be the one schedule() returned last: the same chunks in the same order.
+  for (std::size_t i = 0; i < step.chunks.size(); ++i) {
+    const policy_chunk& c = step.chunks[i];
+    const bool same = i < last_.size() && last_[i].id == c.id && last_[i].start == c.start && last_[i].tokens == c.tokens &&
+                      last_[i].samples == c.samples;
+    if (!same || step.chunks.size() != last_.size())
       throw std::invalid_argument(fmt::format("scheduler::complete: request {} at position {} is not the last plan's", c.id, c.start));
   }
   std::vector<std::int64_t> finished;
@@ -138,6 +141,7 @@ std::vector<std::int64_t> step_policy::complete(const policy_step& step) {
     }
   }
   in_flight_ = false;
+  last_.clear();
   return finished;
 }
 

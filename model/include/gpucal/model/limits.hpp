@@ -25,6 +25,8 @@ inline constexpr double qps = 1e7;                               ///< plan --qps
 inline constexpr double latency_s = 86'400;                      ///< plan --ttft-p99 and --tpot-p99, seconds
 inline constexpr double price_per_gpu_hour = 1e6;                ///< plan --gpu-prices, $ per GPU-hour
 inline constexpr double threshold_pct = 1e6;                     ///< compare --threshold, percent
+inline constexpr std::int64_t sim_requests = 10'000'000;         ///< simulate --requests, trace lines
+inline constexpr std::int64_t sim_steps = 100'000'000;           ///< engine steps one simulation may run
 
 /// Glob and regex tests (a regex counts four) of a quantization config's
 /// ignore and rule patterns against module names, per estimate. GLM-5's

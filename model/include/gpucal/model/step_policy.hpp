@@ -104,6 +104,7 @@ private:
   std::vector<std::int64_t> running_;
   std::int64_t preemptions_ = 0;
   bool in_flight_ = false;
+  std::vector<policy_chunk> last_;  // the chunks of the step in flight
 };
 
 }  // namespace gpucal::model
