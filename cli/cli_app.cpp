@@ -221,6 +221,7 @@ struct plan_flags {
   model::workload w;
   std::vector<std::string> gpus, quantizations, kv_dtypes;
   int max_gpus = 64, top = 10;
+  std::string verify;
   std::int64_t max_num_batched_tokens = 0;
   bool json = false;
   bool allow_other_gpu_calibration = false;
@@ -281,7 +282,15 @@ int run_plan(const CLI::App& cmd, const plan_flags& f, std::ostream& out, warnin
   } else {
     for (const auto& name : opt.gpus) add(model::resolve_gpu(name, "--gpus"));
   }
-  const model::plan_result r = model::plan_deployment(m, f.w, opt, model::default_coefficients());
+  model::plan_result r = model::plan_deployment(m, f.w, opt, model::default_coefficients());
+  if (cmd.count("--verify") > 0) {
+    if (!f.verify.empty() && f.verify != "strict" && f.verify != "on")
+      throw input_error(fmt::format("--verify: '{}' is not a mode (allowed: nothing, on, strict)", f.verify));
+    model::verify_options v;
+    v.strict = f.verify == "strict";
+    v.top = std::min(5, f.top);
+    model::verify_plans(m, f.w, opt, model::default_coefficients(), r, v);
+  }
   out << (f.json ? plan_json(r, m, f.w, f.top) : plan_text(r, m, f.w, f.top));
   return 0;
 }
@@ -419,7 +428,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   plan->add_option("--prompt-len", plf.w.prompt_len, "Mean prompt tokens")->required();
   plan->add_option("--output-len", plf.w.output_len, "Mean generated tokens")->required();
   plan->add_option("--ttft-p99", plf.w.ttft_p99_s, "TTFT p99 target in seconds")->required();
-  plan->add_option("--tpot-p99", plf.w.tpot_p99_s, "TPOT p99 target in seconds")->required();
+  plan->add_option("--tpot-p99", plf.w.tpot_p99_s,
+                   "TPOT p99 target in seconds, per request: (E2E - TTFT) / (output tokens - 1), as vLLM's bench serve")->required();
+  plan->add_option("--itl-p99", plf.w.itl_p99_s, "ITL p99 target in seconds, between consecutive tokens (default: none)");
   plan->add_option("--gpus", plf.gpus, "GPUs to consider, comma-separated (default: the whole catalog)")->delimiter(',');
   plan->add_option("--max-gpus", plf.max_gpus, "Most GPUs in total (default 64)");
   plan->add_option("--quantization,-q", plf.quantizations, "Weight formats to consider: none, fp8, int8, int4 (default all)")
@@ -434,6 +445,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   plan->add_option("--top", plf.top, "Plans to show (default 10)");
   plan->add_option("--max-num-batched-tokens", plf.max_num_batched_tokens,
                    "Chunked-prefill tokens per step (default: the engine's); smaller chunks lower TPOT p99");
+  plan->add_option("--verify", plf.verify,
+                   "Re-check the best 5 plans by simulation (gpucal simulate) and show analytic and simulated p99 side by side; "
+                   "`--verify strict` drops plans whose simulated p99 misses a target")
+      ->expected(0, 1);
   plan->add_flag("--json", plf.json, "Print one JSON object");
 
   std::string fit_bench, fit_gpu, fit_out = "results";

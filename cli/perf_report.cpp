@@ -180,26 +180,49 @@ std::string simulate_json(const simulate_run& run) {
 
 std::string plan_text(const model::plan_result& r, const model::model_spec& m, const model::workload& w, int top) {
   std::string o;
-  o += fmt::format("gpucal plan: {} at {:g} req/s, {:g} prompt + {:g} output tokens, TTFT p99 <= {:g} ms, TPOT p99 <= {:g} ms\n",
-                   m.name, w.qps, w.prompt_len, w.output_len, w.ttft_p99_s * 1e3, w.tpot_p99_s * 1e3);
+  o += fmt::format("gpucal plan: {} at {:g} req/s, {:g} prompt + {:g} output tokens, TTFT p99 <= {:g} ms, TPOT p99 <= {:g} ms{}\n",
+                   m.name, w.qps, w.prompt_len, w.output_len, w.ttft_p99_s * 1e3, w.tpot_p99_s * 1e3,
+                   w.itl_p99_s > 0 ? fmt::format(", ITL p99 <= {:g} ms", w.itl_p99_s * 1e3) : "");
   o += fmt::format("engine {}; coefficients: {}; {} candidates (GPU x tp x weights x KV) searched\n", r.engine,
                    r.coefficients_source,
                    r.candidates);
-  o += fmt::format("rules: {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT = step(C) / (1 - prefill share)\n\n",
-                   model::ttft_p99_rule, model::tpot_p99_rule);
+  o += fmt::format("rules: {}\n       {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT mean = step(C) / (1 - prefill share)\n\n",
+                   model::ttft_p99_rule, model::tpot_p99_rule, model::itl_p99_rule);
   if (r.plans.empty()) {
     o += "No plan meets the workload.\n";
   } else {
-    o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
-                     "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT p99", "KV need", "KV pool", "prefill", "$/h");
+    o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
+                     "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT", "TPOT p99", "ITL p99", "KV need", "KV pool", "prefill", "$/h");
     const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
     for (int i = 0; i < n; ++i) {
       const auto& p = r.plans[static_cast<std::size_t>(i)];
       const auto& s = p.state;
-      o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
+      o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>6.1f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
                        i + 1, p.gpu, p.pp > 1 ? fmt::format("{}x{}", p.tp, p.pp) : std::to_string(p.tp), p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
-                       s.ttft_p99_s * 1e3, s.tpot_p99_s * 1e3, to_gib(s.kv_needed_bytes), to_gib(s.kv_pool_bytes),
+                       s.ttft_p99_s * 1e3, s.tpot_mean_s * 1e3, s.tpot_p99_s * 1e3, s.itl_p99_s * 1e3, to_gib(s.kv_needed_bytes), to_gib(s.kv_pool_bytes),
                        100 * s.prefill_share, p.cost_per_hour ? fmt::format("{:.2f}", *p.cost_per_hour) : "-");
+    }
+    bool any_verified = false;
+    for (const auto& p : r.plans) any_verified = any_verified || p.verified.has_value();
+    if (any_verified) {
+      o += fmt::format("\nVerified by simulation (one replica at qps / replicas, Poisson arrivals, {} requests each{}):\n",
+                       r.plans.front().verified ? r.plans.front().verified->requests : 0,
+                       r.dropped_by_verify > 0 ? fmt::format("; {} plan(s) dropped by --verify strict", r.dropped_by_verify) : "");
+      o += fmt::format("{:>3} {:>21} {:>21} {:>21}  {}\n", "#", "TTFT p99 rule / sim", "TPOT p99 rule / sim", "ITL p99 rule / sim",
+                       "verdict");
+      for (int i = 0; i < n; ++i) {
+        const auto& p = r.plans[static_cast<std::size_t>(i)];
+        if (!p.verified) continue;
+        const auto& v = *p.verified;
+        const auto pair = [](double a, double b) { return fmt::format("{:.1f} / {:.1f} ms", a * 1e3, b * 1e3); };
+        std::string verdict = "meets the targets";
+        if (!v.misses.empty()) {
+          verdict = "MISSES";
+          for (const auto& x : v.misses) verdict += " " + x;
+        }
+        o += fmt::format("{:>3} {:>21} {:>21} {:>21}  {}\n", i + 1, pair(p.state.ttft_p99_s, v.sim.ttft_s.p99),
+                         pair(p.state.tpot_p99_s, v.sim.tpot_s.p99), pair(p.state.itl_p99_s, v.sim.itl_s.p99), verdict);
+      }
     }
     const auto& b = r.plans.front();
     o += fmt::format("\nBest: {} x {} ({} replicas of tp={}, {} weights, {} KV). Per replica: {:.2f} req/s, "
@@ -224,10 +247,12 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   j["model"] = m.name;
   j["workload"] = {{"qps", w.qps}, {"prompt_len", w.prompt_len}, {"output_len", w.output_len},
                    {"ttft_p99_s", w.ttft_p99_s}, {"tpot_p99_s", w.tpot_p99_s}};
+  j["workload"]["itl_p99_s"] = w.itl_p99_s > 0 ? ordered_json(w.itl_p99_s) : ordered_json(nullptr);
   j["engine"] = r.engine;
   j["coefficients_source"] = r.coefficients_source;
-  j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}};
+  j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}, {"itl_p99", model::itl_p99_rule}};
   j["candidates"] = r.candidates;
+  j["dropped_by_verify"] = r.dropped_by_verify;
   ordered_json plans = ordered_json::array();
   const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
   for (int i = 0; i < n; ++i) {
@@ -238,10 +263,17 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
                       {"kv_cache_dtype", p.kv_cache_dtype}, {"gemm_kind", p.gemm_kind}, {"batch", s.concurrency},
                       {"batch_p99", s.batch_p99}, {"qps_per_replica", s.arrival_qps}, {"ttft_s", s.ttft_mean_s},
                       {"ttft_p99_s", s.ttft_p99_s}, {"tpot_s", s.tpot_mean_s}, {"tpot_p99_s", s.tpot_p99_s},
+                      {"itl_s", s.itl_mean_s}, {"itl_p99_s", s.itl_p99_s}, {"prefill_chunk_s", s.prefill_chunk_s},
                       {"prefill_s", s.prefill_s}, {"prefill_share", s.prefill_share}, {"decode_step_s", s.decode_step_s},
                       {"output_tokens_per_s", s.output_tokens_per_s}, {"kv_needed_bytes", s.kv_needed_bytes},
                       {"kv_pool_bytes", s.kv_pool_bytes}, {"coefficients_source", p.coefficients_source}};
     x["cost_per_hour"] = p.cost_per_hour ? ordered_json(*p.cost_per_hour) : ordered_json(nullptr);
+    if (p.verified) {
+      const auto& v = *p.verified;
+      x["verified"] = {{"requests", v.requests}, {"ttft_p99_s", v.sim.ttft_s.p99}, {"tpot_p99_s", v.sim.tpot_s.p99},
+                       {"itl_p99_s", v.sim.itl_s.p99}, {"tpot_s", v.sim.tpot_s.mean}, {"preemptions", v.sim.preemptions},
+                       {"misses", v.misses}};
+    }
     plans.push_back(x);
   }
   j["plans"] = plans;

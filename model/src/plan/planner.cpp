@@ -24,6 +24,59 @@ std::int64_t request_kv_bytes(const memory_estimate& mem, double tokens) {
 
 std::string fmt_ms(double s) { return fmt::format("{:.1f} ms", s * 1e3); }
 
+// The smallest n with P(N <= n) >= q, N of mean `mean` and variance `var`:
+// Poisson when var <= mean, else negative binomial; a normal approximation
+// (continuity-corrected) above a mean of 1000.
+double count_quantile(double mean, double var, double q) {
+  if (!(mean > 0)) return 0;
+  const double z = 2.326;  // q = 0.99
+  if (mean > 1000) return std::ceil(mean + z * std::sqrt(std::max(var, mean)) - 0.5);
+  double term = 0, sum = 0, n = 0;
+  if (var <= mean * 1.0001) {  // Poisson(mean)
+    term = std::exp(-mean);
+    sum = term;
+    while (sum < q && n < 10 * mean + 100) {
+      n += 1;
+      term *= mean / n;
+      sum += term;
+    }
+    return n;
+  }
+  const double p = mean / var, r = mean * mean / (var - mean);  // NB(r, p): P(0) = p^r
+  term = std::exp(r * std::log(p));
+  sum = term;
+  while (sum < q && n < 100 * mean + 1000) {
+    term *= (n + r) / (n + 1) * (1 - p);
+    n += 1;
+    sum += term;
+  }
+  return n;
+}
+
+// Probabilities of 0..n of a Poisson (var <= mean) or negative binomial count, summing to >= 1 - 1e-9.
+std::vector<double> count_pmf(double mean, double var) {
+  std::vector<double> pmf;
+  if (!(mean > 0)) return {1.0};
+  double sum = 0, term = 0;
+  if (var <= mean * 1.0001) {
+    term = std::exp(-mean);
+    for (double n = 0; sum < 1 - 1e-9 && n < 10 * mean + 100; n += 1) {
+      if (n > 0) term *= mean / n;
+      pmf.push_back(term);
+      sum += term;
+    }
+  } else {
+    const double p = mean / var, r = mean * mean / (var - mean);
+    term = std::exp(r * std::log(p));
+    for (double n = 0; sum < 1 - 1e-9 && n < 100 * mean + 1000; n += 1) {
+      if (n > 0) term *= (n - 1 + r) / n * (1 - p);
+      pmf.push_back(term);
+      sum += term;
+    }
+  }
+  return pmf;
+}
+
 }  // namespace
 
 replica_state solve_replica(const throughput_model& perf, const memory_estimate& mem, const workload& w,
@@ -43,16 +96,36 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   }
   const double rho = r.prefill_share;
   const double slack = 1 - rho;
-  // M/M/1 waiting time of the prefill queue: mean rho s / (1 - rho); P(W > t) = rho exp(-(1 - rho) t / s).
-  const double wait_mean = rho * r.prefill_s / slack;
-  const double wait_p99 = rho > 0.01 ? r.prefill_s * std::log(rho / 0.01) / slack : 0;
+  // Prompt chunks ride on decode steps: a step carrying k chunks lasts d + k x chunk.
+  const double budget = static_cast<double>(mem.settings.max_num_batched_tokens);
+  const double chunk_tokens = std::min(w.prompt_len, budget);
+  const double chunks_per_prompt = std::ceil(w.prompt_len / budget);
+  const step_time pf = perf.prefill(chunk_tokens);
+  double overhead = 0;
+  for (const auto& op : pf.ops)
+    if (op.name == "step_overhead") overhead = op.time_s;
+  const double chunk = r.prefill_chunk_s = std::max(pf.total_s - overhead, 1e-12);
+  // Chunks queued at a step's start are those that arrived during the previous step:
+  // K' ~ Poisson(lambda_u (d + K chunk)), a branching process with immigration whose
+  // offspring mean is a = lambda_u x chunk: mean K = lambda_u d / (1 - a), variance
+  // mean / (1 - a^2), successive steps correlated by a.
+  const double lambda_u = arrival_qps * chunks_per_prompt;
+  const double a = std::min(lambda_u * chunk, 0.999);
+  // Mean TTFT at decode step d: the rest of a length-biased step (E[T^2] / 2E[T]),
+  // then the prompt's chunks with the J prompts of its arrival step (E[J] = arrival E_lb[T]).
+  const auto ttft_mean_at = [&](double d) {
+    const double m1 = lambda_u * d / (1 - a), v1 = m1 / (1 - a * a);
+    const double et = d + chunk * m1, et2 = et * et + chunk * chunk * v1;
+    const double lb = et2 / et;
+    return chunks_per_prompt * (d + chunk) + lb / 2 + arrival_qps * lb * chunk;
+  };
 
   // Little's law: C = arrival x (TTFT + O x TPOT(C)), TPOT growing with C. f(C) = rhs - C
   // is positive at 0; the first root is the steady state, if it lies below max_num_seqs.
   const double cap = static_cast<double>(mem.settings.max_num_seqs);
   const auto rhs = [&](double c) {
     const double step = perf.decode_step(std::max(c, 1.0), mean_context).total_s;
-    return arrival_qps * (r.prefill_s + wait_mean + step + w.output_len * step / slack);
+    return arrival_qps * (ttft_mean_at(step) + w.output_len * step / slack);
   };
   if (rhs(cap) > cap) {
     r.failure_kind = "throughput";
@@ -61,7 +134,7 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
     return r;
   }
   double lo = 0, hi = cap;
-  for (int i = 0; i < 60 && hi - lo > 1e-6 * std::max(1.0, hi); ++i) {
+  for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
     const double mid = (lo + hi) / 2;
     (rhs(mid) > mid ? lo : hi) = mid;
   }
@@ -70,20 +143,57 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   const double c = r.concurrency;
   r.decode_step_s = perf.decode_step(std::max(c, 1.0), mean_context).total_s;
   r.tpot_mean_s = r.decode_step_s / slack;
-  r.ttft_mean_s = r.prefill_s + wait_mean + r.decode_step_s;
-  r.ttft_p99_s = r.prefill_s + wait_p99 + r.decode_step_s;
+  r.itl_mean_s = r.tpot_mean_s;
   r.batch_p99 = std::min(cap, c + 2.326 * std::sqrt(c));
-  double tpot_p99 = perf.decode_step(std::max(r.batch_p99, 1.0), mean_context).total_s;
-  // Share of decode steps that also carry a prefill chunk: arrivals per step.
-  if (arrival_qps * r.tpot_mean_s > 0.01) {
-    const double chunk = std::min(w.prompt_len, static_cast<double>(mem.settings.max_num_batched_tokens));
-    const step_time pf = perf.prefill(chunk);
-    double overhead = 0;
-    for (const auto& op : pf.ops)
-      if (op.name == "step_overhead") overhead = op.time_s;
-    tpot_p99 += pf.total_s - overhead;  // one step, so its overhead is counted once
+  const double d = r.decode_step_s;
+  const double k_mean = lambda_u * d / (1 - a);
+  const double k_var = k_mean / (1 - a * a);
+  // ITL: one step's duration, the decode part at the p99 batch.
+  const double d99 = perf.decode_step(std::max(r.batch_p99, 1.0), mean_context).total_s;
+  r.itl_p99_s = std::max(r.itl_mean_s, d99 + count_quantile(k_mean, k_var, 0.99) * chunk);
+  // TPOT per request: O - 1 steps carrying N chunks in all.
+  const double gaps = std::max(w.output_len - 1, 1.0);
+  r.chunks_per_request_p99 = count_quantile(gaps * k_mean, gaps * k_var * (1 + a) / (1 - a), 0.99);
+  // Bursts that bring a request more chunks also bring more requests: its decode steps
+  // run at a batch above C (the batch averaged over a request's life, Poisson-like
+  // count: variance about 2C/3), taken at the same percentile.
+  const double d_burst = perf.decode_step(std::max(std::min(cap, c + 2.326 * std::sqrt(2 * c / 3)), 1.0), mean_context).total_s;
+  r.tpot_p99_s = std::max(r.tpot_mean_s, d_burst + r.chunks_per_request_p99 * chunk / gaps);
+  // TTFT: a prompt arrives within a step (length-biased: T_k = d + k chunk with weight
+  // pi_k T_k), waits out the rest of it (uniform), then its chunks run, each step also
+  // carrying the J ~ Poisson(lambda T_k) prompts that arrived in the same step.
+  const std::vector<double> pi = count_pmf(k_mean, k_var);
+  std::vector<double> weight(pi.size()), len(pi.size());
+  double norm = 0;
+  for (std::size_t k = 0; k < pi.size(); ++k) {
+    len[k] = d + static_cast<double>(k) * chunk;
+    weight[k] = pi[k] * len[k];
+    norm += weight[k];
   }
-  r.tpot_p99_s = tpot_p99;
+  const double base = chunks_per_prompt * (d + chunk);
+  const double ttft_mean = ttft_mean_at(d);
+  std::vector<std::vector<double>> others(pi.size());  // J's distribution in a step of length T_k
+  for (std::size_t k = 0; k < pi.size(); ++k)
+    if (weight[k] / norm >= 1e-12) others[k] = count_pmf(arrival_qps * len[k], arrival_qps * len[k]);
+  const auto exceed = [&](double x) {  // P(TTFT > x)
+    double p = 0;
+    for (std::size_t k = 0; k < pi.size(); ++k) {
+      double pk = 0;
+      for (std::size_t j = 0; j < others[k].size(); ++j) {
+        const double rest = (x - base - static_cast<double>(j) * chunk) / len[k];
+        if (rest < 1) pk += others[k][j] * (1 - std::max(rest, 0.0));
+      }
+      p += weight[k] / norm * pk;
+    }
+    return p;
+  };
+  double lo_x = base, hi_x = base + len.back() + chunk * (10 + 10 * arrival_qps * len.back());
+  for (int i = 0; i < 40; ++i) {
+    const double mid = (lo_x + hi_x) / 2;
+    (exceed(mid) > 0.01 ? lo_x : hi_x) = mid;
+  }
+  r.ttft_mean_s = ttft_mean;
+  r.ttft_p99_s = std::max(ttft_mean, hi_x);
   r.output_tokens_per_s = arrival_qps * w.output_len;
   r.kv_needed_bytes = static_cast<std::int64_t>(std::ceil(r.batch_p99)) * request_kv_bytes(mem, w.prompt_len + w.output_len);
 
@@ -101,6 +211,10 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
     r.failure_kind = "tpot";
     r.failure_stage = 6;
     r.failure = fmt::format("TPOT p99 {} exceeds the {} target", fmt_ms(r.tpot_p99_s), fmt_ms(w.tpot_p99_s));
+  } else if (w.itl_p99_s > 0 && r.itl_p99_s > w.itl_p99_s) {
+    r.failure_kind = "itl";
+    r.failure_stage = 7;
+    r.failure = fmt::format("ITL p99 {} exceeds the {} target", fmt_ms(r.itl_p99_s), fmt_ms(w.itl_p99_s));
   }
   return r;
 }
@@ -117,6 +231,7 @@ void validate(const model_spec& m, const workload& w, const plan_options& opt) {
   positive("--output-len", w.output_len, static_cast<double>(limits::context), "tokens");
   positive("--ttft-p99", w.ttft_p99_s, limits::latency_s, "seconds");
   positive("--tpot-p99", w.tpot_p99_s, limits::latency_s, "seconds");
+  if (w.itl_p99_s != 0) positive("--itl-p99", w.itl_p99_s, limits::latency_s, "seconds");
   if (opt.max_gpus <= 0 || opt.max_gpus > limits::max_gpus)
     throw input_error(fmt::format("--max-gpus: {} is outside [1, {}]", opt.max_gpus, limits::max_gpus));
   if (opt.max_num_batched_tokens &&
@@ -264,6 +379,47 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
     return a.state.tpot_p99_s < b.state.tpot_p99_s;
   });
   return out;
+}
+
+void verify_plans(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c, plan_result& r,
+                  const verify_options& v) {
+  const engine_profile engine = resolve_engine(opt.engine);
+  int checked = 0, simulated = 0;
+  for (std::size_t i = 0; i < r.plans.size() && checked < v.top && simulated < 4 * v.top; ++simulated) {
+    plan& p = r.plans[i];
+    const gpu_spec& gpu = resolve_gpu(p.gpu_slug);
+    const auto own = opt.coefficients_by_gpu.find(p.gpu_slug);
+    const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;
+    estimate_options eo;
+    eo.tp = p.tp;
+    eo.pp = p.pp;
+    eo.quantization = p.quantization;
+    eo.kv_cache_dtype = p.kv_cache_dtype;
+    eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
+    eo.max_num_batched_tokens = opt.max_num_batched_tokens;
+    const memory_estimate mem = estimate_memory(m, gpu, engine, gc, eo);
+    const throughput_model perf(m, gpu, mem.settings, gc.throughput, engine);
+    length_dist prompt, output;
+    prompt.a = std::max(1.0, std::round(w.prompt_len));
+    output.a = std::max(1.0, std::round(w.output_len));
+    sim_options so;
+    so.requests = poisson_requests(w.qps / p.replicas, prompt, output, v.requests, v.seed);
+    plan_verification pv;
+    pv.requests = v.requests;
+    pv.sim = simulate(perf, mem, so);
+    if (pv.sim.ttft_s.p99 > w.ttft_p99_s) pv.misses.push_back("TTFT");
+    if (pv.sim.tpot_s.p99 > w.tpot_p99_s) pv.misses.push_back("TPOT");
+    if (w.itl_p99_s > 0 && pv.sim.itl_s.p99 > w.itl_p99_s) pv.misses.push_back("ITL");
+    const bool missed = !pv.misses.empty();
+    p.verified = std::move(pv);
+    if (missed && v.strict) {
+      r.plans.erase(r.plans.begin() + static_cast<std::ptrdiff_t>(i));
+      ++r.dropped_by_verify;
+      continue;
+    }
+    ++checked;
+    ++i;
+  }
 }
 
 }  // namespace gpucal::model

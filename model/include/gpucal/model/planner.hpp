@@ -13,6 +13,7 @@
 #include "gpucal/model/engine_profile.hpp"
 #include "gpucal/model/memory_model.hpp"
 #include "gpucal/model/model_spec.hpp"
+#include "gpucal/model/simulator.hpp"
 #include "gpucal/model/throughput_model.hpp"
 
 namespace gpucal::model {
@@ -22,7 +23,8 @@ struct workload {
   double prompt_len = 0;   ///< tokens per prompt
   double output_len = 0;   ///< tokens generated per request
   double ttft_p99_s = 0;   ///< target
-  double tpot_p99_s = 0;   ///< target
+  double tpot_p99_s = 0;   ///< target, per request: (E2E - TTFT) / (output - 1)
+  double itl_p99_s = 0;    ///< target between consecutive tokens; 0 = none
 };
 
 /// Steady state of one replica at `arrival_qps`.
@@ -36,22 +38,39 @@ struct replica_state {
   double ttft_mean_s = 0;
   double ttft_p99_s = 0;
   double tpot_mean_s = 0;
-  double tpot_p99_s = 0;
+  double tpot_p99_s = 0;       ///< per request, over requests
+  double itl_mean_s = 0;       ///< between consecutive tokens (= tpot_mean_s)
+  double itl_p99_s = 0;        ///< over tokens
+  double prefill_chunk_s = 0;  ///< one chunk of min(P, max_num_batched_tokens) tokens, step overhead excluded
+  double chunks_per_request_p99 = 0;  ///< prompt chunks a request's decode period sees at p99
   double output_tokens_per_s = 0;
   std::int64_t kv_needed_bytes = 0;  ///< batch_p99 requests of prompt + output tokens, in whole blocks
   std::int64_t kv_pool_bytes = 0;
   bool converged = false;
   std::string failure;       ///< "", or the first reason this state misses the workload
-  std::string failure_kind;  ///< "throughput", "memory", "ttft", "tpot"
-  int failure_stage = 0;     ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT (see candidate_failure)
+  std::string failure_kind;  ///< "throughput", "memory", "ttft", "tpot", "itl"
+  int failure_stage = 0;     ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT, 7 ITL (see candidate_failure)
 };
 
-/// Solves one replica's steady state. The rules (documented in the README):
+/// Solves one replica's steady state. The rules (documented in the README),
+/// for the metrics as vLLM's `bench serve` defines them:
 /// - prefill share rho = arrival x prefill(P); rho >= 1 cannot keep up;
-/// - TPOT mean = decode_step(C) / (1 - rho); C = arrival x (TTFT + O x TPOT) solved by bisection;
-/// - TTFT p99 = prefill + p99 wait of an M/M/1 prefill queue (s ln(rho / 0.01) / (1 - rho)) + one decode step;
-/// - TPOT p99 = decode step at the p99 batch, plus one prefill chunk of
-///   min(P, max_num_batched_tokens) tokens when more than 1 % of steps carry one.
+/// - TPOT mean = ITL mean = decode_step(C) / (1 - rho); C = arrival x (TTFT + O x TPOT) solved by bisection;
+/// - a step carrying k prompt chunks lasts d + k x chunk (d = decode_step(C), chunk =
+///   prefill of min(P, max_num_batched_tokens) tokens less the step overhead); the chunks
+///   at a step's start arrived during the previous step, so K' ~ Poisson(lambda_u (d + K chunk)),
+///   lambda_u = arrival x chunks per prompt: a branching process with immigration, offspring
+///   mean a = lambda_u x chunk, stationary mean lambda_u d / (1 - a) and variance mean / (1 - a^2),
+///   its counts taken as Poisson or negative binomial;
+/// - ITL p99 (per token) = decode step at the p99 batch (C + 2.33 sqrt C) + K99 x chunk;
+/// - TPOT p99 (per request, (E2E - TTFT) / (O - 1)) = decode step at a burst batch
+///   (C + 2.33 sqrt(2C/3)) + N99 x chunk / (O - 1), N the chunks of O - 1 steps (mean
+///   (O - 1) E[K], variance (O - 1) Var[K] (1 + a) / (1 - a));
+/// - TTFT p99: the arrival falls in a step of length T_k (length-biased), waits out the
+///   rest of it (uniform), then runs its chunks, each step with d, its chunk and those of
+///   the J ~ Poisson(arrival x T_k) prompts that came in the same step; the 99th percentile
+///   of that mixture.
+/// No p99 is below its mean.
 replica_state solve_replica(const throughput_model& perf, const memory_estimate& mem, const workload& w,
                             double arrival_qps);
 
@@ -70,6 +89,13 @@ struct plan_options {
   std::map<std::string, coefficients> coefficients_by_gpu;
 };
 
+/// A plan re-checked by simulation: one replica at its share of the load.
+struct plan_verification {
+  sim_result sim;
+  std::int64_t requests = 0;  ///< simulated, Poisson arrivals at qps / replicas, fixed lengths
+  std::vector<std::string> misses;  ///< "TTFT", "TPOT", "ITL": simulated p99 above the target
+};
+
 struct plan {
   std::string gpu;
   std::string coefficients_source;
@@ -83,16 +109,17 @@ struct plan {
   std::string gemm_kind;
   replica_state state;
   std::optional<double> cost_per_hour;
+  std::optional<plan_verification> verified;
 };
 
 /// Why one candidate (GPU, tp, quantization, KV dtype) carries no plan.
 struct candidate_failure {
   int tp = 1;
   int pp = 1;
-  std::string kind;    ///< "memory", "throughput", "ttft", "tpot", "unsupported"
+  std::string kind;    ///< "memory", "throughput", "ttft", "tpot", "itl", "unsupported"
   std::string reason;
   int stage = 0;       ///< how far the candidate got: 0 unsupported, 1 weights, 2 TPOT floor,
-                       ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT
+                       ///< 3 throughput, 4 KV capacity, 5 TTFT, 6 TPOT, 7 ITL
 };
 
 /// A family (GPU x quantization x KV dtype) none of whose tp degrees carries
@@ -111,6 +138,7 @@ struct rejection {
 
 struct plan_result {
   std::vector<plan> plans;  ///< feasible, best first: fewest GPUs, then cost, then TPOT
+  int dropped_by_verify = 0;  ///< plans --verify strict dropped
   std::vector<rejection> rejected;
   int candidates = 0;       ///< candidates (GPU x tp x quantization x KV dtype) evaluated
   std::string coefficients_source;  ///< one source, or "per GPU" when they differ
@@ -121,10 +149,28 @@ struct plan_result {
 /// numbers, prompt + output beyond the model's context).
 plan_result plan_deployment(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c);
 
+struct verify_options {
+  int top = 5;                  ///< the best plans re-checked
+  bool strict = false;          ///< drop a plan whose simulated p99 misses a target
+  std::int64_t requests = 4000; ///< simulated per plan
+  std::uint64_t seed = 0;
+};
+
+/// Re-checks the first `v.top` plans of `r` with the simulator (plan --verify):
+/// each plan's replica gets Poisson arrivals at qps / replicas with the
+/// workload's fixed lengths. With `strict`, plans that miss are dropped and
+/// the next ones checked until `top` verified plans remain or none is left.
+void verify_plans(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c, plan_result& r,
+                  const verify_options& v);
+
 /// The rules used for p99, as printed by `gpucal plan`.
 inline constexpr const char* ttft_p99_rule =
-    "TTFT p99 = prefill + p99 wait in an M/M/1 queue of prefills (s ln(rho/0.01)/(1-rho)) + one decode step";
+    "TTFT p99 = 99th percentile of: rest of the step the prompt arrives in (length-biased) + its prefill steps, each "
+    "carrying the running decodes and the prompts that arrived with it";
 inline constexpr const char* tpot_p99_rule =
-    "TPOT p99 = decode step at the p99 batch (C + 2.33 sqrt(C)) plus one chunked-prefill chunk when over 1% of steps carry one";
+    "TPOT p99 (per request, (E2E - TTFT)/(O - 1)) = decode step at a burst batch (C + 2.33 sqrt(2C/3)) + N99 x chunk / (O - 1), "
+    "N the prompt chunks its O - 1 steps carry (branching-process counts)";
+inline constexpr const char* itl_p99_rule =
+    "ITL p99 (per token) = decode step at the p99 batch (C + 2.33 sqrt C) + K99 x chunk, K the prompt chunks one step carries";
 
 }  // namespace gpucal::model
