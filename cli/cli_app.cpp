@@ -153,6 +153,11 @@ int run_perf(const CLI::App& cmd, estimate_flags& f, const perf_flags& p, std::o
   r.decode = perf.decode_step(p.batch, p.prompt_len + p.output_len / 2);
   r.gemm_kind = perf.gemm_kind();
   r.link = r.memory.settings.tp > 1 ? fmt::format("{} {:g} GB/s", perf.link_name(), perf.link_gbps()) : "";
+  // The batch's prompts arriving at once, in whole tokens and sequences.
+  if (r.memory.fits)
+    r.static_run = model::static_batch_estimate(perf, r.memory, std::max<std::int64_t>(1, std::llround(p.batch)),
+                                                std::max<std::int64_t>(1, std::llround(p.prompt_len)),
+                                                std::max<std::int64_t>(1, std::llround(p.output_len)));
   out << (f.json ? perf_json(r) : perf_text(r));
   return 0;
 }

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "estimate_report.hpp"
@@ -58,6 +60,18 @@ std::string perf_text(const perf_run& r) {
   const std::int64_t need = static_cast<std::int64_t>(r.batch) * e.kv.bytes_for(static_cast<std::int64_t>(r.prompt_len + r.output_len));
   o += fmt::format("KV for the batch at prompt + output: {:.2f} GiB of a {:.2f} GiB pool ({})\n\n", to_gib(need),
                    to_gib(e.kv_pool_bytes), need <= e.kv_pool_bytes ? "fits" : "DOES NOT FIT");
+  if (const auto& b = r.static_run) {
+    o += fmt::format("Static batch ({} prompts arriving at once; rule: their {} x {} prompt tokens in {} prefill step(s) of up to "
+                     "max_num_batched_tokens {}, then {} decode steps at batch {} over contexts {} to {}):\n",
+                     b->batch, b->batch, b->prompt_tokens, b->prefill_steps, e.settings.max_num_batched_tokens,
+                     b->output_tokens - 1, b->batch, b->prompt_tokens + 1, b->prompt_tokens + b->output_tokens - 1);
+    o += fmt::format("  prefill {:.3f} s + decode {:.3f} s = batch E2E {:.3f} s, {:.0f} output tokens/s", b->prefill_s, b->decode_s,
+                     b->e2e_s, b->output_tokens_per_s);
+    if (std::isfinite(b->simulated_e2e_s))
+      o += fmt::format("; simulated {:.3f} s ({:+.1f}%{})", b->simulated_e2e_s, 100 * (b->simulated_e2e_s / b->e2e_s - 1),
+                       b->simulated_preemptions > 0 ? fmt::format(", {} preemptions", b->simulated_preemptions) : "");
+    o += "\n\n";
+  }
   o += "Decode step\n" + op_table(r.decode);
   o += "\nPrefill step\n" + op_table(r.prefill);
   return o;
@@ -82,6 +96,13 @@ std::string perf_json(const perf_run& r) {
   j["kv_pool_bytes"] = e.kv_pool_bytes;
   j["kv_needed_bytes"] = static_cast<std::int64_t>(r.batch) * e.kv.bytes_for(static_cast<std::int64_t>(r.prompt_len + r.output_len));
   j["coefficients_source"] = e.coefficients_source;
+  if (const auto& b = r.static_run) {
+    j["static_batch"] = {{"batch", b->batch}, {"prompt_tokens", b->prompt_tokens}, {"output_tokens", b->output_tokens},
+                         {"prefill_steps", b->prefill_steps}, {"prefill_s", b->prefill_s}, {"decode_s", b->decode_s},
+                         {"batch_e2e_s", b->e2e_s}, {"output_tokens_per_s", b->output_tokens_per_s},
+                         {"simulated_batch_e2e_s", std::isfinite(b->simulated_e2e_s) ? ordered_json(b->simulated_e2e_s) : ordered_json(nullptr)},
+                         {"simulated_preemptions", b->simulated_preemptions}};
+  }
   return j.dump(2) + "\n";
 }
 

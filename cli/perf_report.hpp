@@ -1,6 +1,7 @@
 // `gpucal perf` and `gpucal plan` output: human tables and JSON.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "gpucal/model/memory_model.hpp"
@@ -17,6 +18,7 @@ struct perf_run {
   model::step_time decode;   ///< one step at `batch`, mean context prompt + output / 2
   std::string gemm_kind;
   std::string link;
+  std::optional<model::static_batch> static_run;  ///< the batch's prompts arriving at once (when the deployment fits)
 };
 
 std::string perf_text(const perf_run& r);

@@ -190,4 +190,30 @@ TEST(simulator, bad_lengths_and_traces_name_the_flag_or_line) {
   }
 }
 
+TEST(simulator, static_batch_sum_by_hand) {
+  const deployment d;
+  ASSERT_EQ(d.mem.settings.max_num_batched_tokens, 8192);
+  // 10 prompts of 1000 tokens and 3 outputs: 8 whole prompts fit a step of 8192
+  // tokens, so two prefill steps (8 and 2 prompts), then 2 decode steps at batch 10
+  // over contexts 1001 and 1002.
+  const auto b = gm::static_batch_estimate(*d.perf, d.mem, 10, 1000, 3);
+  const double prefill = d.perf->prefill(1000, 8).total_s + d.perf->prefill(1000, 2).total_s;
+  const double decode = d.decode(10, 1001) + d.decode(10, 1002);
+  EXPECT_EQ(b.prefill_steps, 2);
+  EXPECT_DOUBLE_EQ(b.prefill_s, prefill);
+  EXPECT_DOUBLE_EQ(b.decode_s, decode);
+  EXPECT_DOUBLE_EQ(b.e2e_s, prefill + decode);
+  EXPECT_DOUBLE_EQ(b.output_tokens_per_s, 30 / (prefill + decode));
+  // The simulator runs the same batch under the engine's policy: decode-first
+  // steps let the first 8 requests decode while the last 2 prefill, so it may
+  // finish a little earlier; within 5 % here.
+  EXPECT_NEAR(b.simulated_e2e_s / b.e2e_s, 1.0, 0.05);
+  EXPECT_EQ(b.simulated_preemptions, 0);
+  // A prompt longer than the step budget goes in chunks: 20,000 tokens = 2 x 8192 + 3616.
+  const deployment longer(32768);
+  const auto c = gm::static_batch_estimate(*longer.perf, longer.mem, 2, 20000, 2);
+  EXPECT_EQ(c.prefill_steps, 6);
+  EXPECT_DOUBLE_EQ(c.prefill_s, 2 * (2 * longer.perf->prefill(8192).total_s + longer.perf->prefill(3616).total_s));
+}
+
 }  // namespace

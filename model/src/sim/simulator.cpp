@@ -397,4 +397,46 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   return r;
 }
 
+static_batch static_batch_estimate(const throughput_model& perf, const memory_estimate& mem, std::int64_t batch,
+                                   std::int64_t prompt_tokens, std::int64_t output_tokens) {
+  static_batch b;
+  b.batch = batch;
+  b.prompt_tokens = prompt_tokens;
+  b.output_tokens = output_tokens;
+  const std::int64_t budget = mem.settings.max_num_batched_tokens;
+  if (prompt_tokens <= budget) {
+    // Whole prompts per step: floor(budget / P) of them, the last step the rest.
+    const std::int64_t per_step = budget / prompt_tokens;
+    const std::int64_t full = batch / per_step, rest = batch % per_step;
+    if (full > 0) b.prefill_s += static_cast<double>(full) * perf.prefill(static_cast<double>(prompt_tokens), static_cast<double>(per_step)).total_s;
+    if (rest > 0) b.prefill_s += perf.prefill(static_cast<double>(prompt_tokens), static_cast<double>(rest)).total_s;
+    b.prefill_steps = full + (rest > 0 ? 1 : 0);
+  } else {
+    // Chunks of one prompt: ceil(P / budget) steps each, the last one shorter.
+    const std::int64_t full = prompt_tokens / budget, rest = prompt_tokens % budget;
+    double one = static_cast<double>(full) * perf.prefill(static_cast<double>(budget)).total_s;
+    if (rest > 0) one += perf.prefill(static_cast<double>(rest)).total_s;
+    b.prefill_s = static_cast<double>(batch) * one;
+    b.prefill_steps = batch * (full + (rest > 0 ? 1 : 0));
+  }
+  // O - 1 steps; beyond 4096 of them, every stride-th step stands for the stride around it.
+  const std::int64_t steps = output_tokens - 1;
+  const std::int64_t stride = std::max<std::int64_t>(1, steps / 4096);
+  for (std::int64_t k = 1; k <= steps; k += stride) {
+    const std::int64_t n = std::min(stride, steps - k + 1);
+    const double mid = static_cast<double>(prompt_tokens) + static_cast<double>(k) + static_cast<double>(n - 1) / 2;
+    b.decode_s += static_cast<double>(n) * perf.decode_step(static_cast<double>(batch), mid).total_s;
+  }
+  b.e2e_s = b.prefill_s + b.decode_s;
+  b.output_tokens_per_s = static_cast<double>(batch * output_tokens) / b.e2e_s;
+  b.simulated_e2e_s = std::nan("");
+  if (static_cast<double>(batch) * static_cast<double>(output_tokens) > 2e7) return b;  // too long to simulate here
+  sim_options so;
+  so.requests.assign(static_cast<std::size_t>(batch), sim_request{0.0, prompt_tokens, output_tokens});
+  const sim_result r = simulate(perf, mem, so);
+  b.simulated_e2e_s = r.duration_s;
+  b.simulated_preemptions = r.preemptions;
+  return b;
+}
+
 }  // namespace gpucal::model

@@ -99,4 +99,25 @@ struct sim_options {
 /// the whole pool cannot hold.
 sim_result simulate(const throughput_model& perf, const memory_estimate& mem, const sim_options& opt);
 
+/// B prompts arriving at once (an offline batch, vLLM's benchmark_latency):
+/// the rule, and the simulation of the same batch.
+struct static_batch {
+  std::int64_t batch = 0, prompt_tokens = 0, output_tokens = 0;
+  std::int64_t prefill_steps = 0;  ///< ceil(B x P / max_num_batched_tokens)
+  double prefill_s = 0;            ///< every prompt, in steps of max_num_batched_tokens tokens
+  double decode_s = 0;             ///< O - 1 steps at batch B, context P + 1 .. P + O - 1
+  double e2e_s = 0;                ///< prefill_s + decode_s
+  double output_tokens_per_s = 0;  ///< B x O / e2e_s
+  double simulated_e2e_s = 0;      ///< the same batch through simulate() (waves and preemption included); NaN above 2 x 10^7 output tokens
+  std::int64_t simulated_preemptions = 0;
+};
+
+/// The rule: the prompts' B x P tokens fill steps of max_num_batched_tokens
+/// (whole prompts per step when P fits, else chunks of one prompt), each timed
+/// as perf.prefill; then O - 1 decode steps at batch B over contexts P + 1 to
+/// P + O - 1 (beyond 4096 decode steps, timed every O/4096 steps). It assumes the batch runs at once (B <= max_num_seqs, its KV in
+/// the pool); the simulated figure shows what waves or preemption add.
+static_batch static_batch_estimate(const throughput_model& perf, const memory_estimate& mem, std::int64_t batch,
+                                   std::int64_t prompt_tokens, std::int64_t output_tokens);
+
 }  // namespace gpucal::model
