@@ -245,6 +245,16 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
                          pair(p.state.tpot_p99_s, v.sim.tpot_s.p99), pair(p.state.itl_p99_s, v.sim.itl_s.p99), verdict);
       }
     }
+    if (r.engine == "vllm" || r.engine == "sglang") {
+      o += "\nServe commands (one replica each):\n";
+      for (int i = 0; i < n; ++i) {
+        const auto& p = r.plans[static_cast<std::size_t>(i)];
+        const model::serve_command c = model::serve_command_for(m, p, r.engine);
+        o += fmt::format("{:>3} {}{}\n", i + 1, c.text(), p.replicas > 1 ? fmt::format("   # x {} replicas", p.replicas) : "");
+        for (const auto& note : c.notes)
+          if (note.find("replicas of this command") == std::string::npos) o += fmt::format("      # {}\n", note);
+      }
+    }
     const auto& b = r.plans.front();
     o += fmt::format("\nBest: {} x {} ({} replicas of tp={}, {} weights, {} KV). Per replica: {:.2f} req/s, "
                      "{:.1f} requests in flight, prefill {:.1f} ms ({:.0f}% of GPU time), decode step {:.1f} ms, "
@@ -287,8 +297,15 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
                       {"itl_s", s.itl_mean_s}, {"itl_p99_s", s.itl_p99_s}, {"prefill_chunk_s", s.prefill_chunk_s},
                       {"prefill_s", s.prefill_s}, {"prefill_share", s.prefill_share}, {"decode_step_s", s.decode_step_s},
                       {"output_tokens_per_s", s.output_tokens_per_s}, {"kv_needed_bytes", s.kv_needed_bytes},
-                      {"kv_pool_bytes", s.kv_pool_bytes}, {"coefficients_source", p.coefficients_source}};
+                      {"kv_pool_bytes", s.kv_pool_bytes}, {"coefficients_source", p.coefficients_source},
+                      {"max_model_len", p.settings.max_model_len}, {"max_num_seqs", p.settings.max_num_seqs},
+                      {"max_num_batched_tokens", p.settings.max_num_batched_tokens}, {"memory_fraction", p.settings.memory_fraction}};
     x["cost_per_hour"] = p.cost_per_hour ? ordered_json(*p.cost_per_hour) : ordered_json(nullptr);
+    if (r.engine == "vllm" || r.engine == "sglang") {
+      const model::serve_command c = model::serve_command_for(m, p, r.engine);
+      x["serve_command"] = c.args;
+      x["serve_notes"] = c.notes;
+    }
     if (p.verified) {
       const auto& v = *p.verified;
       x["verified"] = {{"requests", v.requests}, {"ttft_p99_s", v.sim.ttft_s.p99}, {"tpot_p99_s", v.sim.tpot_s.p99},

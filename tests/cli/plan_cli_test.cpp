@@ -101,4 +101,62 @@ TEST(plan_cli, bad_flags_exit_2_with_one_line) {
   gpucal::test::expect_bad_input(cases);
 }
 
+TEST(plan_cli, serve_command_parses_back_into_the_same_settings) {
+  for (const char* engine : {"vllm", "sglang"}) {
+    SCOPED_TRACE(engine);
+    const auto r = run_gpucal({"plan", "--model", "llama-3.1-70b", "--qps", "5", "--prompt-len", "2000", "--output-len", "300",
+                               "--ttft-p99", "2", "--tpot-p99", "0.05", "--gpus", "h100,h200", "--engine", engine, "--top", "20",
+                               "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    int checked = 0;
+    for (const auto& p : j["plans"]) {
+      const auto args = p["serve_command"].get<std::vector<std::string>>();
+      ASSERT_GE(args.size(), 4u);
+      const std::string q = p["quantization"];
+      if (q == "int8" || q == "int4") {  // a pre-quantized checkpoint, named in the notes, not a flag
+        EXPECT_NE(p["serve_notes"].dump().find(q == "int8" ? "W8A8" : "AWQ or GPTQ"), std::string::npos);
+        continue;
+      }
+      // gpucal estimate reads vLLM's and SGLang's flags: the command's flags, fed back, give the plan's replica.
+      std::vector<std::string> est = {"estimate", "--model", "llama-3.1-70b", "--gpu", p["gpu_slug"], "--engine", engine, "--json"};
+      std::size_t first_flag = 0;
+      if (std::string(engine) == "vllm") {
+        EXPECT_EQ(args[0], "vllm");
+        EXPECT_EQ(args[1], "serve");
+        EXPECT_EQ(args[2], "meta-llama/Llama-3.1-70B-Instruct");
+        first_flag = 3;
+      } else {
+        EXPECT_EQ(args[2], "sglang.launch_server");
+        EXPECT_EQ(args[4], "meta-llama/Llama-3.1-70B-Instruct");
+        first_flag = 5;
+      }
+      for (std::size_t i = first_flag; i < args.size(); ++i) {
+        std::string a = args[i];
+        // SGLang's spellings of the same settings, as gpucal reads them.
+        if (a == "--tp-size") a = "--tp";
+        else if (a == "--pp-size") a = "--pp";
+        else if (a == "--context-length") a = "--max-model-len";
+        else if (a == "--max-running-requests") a = "--max-num-seqs";
+        else if (a == "--chunked-prefill-size") a = "--max-num-batched-tokens";
+        est.push_back(a);
+      }
+      const auto e = run_gpucal(est);
+      ASSERT_EQ(e.code, 0) << e.err;
+      const auto ej = nlohmann::json::parse(e.out);
+      EXPECT_EQ(ej["tp"], p["tp"]);
+      EXPECT_EQ(ej["kv_pool_bytes"], p["kv_pool_bytes"]);
+      EXPECT_DOUBLE_EQ(ej["memory_fraction"].get<double>(), p["memory_fraction"].get<double>());
+      for (const auto& s : ej["settings"]) {
+        if (s["name"] == "max_model_len") EXPECT_EQ(s["value"], std::to_string(p["max_model_len"].get<long long>()));
+        if (s["name"] == "max_num_seqs") EXPECT_EQ(s["value"], std::to_string(p["max_num_seqs"].get<long long>()));
+        if (s["name"] == "max_num_batched_tokens")
+          EXPECT_EQ(s["value"], std::to_string(p["max_num_batched_tokens"].get<long long>()));
+      }
+      ++checked;
+    }
+    EXPECT_GE(checked, 2);
+  }
+}
+
 }  // namespace

@@ -353,6 +353,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           p.kv_cache_dtype = kv;
           p.gemm_kind = perf->gemm_kind();
           p.state = at(hi);
+          p.settings = mem.settings;
           if (const auto it = opt.price_per_gpu_hour.find(gpu->slug); it != opt.price_per_gpu_hour.end())
             p.cost_per_hour = it->second * p.total_gpus;
           out.plans.push_back(std::move(p));
@@ -379,6 +380,73 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
     return a.state.tpot_p99_s < b.state.tpot_p99_s;
   });
   return out;
+}
+
+std::string serve_command::text() const {
+  std::string out;
+  for (const auto& a : args) {
+    if (!out.empty()) out += ' ';
+    const bool plain = !a.empty() && a.find_first_of(" \t\n'\"$\\;&|<>()*?[]{}`!#~") == std::string::npos;
+    if (plain) {
+      out += a;
+    } else {
+      out += '\'';
+      for (const char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      out += '\'';
+    }
+  }
+  return out;
+}
+
+serve_command serve_command_for(const model_spec& m, const plan& p, std::string_view engine) {
+  // The model: its Hugging Face repository for a catalog model, else the config's folder.
+  std::string model = m.name;
+  bool found = false;
+  for (const auto& e : list_models())
+    if (e.name == m.name && !e.hf_repo.empty()) {
+      model = e.hf_repo;
+      found = true;
+    }
+  if (!found && m.name.ends_with("config.json")) {
+    const auto slash = m.name.find_last_of('/');
+    model = slash == std::string::npos ? "." : m.name.substr(0, slash);
+  }
+  const resolved_settings& s = p.settings;
+  const auto fraction = fmt::format("{:g}", s.memory_fraction);
+  serve_command c;
+  const bool fp8_kv = p.kv_cache_dtype == "fp8";
+  if (p.quantization == "int8")
+    c.notes.push_back("int8 weights: serve a W8A8 (INT8) checkpoint of the model, e.g. an llm-compressor export; the engine reads its format "
+                      "from the checkpoint's quantization_config");
+  if (p.quantization == "int4")
+    c.notes.push_back("int4 weights: serve an AWQ or GPTQ (W4A16) checkpoint of the model; the engine reads its format from the "
+                      "checkpoint's quantization_config");
+  if (engine == "vllm") {
+    c.args = {"vllm", "serve", model, "--tensor-parallel-size", std::to_string(p.tp)};
+    if (p.pp > 1) c.args.insert(c.args.end(), {"--pipeline-parallel-size", std::to_string(p.pp)});
+    if (p.quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
+    if (fp8_kv) c.args.insert(c.args.end(), {"--kv-cache-dtype", "fp8"});
+    c.args.insert(c.args.end(), {"--max-model-len", std::to_string(s.max_model_len), "--max-num-seqs", std::to_string(s.max_num_seqs),
+                                 "--max-num-batched-tokens", std::to_string(s.max_num_batched_tokens),
+                                 "--gpu-memory-utilization", fraction});
+  } else if (engine == "sglang") {
+    c.args = {"python3", "-m", "sglang.launch_server", "--model-path", model, "--tp-size", std::to_string(p.tp)};
+    if (p.pp > 1) c.args.insert(c.args.end(), {"--pp-size", std::to_string(p.pp)});
+    if (p.quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
+    if (fp8_kv) c.args.insert(c.args.end(), {"--kv-cache-dtype", "fp8_e4m3"});
+    c.args.insert(c.args.end(), {"--context-length", std::to_string(s.max_model_len), "--max-running-requests",
+                                 std::to_string(s.max_num_seqs), "--chunked-prefill-size", std::to_string(s.max_num_batched_tokens),
+                                 "--mem-fraction-static", fraction});
+  } else {
+    throw input_error(fmt::format("--engine: no serve command for '{}' (allowed: vllm, sglang)", engine));
+  }
+  if (p.replicas > 1)
+    c.notes.push_back(fmt::format("{} replicas of this command, each on its own {} GPU(s), behind a load balancer", p.replicas,
+                                  p.tp * p.pp));
+  if (p.pp > 1 && p.tp * p.pp > 8)
+    c.notes.push_back(fmt::format("{} GPUs per replica span {} nodes: start the engine's multi-node runtime (Ray for vLLM) first",
+                                  p.tp * p.pp, (p.tp * p.pp + 7) / 8));
+  return c;
 }
 
 void verify_plans(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c, plan_result& r,

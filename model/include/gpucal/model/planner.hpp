@@ -108,9 +108,25 @@ struct plan {
   std::string kv_cache_dtype;
   std::string gemm_kind;
   replica_state state;
+  resolved_settings settings;  ///< the replica's engine settings (what the serve command passes)
   std::optional<double> cost_per_hour;
   std::optional<plan_verification> verified;
 };
+
+/// The command that starts one replica of a plan, as an argument list, and
+/// what it needs beyond the flags.
+struct serve_command {
+  std::vector<std::string> args;   ///< e.g. {"vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "2", ...}
+  std::vector<std::string> notes;  ///< e.g. that an int4 plan needs an AWQ or GPTQ checkpoint
+  std::string text() const;        ///< the arguments joined by spaces, quoted where needed
+};
+
+/// vLLM's `vllm serve` (engine vllm) or SGLang's `python3 -m sglang.launch_server`
+/// (engine sglang) with every setting the plan relies on: tp, pp, weight and KV
+/// formats, max_model_len, max_num_seqs, the chunked-prefill budget and the
+/// memory fraction. The model is its Hugging Face repository (catalog models)
+/// or its folder (a config.json path). input_error for engines without one.
+serve_command serve_command_for(const model_spec& m, const plan& p, std::string_view engine);
 
 /// Why one candidate (GPU, tp, quantization, KV dtype) carries no plan.
 struct candidate_failure {
