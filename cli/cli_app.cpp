@@ -249,8 +249,8 @@ std::map<std::string, double> parse_prices(const std::string& text) {
         price = -1;
       }
     }
-    if (eq == std::string::npos || !(price >= 0 && price <= model::limits::price_per_gpu_hour))
-      throw input_error(fmt::format("--gpu-prices: '{}' is not GPU=PRICE with a price in [0, {:g}] $/GPU-hour", item,
+    if (eq == std::string::npos || !(price > 0 && price <= model::limits::price_per_gpu_hour))
+      throw input_error(fmt::format("--gpu-prices: '{}' is not GPU=PRICE with a price in (0, {:g}] $/GPU-hour", item,
                                     model::limits::price_per_gpu_hour));
     const std::string& slug = model::resolve_gpu(item.substr(0, eq), "--gpu-prices").slug;
     if (!out.emplace(slug, price).second)
@@ -446,7 +446,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                    "Calibration or coefficients JSON (default: each GPU's newest calibration in results/, else embedded defaults)");
   plan->add_flag("--allow-other-gpu-calibration", plf.allow_other_gpu_calibration,
                  "Apply a --calibration measured on one GPU to every GPU planned (with a warning)");
-  plan->add_option("--gpu-prices", plf.prices, "$/GPU-hour to rank ties, e.g. h100-sxm=2.5,a100-80gb=1.6");
+  plan->add_option("--gpu-prices", plf.prices,
+                   "$/GPU-hour, e.g. h100-sxm=2.5,a100-80gb=1.6, over the catalog's dated list prices (model/catalog/prices.json); "
+                   "plans rank by cost when every GPU searched has a price");
   plan->add_option("--top", plf.top, "Plans to show (default 10)");
   plan->add_option("--max-num-batched-tokens", plf.max_num_batched_tokens,
                    "Chunked-prefill tokens per step (default: the engine's); smaller chunks lower TPOT p99");

@@ -3,6 +3,7 @@
 #include "perf_report.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -209,6 +210,14 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
                    r.candidates);
   o += fmt::format("rules: {}\n       {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT mean = step(C) / (1 - prefill share)\n\n",
                    model::ttft_p99_rule, model::tpot_p99_rule, model::itl_p99_rule);
+  if (r.ranked_by_cost) {
+    o += "ranked by cost per hour; prices ($/GPU-hour):\n";
+  } else {
+    o += fmt::format("ranked by GPU count (no price for {}: give them with --gpu-prices GPU=PRICE to rank by cost){}\n",
+                     fmt::join(r.unpriced, ", "), r.prices.empty() ? "" : "; prices ($/GPU-hour):");
+  }
+  for (const auto& p : r.prices) o += fmt::format("  {:<10} {:>7.3f}  {}\n", p.gpu, p.usd_per_gpu_hour, p.source);
+  o += "\n";
   if (r.plans.empty()) {
     o += "No plan meets the workload.\n";
   } else {
@@ -283,6 +292,12 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   j["coefficients_source"] = r.coefficients_source;
   j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}, {"itl_p99", model::itl_p99_rule}};
   j["candidates"] = r.candidates;
+  j["ranked_by"] = r.ranked_by_cost ? "cost" : "gpus";
+  ordered_json prices = ordered_json::array();
+  for (const auto& p : r.prices)
+    prices.push_back({{"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"usd_per_gpu_hour", p.usd_per_gpu_hour}, {"source", p.source}});
+  j["prices"] = prices;
+  j["unpriced_gpus"] = r.unpriced;
   j["dropped_by_verify"] = r.dropped_by_verify;
   ordered_json plans = ordered_json::array();
   const int n = std::min<int>(top, static_cast<int>(r.plans.size()));

@@ -156,6 +156,33 @@ model_spec resolve_model(std::string_view name_or_path) {
                                 "a path to a config.json or a checkpoint folder also works)", name_or_path, nearest_name(name_or_path, names)));
 }
 
+const std::vector<gpu_price>& list_gpu_prices() {
+  static const std::vector<gpu_price> prices = [] {
+    const json root = detail::parse_json_text(embedded("prices.json"), "prices.json");
+    const field_reader top(root, "prices.json");
+    std::vector<gpu_price> out;
+    const json& list = top.array("prices");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const field_reader r(list[i], fmt::format("prices.json prices[{}]", i));
+      gpu_price p;
+      p.gpu_slug = resolve_gpu(r.string("gpu"), "prices.json").slug;
+      p.usd_per_gpu_hour = r.number_in("usd_per_gpu_hour", 1e-6, 1e4);
+      p.offering = r.string("offering");
+      p.source = r.string("source");
+      p.date = r.string("date");
+      out.push_back(std::move(p));
+    }
+    return out;
+  }();
+  return prices;
+}
+
+const gpu_price* find_gpu_price(std::string_view gpu_slug) {
+  for (const auto& p : list_gpu_prices())
+    if (p.gpu_slug == gpu_slug) return &p;
+  return nullptr;
+}
+
 const std::vector<gpu_spec>& list_gpus() {
   static const std::vector<gpu_spec> gpus = parse_gpu_catalog(embedded("gpus.json"), "gpus.json");
   return gpus;

@@ -248,6 +248,8 @@ TEST_F(hostile_input, plan_flags) {
   expect_refused(plan({"--max-num-batched-tokens", "0"}), "--max-num-batched-tokens: 0");
   expect_refused(plan({"--gpu-prices", "h100=1,h100-sxm=2"}), "--gpu-prices: h100-sxm-80gb is priced twice");
   expect_refused(plan({"--gpu-prices", "h100=inf"}), "--gpu-prices");
+  expect_refused(plan({"--gpu-prices", "h100=0"}), "--gpu-prices: 'h100=0' is not GPU=PRICE with a price in (0,");
+  expect_refused(plan({"--gpu-prices", "h100=-2"}), "--gpu-prices");
   expect_refused(plan({"--gpu-prices", "bogus=1"}), "--gpu-prices: unknown GPU 'bogus'");
   expect_refused(plan({"--top", "0"}), "--top");
   expect_refused(plan({"--max-gpus", "99999999"}), "--max-gpus");

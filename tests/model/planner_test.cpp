@@ -3,6 +3,8 @@
 // and three other workloads; infeasible requests return no plan and say why.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "gpucal/model/catalog.hpp"
@@ -75,7 +77,11 @@ void check_plan(const planned& p, const gm::plan& plan) {
 void check_all(const planned& p) {
   ASSERT_FALSE(p.r.plans.empty());
   for (const auto& plan : p.r.plans) check_plan(p, plan);
-  for (std::size_t i = 1; i < p.r.plans.size(); ++i) EXPECT_LE(p.r.plans[i - 1].total_gpus, p.r.plans[i].total_gpus);
+  for (std::size_t i = 1; i < p.r.plans.size(); ++i) {
+    const auto &a = p.r.plans[i - 1], &b = p.r.plans[i];
+    if (p.r.ranked_by_cost) EXPECT_LE(*a.cost_per_hour, *b.cost_per_hour);
+    else EXPECT_LE(a.total_gpus, b.total_gpus);
+  }
 }
 
 // The seed's section 7.1: Llama-3-70B, 50 req/s, 1000 in / 500 out, TTFT p99 2 s, TPOT p99 100 ms.
@@ -122,6 +128,40 @@ TEST(planner, prices_break_ties_between_equal_gpu_counts) {
   EXPECT_EQ(p.r.plans.front().gpu_slug, "h100-sxm-80gb");
   ASSERT_TRUE(p.r.plans.front().cost_per_hour.has_value());
   EXPECT_DOUBLE_EQ(*p.r.plans.front().cost_per_hour, 2.0 * p.r.plans.front().total_gpus);
+}
+
+TEST(planner, default_prices_rank_by_cost_when_every_gpu_has_one) {
+  // Every default price names its list and date.
+  for (const auto& price : gm::list_gpu_prices()) {
+    EXPECT_GT(price.usd_per_gpu_hour, 0) << price.gpu_slug;
+    EXPECT_FALSE(price.source.empty()) << price.gpu_slug;
+    EXPECT_EQ(price.date.size(), 10u) << price.gpu_slug;  // YYYY-MM-DD
+  }
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm", "h200", "b200"};
+  const planned p = run("llama-3.1-70b", {5, 2000, 300, 2.0, 0.05}, opt);
+  EXPECT_TRUE(p.r.ranked_by_cost);
+  ASSERT_EQ(p.r.prices.size(), 3u);
+  check_all(p);
+  for (const auto& plan : p.r.plans)
+    EXPECT_DOUBLE_EQ(*plan.cost_per_hour, gm::find_gpu_price(plan.gpu_slug)->usd_per_gpu_hour * plan.total_gpus);
+  // The cheapest plan costs no more than the plan with the fewest GPUs.
+  const auto fewest = std::min_element(p.r.plans.begin(), p.r.plans.end(),
+                                       [](const gm::plan& a, const gm::plan& b) { return a.total_gpus < b.total_gpus; });
+  EXPECT_LE(*p.r.plans.front().cost_per_hour, *fewest->cost_per_hour);
+  // One GPU without a price (H20 has no public list price): ranked by GPU count, and it is named.
+  gm::plan_options h20 = opt;
+  h20.gpus.push_back("h20");
+  const planned q = run("llama-3.1-70b", {5, 2000, 300, 2.0, 0.05}, h20);
+  EXPECT_FALSE(q.r.ranked_by_cost);
+  ASSERT_EQ(q.r.unpriced.size(), 1u);
+  EXPECT_EQ(q.r.unpriced.front(), "H20");
+  // --gpu-prices for it restores the ranking by cost, and overrides a default.
+  h20.price_per_gpu_hour = {{"h20-sxm-96gb", 1.5}, {"h100-sxm-80gb", 2.0}};
+  const planned priced = run("llama-3.1-70b", {5, 2000, 300, 2.0, 0.05}, h20);
+  EXPECT_TRUE(priced.r.ranked_by_cost);
+  for (const auto& u : priced.r.prices)
+    if (u.gpu_slug == "h100-sxm-80gb") EXPECT_EQ(u.source, "--gpu-prices");
 }
 
 TEST(planner, model_larger_than_any_node_gets_no_plan) {

@@ -245,8 +245,8 @@ void validate(const model_spec& m, const workload& w, const plan_options& opt) {
     if (q != "none" && q != "fp8" && q != "int8" && q != "int4")
       throw input_error(fmt::format("--quantization: '{}' is not a planner choice (allowed: none, fp8, int8, int4)", q));
   for (const auto& [slug, price] : opt.price_per_gpu_hour)
-    if (!(price >= 0 && price <= limits::price_per_gpu_hour))
-      throw input_error(fmt::format("--gpu-prices: price {} for {} is outside [0, {:g}] $/GPU-hour", price, slug,
+    if (!(price > 0 && price <= limits::price_per_gpu_hour))
+      throw input_error(fmt::format("--gpu-prices: price {} for {} is outside (0, {:g}] $/GPU-hour", price, slug,
                                     limits::price_per_gpu_hour));
 }
 
@@ -264,6 +264,25 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
   } else {
     for (const auto& name : opt.gpus) gpus.push_back(&resolve_gpu(name, "--gpus"));
   }
+
+  // Prices: --gpu-prices over the catalog's defaults.
+  std::map<std::string, double> prices;
+  for (const gpu_spec* gpu : gpus) {
+    price_used u{gpu->name, gpu->slug, 0, ""};
+    if (const auto it = opt.price_per_gpu_hour.find(gpu->slug); it != opt.price_per_gpu_hour.end()) {
+      u.usd_per_gpu_hour = it->second;
+      u.source = "--gpu-prices";
+    } else if (const gpu_price* d = opt.default_prices ? find_gpu_price(gpu->slug) : nullptr) {
+      u.usd_per_gpu_hour = d->usd_per_gpu_hour;
+      u.source = fmt::format("{}, {} ({})", d->offering, d->date, d->source);
+    } else {
+      out.unpriced.push_back(gpu->name);
+      continue;
+    }
+    prices[gpu->slug] = u.usd_per_gpu_hour;
+    out.prices.push_back(std::move(u));
+  }
+  out.ranked_by_cost = out.unpriced.empty() && !gpus.empty();
 
   std::set<std::string> sources;
   // One tensor inventory per tp, shared by every GPU, format and KV dtype.
@@ -354,8 +373,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           p.gemm_kind = perf->gemm_kind();
           p.state = at(hi);
           p.settings = mem.settings;
-          if (const auto it = opt.price_per_gpu_hour.find(gpu->slug); it != opt.price_per_gpu_hour.end())
-            p.cost_per_hour = it->second * p.total_gpus;
+          if (const auto it = prices.find(gpu->slug); it != prices.end()) p.cost_per_hour = it->second * p.total_gpus;
           out.plans.push_back(std::move(p));
           planned = true;
         }
@@ -373,9 +391,11 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
   }
   if (sources.size() == 1) out.coefficients_source = *sources.begin();
   else if (sources.size() > 1) out.coefficients_source = "per GPU (see each plan)";
-  std::sort(out.plans.begin(), out.plans.end(), [](const plan& a, const plan& b) {
-    if (a.total_gpus != b.total_gpus) return a.total_gpus < b.total_gpus;
+  const bool by_cost = out.ranked_by_cost;
+  std::stable_sort(out.plans.begin(), out.plans.end(), [by_cost](const plan& a, const plan& b) {
     const double ca = a.cost_per_hour.value_or(INFINITY), cb = b.cost_per_hour.value_or(INFINITY);
+    if (by_cost && ca != cb) return ca < cb;
+    if (a.total_gpus != b.total_gpus) return a.total_gpus < b.total_gpus;
     if (ca != cb) return ca < cb;
     return a.state.tpot_p99_s < b.state.tpot_p99_s;
   });

@@ -32,6 +32,19 @@ const gpu_spec* find_gpu(std::string_view name);
 /// find_gpu, or an input_error naming `flag` with the nearest name.
 const gpu_spec& resolve_gpu(std::string_view name, std::string_view flag = "--gpu");
 
+/// A GPU's default on-demand price and where it is from (model/catalog/prices.json).
+struct gpu_price {
+  std::string gpu_slug;
+  double usd_per_gpu_hour = 0;
+  std::string offering;  ///< provider and offering, e.g. "RunPod Secure Cloud, on-demand"
+  std::string source;    ///< the price list, and the copy of it read
+  std::string date;      ///< the list's date, YYYY-MM-DD
+};
+/// The catalog's default prices; GPUs without a public list price are absent.
+const std::vector<gpu_price>& list_gpu_prices();
+/// The default price of a GPU slug, or nullptr.
+const gpu_price* find_gpu_price(std::string_view gpu_slug);
+
 std::vector<engine_profile> list_engines();
 /// "vllm" (the newest version profiled), "vllm@0.19" or "vllm@0.19.0" (that
 /// version), or a path to a profile file (gpucal.engine/1). Errors name the

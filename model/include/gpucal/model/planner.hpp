@@ -79,7 +79,8 @@ struct plan_options {
   int max_gpus = 64;
   std::vector<std::string> quantizations = {"none", "fp8", "int8", "int4"};
   std::vector<std::string> kv_cache_dtypes = {"auto", "fp8"};
-  std::map<std::string, double> price_per_gpu_hour;  ///< by GPU slug; optional
+  std::map<std::string, double> price_per_gpu_hour;  ///< by GPU slug (--gpu-prices); over the catalog's defaults
+  bool default_prices = true;                         ///< fill the others from model/catalog/prices.json
   std::string engine = "vllm";
   /// Chunked-prefill budget per step; unset = the engine's default. Smaller
   /// chunks lower TPOT p99 at some prefill efficiency.
@@ -152,8 +153,21 @@ struct rejection {
   std::vector<candidate_failure> by_tp;
 };
 
+/// A price the search used.
+struct price_used {
+  std::string gpu;       ///< display name
+  std::string gpu_slug;
+  double usd_per_gpu_hour = 0;
+  std::string source;    ///< "--gpu-prices", or the catalog's offering, list and date
+};
+
 struct plan_result {
-  std::vector<plan> plans;  ///< feasible, best first: fewest GPUs, then cost, then TPOT
+  /// Feasible, best first: by cost per hour when every GPU searched has a price
+  /// (ranked_by_cost), else by fewest GPUs then cost; ties by TPOT p99.
+  std::vector<plan> plans;
+  bool ranked_by_cost = false;
+  std::vector<price_used> prices;      ///< of the GPUs searched
+  std::vector<std::string> unpriced;   ///< GPUs searched without a price (names)
   int dropped_by_verify = 0;  ///< plans --verify strict dropped
   std::vector<rejection> rejected;
   int candidates = 0;       ///< candidates (GPU x tp x quantization x KV dtype) evaluated
