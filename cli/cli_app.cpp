@@ -227,6 +227,8 @@ struct plan_flags {
   std::vector<std::string> gpus, quantizations, kv_dtypes;
   int max_gpus = 64, top = 10;
   std::string verify;
+  std::string mode = "agg";
+  double kv_link_gbps = 0;
   std::int64_t max_num_batched_tokens = 0;
   bool json = false;
   bool allow_other_gpu_calibration = false;
@@ -277,6 +279,16 @@ int run_plan(const CLI::App& cmd, const plan_flags& f, std::ostream& out, warnin
   opt.engine = f.engine;
   if (cmd.count("--max-num-batched-tokens") > 0) opt.max_num_batched_tokens = f.max_num_batched_tokens;
   opt.price_per_gpu_hour = parse_prices(f.prices);
+  if (f.mode != "agg" && f.mode != "disagg" && f.mode != "both")
+    throw input_error(fmt::format("--mode: '{}' is not a mode (allowed: agg, disagg, both)", f.mode));
+  opt.aggregated = f.mode != "disagg";
+  opt.disaggregated = f.mode != "agg";
+  if (cmd.count("--kv-link-gbps") > 0) {
+    if (!(std::isfinite(f.kv_link_gbps) && f.kv_link_gbps > 0 && f.kv_link_gbps <= 1e5))
+      throw input_error(fmt::format("--kv-link-gbps: {} is outside (0, 100000] GB/s", f.kv_link_gbps));
+    if (f.mode == "agg") throw input_error("--kv-link-gbps: applies to --mode disagg or both");
+    opt.kv_link_gbps = f.kv_link_gbps;
+  }
   // Each GPU plans on its own newest calibration, or on --calibration (which
   // must be of that GPU, or a GPU-neutral coefficients file).
   const auto add = [&](const model::gpu_spec& g) {
@@ -452,6 +464,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   plan->add_option("--top", plf.top, "Plans to show (default 10)");
   plan->add_option("--max-num-batched-tokens", plf.max_num_batched_tokens,
                    "Chunked-prefill tokens per step (default: the engine's); smaller chunks lower TPOT p99");
+  plan->add_option("--mode", plf.mode,
+                   "agg: replicas that prefill and decode (default); disagg: separate prefill and decode pools with the KV moved "
+                   "between them; both: the best of each, side by side");
+  plan->add_option("--kv-link-gbps", plf.kv_link_gbps,
+                   "disagg: GB/s per GPU the KV moves at between pools (default: the GPU's NVLink, i.e. one NVLink domain; "
+                   "e.g. 50 for 400 Gb/s RDMA per GPU)");
   plan->add_option("--verify", plf.verify,
                    "Re-check the best 5 plans by simulation (gpucal simulate) and show analytic and simulated p99 side by side; "
                    "`--verify strict` drops plans whose simulated p99 misses a target")

@@ -208,8 +208,12 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
   o += fmt::format("engine {}; coefficients: {}; {} candidates (GPU x tp x weights x KV) searched\n", r.engine,
                    r.coefficients_source,
                    r.candidates);
-  o += fmt::format("rules: {}\n       {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT mean = step(C) / (1 - prefill share)\n\n",
+  o += fmt::format("rules: {}\n       {}\n       {}\n       Little's law C = qps/replica x (TTFT + O x TPOT), TPOT mean = step(C) / (1 - prefill share)\n",
                    model::ttft_p99_rule, model::tpot_p99_rule, model::itl_p99_rule);
+  bool any_disagg = false;
+  for (const auto& p : r.plans) any_disagg = any_disagg || p.disagg.has_value();
+  if (any_disagg) o += fmt::format("       {}\n", model::disagg_rule);
+  o += "\n";
   if (r.ranked_by_cost) {
     o += "ranked by cost per hour; prices ($/GPU-hour):\n";
   } else {
@@ -221,16 +225,40 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
   if (r.plans.empty()) {
     o += "No plan meets the workload.\n";
   } else {
-    o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "gpu", "tp",
-                     "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT", "TPOT p99", "ITL p99", "KV need", "KV pool", "prefill", "$/h");
+    o += fmt::format("{:>3} {:<6} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "#", "mode",
+                     "gpu", "tp", "rep", "GPUs", "quant", "kv", "batch", "TTFT p99", "TPOT", "TPOT p99", "ITL p99", "KV need", "KV pool",
+                     "prefill", "$/h");
     const int n = std::min<int>(top, static_cast<int>(r.plans.size()));
     for (int i = 0; i < n; ++i) {
       const auto& p = r.plans[static_cast<std::size_t>(i)];
       const auto& s = p.state;
-      o += fmt::format("{:>3} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>6.1f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
-                       i + 1, p.gpu, p.pp > 1 ? fmt::format("{}x{}", p.tp, p.pp) : std::to_string(p.tp), p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
+      o += fmt::format("{:>3} {:<6} {:<10} {:>5} {:>4} {:>5} {:<5} {:<5} {:>7.1f} {:>6.0f} ms {:>6.1f} ms {:>6.1f} ms {:>6.1f} ms {:>5.1f} GiB {:>5.1f} GiB {:>7.0f}% {:>8}\n",
+                       i + 1, p.mode, p.gpu, p.pp > 1 ? fmt::format("{}x{}", p.tp, p.pp) : std::to_string(p.tp), p.replicas, p.total_gpus, p.quantization, p.kv_cache_dtype, s.concurrency,
                        s.ttft_p99_s * 1e3, s.tpot_mean_s * 1e3, s.tpot_p99_s * 1e3, s.itl_p99_s * 1e3, to_gib(s.kv_needed_bytes), to_gib(s.kv_pool_bytes),
                        100 * s.prefill_share, p.cost_per_hour ? fmt::format("{:.2f}", *p.cost_per_hour) : "-");
+    }
+    for (int i = 0; i < n; ++i) {
+      const auto& p = r.plans[static_cast<std::size_t>(i)];
+      if (!p.disagg) continue;
+      const auto& d = *p.disagg;
+      o += fmt::format("{:>3} disagg: prefill {} x tp{} {} (prefill {:.1f} ms, {:.0f}% busy, wait p99 {:.1f} ms) + decode {} x tp{} {} "
+                       "(tp, rep and quant above); KV {:.1f} MB per GPU per prompt at {:g} GB/s: {:.2f} ms\n",
+                       i + 1, d.prefill_replicas, d.prefill_tp, d.prefill_quantization, d.prefill_s * 1e3, 100 * d.prefill_share,
+                       d.prefill_wait_p99_s * 1e3, d.decode_replicas, d.decode_tp, d.decode_quantization, d.kv_bytes / 1e6,
+                       d.kv_link_gbps, d.kv_transfer_s * 1e3);
+    }
+    {  // --mode both: the best of each mode at the same load
+      const model::plan *agg = nullptr, *dis = nullptr;
+      for (const auto& p : r.plans) {
+        if (!p.disagg && !agg) agg = &p;
+        if (p.disagg && !dis) dis = &p;
+      }
+      if (agg && dis)
+        o += fmt::format("\nBest of each mode: agg {} x {} ({}{}), disagg {} x {} ({}{})\n", agg->total_gpus, agg->gpu,
+                         agg->cost_per_hour ? fmt::format("${:.2f}/h, ", *agg->cost_per_hour) : "",
+                         fmt::format("TTFT p99 {:.0f} ms, TPOT p99 {:.1f} ms", agg->state.ttft_p99_s * 1e3, agg->state.tpot_p99_s * 1e3),
+                         dis->total_gpus, dis->gpu, dis->cost_per_hour ? fmt::format("${:.2f}/h, ", *dis->cost_per_hour) : "",
+                         fmt::format("TTFT p99 {:.0f} ms, TPOT p99 {:.1f} ms", dis->state.ttft_p99_s * 1e3, dis->state.tpot_p99_s * 1e3));
     }
     bool any_verified = false;
     for (const auto& p : r.plans) any_verified = any_verified || p.verified.has_value();
@@ -259,12 +287,28 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
       for (int i = 0; i < n; ++i) {
         const auto& p = r.plans[static_cast<std::size_t>(i)];
         const model::serve_command c = model::serve_command_for(m, p, r.engine);
-        o += fmt::format("{:>3} {}{}\n", i + 1, c.text(), p.replicas > 1 ? fmt::format("   # x {} replicas", p.replicas) : "");
+        const int reps = p.disagg ? p.disagg->prefill_replicas : p.replicas;
+        o += fmt::format("{:>3} {}{}\n", i + 1, c.text(), reps > 1 ? fmt::format("   # x {} replicas", reps) : "");
         for (const auto& note : c.notes)
           if (note.find("replicas of this command") == std::string::npos) o += fmt::format("      # {}\n", note);
+        if (p.disagg) {
+          const model::serve_command d = model::decode_serve_command_for(m, p, r.engine);
+          o += fmt::format("    {}{}\n", d.text(), p.disagg->decode_replicas > 1 ? fmt::format("   # x {} replicas", p.disagg->decode_replicas) : "");
+          for (const auto& note : d.notes)
+            if (note.find("replicas of this command") == std::string::npos && note.find("pool:") == std::string::npos)
+              o += fmt::format("      # {}\n", note);
+        }
       }
     }
     const auto& b = r.plans.front();
+    if (b.disagg) {
+      const auto& d = *b.disagg;
+      o += fmt::format("\nBest: {} x {}, disaggregated: prefill {} x tp{} ({} weights, {:.0f}% busy) and decode {} x tp{} ({} weights, "
+                       "{:.1f} requests in flight each, decode step {:.1f} ms), {} KV moved in {:.2f} ms per prompt.\n",
+                       b.total_gpus, b.gpu, d.prefill_replicas, d.prefill_tp, d.prefill_quantization, 100 * d.prefill_share,
+                       d.decode_replicas, d.decode_tp, d.decode_quantization, d.decode.concurrency, d.decode.decode_step_s * 1e3,
+                       b.kv_cache_dtype, d.kv_transfer_s * 1e3);
+    } else
     o += fmt::format("\nBest: {} x {} ({} replicas of tp={}, {} weights, {} KV). Per replica: {:.2f} req/s, "
                      "{:.1f} requests in flight, prefill {:.1f} ms ({:.0f}% of GPU time), decode step {:.1f} ms, "
                      "{:.0f} output tokens/s.\n",
@@ -290,7 +334,8 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   j["workload"]["itl_p99_s"] = w.itl_p99_s > 0 ? ordered_json(w.itl_p99_s) : ordered_json(nullptr);
   j["engine"] = r.engine;
   j["coefficients_source"] = r.coefficients_source;
-  j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}, {"itl_p99", model::itl_p99_rule}};
+  j["rules"] = {{"ttft_p99", model::ttft_p99_rule}, {"tpot_p99", model::tpot_p99_rule}, {"itl_p99", model::itl_p99_rule},
+                {"disagg", model::disagg_rule}};
   j["candidates"] = r.candidates;
   j["ranked_by"] = r.ranked_by_cost ? "cost" : "gpus";
   ordered_json prices = ordered_json::array();
@@ -304,7 +349,7 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
   for (int i = 0; i < n; ++i) {
     const auto& p = r.plans[static_cast<std::size_t>(i)];
     const auto& s = p.state;
-    ordered_json x = {{"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"tp", p.tp}, {"pp", p.pp}, {"replicas", p.replicas},
+    ordered_json x = {{"mode", p.mode}, {"gpu", p.gpu}, {"gpu_slug", p.gpu_slug}, {"tp", p.tp}, {"pp", p.pp}, {"replicas", p.replicas},
                       {"total_gpus", p.total_gpus}, {"quantization", p.quantization},
                       {"kv_cache_dtype", p.kv_cache_dtype}, {"gemm_kind", p.gemm_kind}, {"batch", s.concurrency},
                       {"batch_p99", s.batch_p99}, {"qps_per_replica", s.arrival_qps}, {"ttft_s", s.ttft_mean_s},
@@ -320,6 +365,20 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
       const model::serve_command c = model::serve_command_for(m, p, r.engine);
       x["serve_command"] = c.args;
       x["serve_notes"] = c.notes;
+      if (p.disagg) {
+        const model::serve_command d = model::decode_serve_command_for(m, p, r.engine);
+        x["decode_serve_command"] = d.args;
+        x["decode_serve_notes"] = d.notes;
+      }
+    }
+    if (p.disagg) {
+      const auto& d = *p.disagg;
+      x["prefill"] = {{"tp", d.prefill_tp}, {"quantization", d.prefill_quantization}, {"replicas", d.prefill_replicas},
+                      {"prefill_s", d.prefill_s}, {"prefill_share", d.prefill_share}, {"wait_p99_s", d.prefill_wait_p99_s},
+                      {"max_model_len", d.prefill_settings.max_model_len}, {"memory_fraction", d.prefill_settings.memory_fraction}};
+      x["decode"] = {{"tp", d.decode_tp}, {"quantization", d.decode_quantization}, {"replicas", d.decode_replicas},
+                     {"batch", d.decode.concurrency}, {"decode_step_s", d.decode.decode_step_s}};
+      x["kv_transfer"] = {{"bytes_per_gpu", d.kv_bytes}, {"link_gbps", d.kv_link_gbps}, {"seconds", d.kv_transfer_s}};
     }
     if (p.verified) {
       const auto& v = *p.verified;

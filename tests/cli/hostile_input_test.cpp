@@ -250,6 +250,11 @@ TEST_F(hostile_input, plan_flags) {
   expect_refused(plan({"--gpu-prices", "h100=inf"}), "--gpu-prices");
   expect_refused(plan({"--gpu-prices", "h100=0"}), "--gpu-prices: 'h100=0' is not GPU=PRICE with a price in (0,");
   expect_refused(plan({"--gpu-prices", "h100=-2"}), "--gpu-prices");
+  expect_refused(plan({"--mode", "split"}), "--mode: 'split' is not a mode (allowed: agg, disagg, both)");
+  expect_refused(plan({"--mode", "disagg", "--kv-link-gbps", "0"}), "--kv-link-gbps");
+  expect_refused(plan({"--kv-link-gbps", "50"}), "--kv-link-gbps: applies to --mode disagg or both");
+  expect_refused(plan({"--verify", "sometimes"}), "--verify");
+  expect_refused(plan({"--itl-p99", "-1"}), "--itl-p99");
   expect_refused(plan({"--gpu-prices", "bogus=1"}), "--gpu-prices: unknown GPU 'bogus'");
   expect_refused(plan({"--top", "0"}), "--top");
   expect_refused(plan({"--max-gpus", "99999999"}), "--max-gpus");

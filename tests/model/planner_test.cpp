@@ -287,4 +287,87 @@ TEST(planner, verify_strict_drops_a_plan_that_misses) {
     if (plan.verified) EXPECT_TRUE(plan.verified->misses.empty());
 }
 
+TEST(planner, disaggregated_plans_re_solved) {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm"};
+  opt.quantizations = {"fp8"};
+  opt.kv_cache_dtypes = {"fp8"};
+  opt.aggregated = true;
+  opt.disaggregated = true;
+  const gm::workload w{5, 4000, 300, 1.0, 0.03, 0};
+  const planned p = run("llama-3.1-70b", w, opt);
+  const gm::plan* agg = nullptr;
+  const gm::plan* dis = nullptr;
+  for (const auto& x : p.r.plans) {
+    if (x.mode == "agg" && !agg) agg = &x;
+    if (x.mode == "disagg" && !dis) dis = &x;
+  }
+  ASSERT_NE(agg, nullptr);
+  ASSERT_NE(dis, nullptr);
+  ASSERT_TRUE(dis->disagg);
+  const auto& d = *dis->disagg;
+  EXPECT_EQ(dis->total_gpus, d.prefill_replicas * d.prefill_tp + d.decode_replicas * d.decode_tp);
+  const gm::engine_profile engine = gm::resolve_engine("vllm");
+  const gm::gpu_spec& gpu = gm::resolve_gpu("h100-sxm");
+  const auto pool = [&](int tp) {
+    gm::estimate_options eo;
+    eo.tp = tp;
+    eo.quantization = "fp8";
+    eo.kv_cache_dtype = "fp8";
+    eo.max_model_len = 4300;
+    return gm::estimate_memory(p.m, gpu, engine, p.c, eo);
+  };
+  // Prefill pool: an M/D/1 queue of prompts. Its p99 wait, re-solved here by Newton's
+  // method on rho (e^x - 1) = x (x = theta s), must fit the TTFT target with the
+  // prefill, the KV transfer and the first decode step; one replica fewer must not.
+  const auto pm = pool(d.prefill_tp);
+  const gm::throughput_model pp(p.m, gpu, pm.settings, p.c.throughput, engine);
+  const double s = pp.prefill(4000).total_s;
+  EXPECT_DOUBLE_EQ(d.prefill_s, s);
+  const auto wait99 = [&](double rho) {
+    if (rho <= 0.01) return 0.0;
+    double x = 2 * (1 - rho) / rho + 1;  // start right of the root
+    for (int i = 0; i < 100; ++i) x -= (rho * (std::exp(x) - 1) - x) / (rho * std::exp(x) - 1);
+    return s * std::log(rho / 0.01) / x;
+  };
+  const auto dm = pool(d.decode_tp);
+  const gm::throughput_model dp(p.m, gpu, dm.settings, p.c.throughput, engine);
+  // The KV moves at NVLink speed (H100 SXM: 450 GB/s per direction) in one NVLink domain.
+  const double kv = std::max(static_cast<double>(pm.kv.bytes_per_token), static_cast<double>(dm.kv.bytes_per_token)) * 4000;
+  EXPECT_NEAR(d.kv_transfer_s, kv / 450e9, 1e-12);
+  const auto ttft = [&](int replicas) {
+    const double rho = w.qps / replicas * s;
+    return rho >= 1 ? INFINITY : wait99(rho) + s + d.kv_transfer_s + d.decode.decode_step_s;
+  };
+  EXPECT_NEAR(dis->state.ttft_p99_s, ttft(d.prefill_replicas), 1e-6 * dis->state.ttft_p99_s);
+  EXPECT_LE(dis->state.ttft_p99_s, w.ttft_p99_s);
+  if (d.prefill_replicas > 1) EXPECT_GT(ttft(d.prefill_replicas - 1), w.ttft_p99_s);
+  // Decode pool: Little's law with no prompt chunks, C = qps / replicas x O x step(C).
+  const double lambda = w.qps / d.decode_replicas, c = d.decode.concurrency;
+  EXPECT_NEAR(c, lambda * w.output_len * dp.decode_step(c, 4000 + 150).total_s, 1e-3 * c);
+  EXPECT_DOUBLE_EQ(d.decode.tpot_mean_s, dp.decode_step(c, 4150).total_s);
+  EXPECT_LE(d.decode.tpot_p99_s, w.tpot_p99_s);
+  EXPECT_GE(d.decode.tpot_p99_s, d.decode.tpot_mean_s);
+  EXPECT_LE(d.decode.kv_needed_bytes, dm.kv_pool_bytes);
+  // Without prompt chunks in its steps, the decode pool's ITL p99 is a plain decode step.
+  EXPECT_LT(d.decode.itl_p99_s, agg->state.itl_p99_s);
+}
+
+TEST(planner, disaggregated_decode_replica_must_hold_one_prompt) {
+  // Llama-3.1-8B in 16 bits on one L4: 16 GB of weights leave 4.5 GiB of KV, and a
+  // 120,000-token prompt needs 14.7 GiB: no decode replica can take it.
+  gm::plan_options opt;
+  opt.gpus = {"l4"};
+  opt.max_gpus = 1;
+  opt.quantizations = {"none"};
+  opt.kv_cache_dtypes = {"auto"};
+  opt.aggregated = false;
+  opt.disaggregated = true;
+  const planned p = run("llama-3.1-8b", {1, 120000, 100, 60, 0.2, 0}, opt);
+  EXPECT_TRUE(p.r.plans.empty());
+  ASSERT_EQ(p.r.rejected.size(), 1u);
+  EXPECT_EQ(p.r.rejected.front().kind, "memory");
+  EXPECT_NE(p.r.rejected.front().reason.find("cannot hold one prompt's KV"), std::string::npos) << p.r.rejected.front().reason;
+}
+
 }  // namespace

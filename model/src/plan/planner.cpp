@@ -252,6 +252,215 @@ void validate(const model_spec& m, const workload& w, const plan_options& opt) {
 
 }  // namespace
 
+namespace {
+
+// A decode-only replica at `arrival_qps`: O decode steps per request, no prompt chunks.
+replica_state solve_decode_replica(const throughput_model& perf, const memory_estimate& mem, const workload& w, double arrival_qps) {
+  replica_state r;
+  r.arrival_qps = arrival_qps;
+  r.kv_pool_bytes = mem.kv_pool_bytes;
+  const double mean_context = w.prompt_len + w.output_len / 2;
+  const double cap = static_cast<double>(mem.settings.max_num_seqs);
+  const auto step = [&](double b) { return perf.decode_step(std::max(b, 1.0), mean_context).total_s; };
+  const auto rhs = [&](double c) { return arrival_qps * w.output_len * step(c); };
+  if (rhs(cap) > cap) {
+    r.failure_kind = "throughput";
+    r.failure_stage = 3;
+    r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
+    return r;
+  }
+  double lo = 0, hi = cap;
+  for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
+    const double mid = (lo + hi) / 2;
+    (rhs(mid) > mid ? lo : hi) = mid;
+  }
+  r.converged = true;
+  const double c = r.concurrency = hi;
+  r.decode_step_s = step(c);
+  r.tpot_mean_s = r.itl_mean_s = r.decode_step_s;
+  r.batch_p99 = std::min(cap, c + 2.326 * std::sqrt(c));
+  r.itl_p99_s = std::max(r.itl_mean_s, step(r.batch_p99));
+  r.tpot_p99_s = std::max(r.tpot_mean_s, step(std::min(cap, c + 2.326 * std::sqrt(2 * c / 3))));
+  r.output_tokens_per_s = arrival_qps * w.output_len;
+  r.kv_needed_bytes = static_cast<std::int64_t>(std::ceil(r.batch_p99)) * request_kv_bytes(mem, w.prompt_len + w.output_len);
+  if (r.kv_needed_bytes > r.kv_pool_bytes) {
+    r.failure_kind = "memory";
+    r.failure_stage = 4;
+    r.failure = fmt::format("KV cache: {:.0f} requests of {} tokens need {:.1f} GiB, the pool holds {:.1f} GiB", std::ceil(r.batch_p99),
+                            w.prompt_len + w.output_len, to_gib(r.kv_needed_bytes), to_gib(r.kv_pool_bytes));
+  } else if (r.tpot_p99_s > w.tpot_p99_s) {
+    r.failure_kind = "tpot";
+    r.failure_stage = 6;
+    r.failure = fmt::format("TPOT p99 {} exceeds the {} target", fmt_ms(r.tpot_p99_s), fmt_ms(w.tpot_p99_s));
+  } else if (w.itl_p99_s > 0 && r.itl_p99_s > w.itl_p99_s) {
+    r.failure_kind = "itl";
+    r.failure_stage = 7;
+    r.failure = fmt::format("ITL p99 {} exceeds the {} target", fmt_ms(r.itl_p99_s), fmt_ms(w.itl_p99_s));
+  }
+  return r;
+}
+
+// p99 wait of an M/D/1 queue (service s, load rho): P(W > t) ~ rho exp(-theta t), theta s
+// the positive root of rho (e^x - 1) = x (the Cramer-Lundberg exponent of deterministic service).
+double md1_wait_p99(double rho, double s) {
+  if (rho <= 0.01) return 0;
+  double lo = 1e-9, hi = 1;
+  while (rho * (std::exp(hi) - 1) < hi) hi *= 2;  // f(x) = rho (e^x - 1) - x: negative just above 0, positive far out
+  for (int i = 0; i < 60; ++i) {
+    const double mid = (lo + hi) / 2;
+    (rho * (std::exp(mid) - 1) < mid ? lo : hi) = mid;
+  }
+  return s * std::log(rho / 0.01) / hi;
+}
+
+void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine, const coefficients& gc,
+                        const workload& w, const plan_options& opt, const std::map<std::string, double>& prices, plan_result& out) {
+  const double link = opt.kv_link_gbps ? *opt.kv_link_gbps : gpu.nvlink_gbps ? *gpu.nvlink_gbps : gpu.pcie_gbps.value_or(0);
+  const auto price = prices.find(gpu.slug);
+  for (const auto& kv : opt.kv_cache_dtypes) {
+    if (kv == "fp8" && !gpu.supports("fp8")) continue;
+    struct side {
+      int tp;
+      std::string quant;
+      memory_estimate mem;
+      std::optional<throughput_model> perf;
+      double kv_bytes = 0;  // one prompt's KV on one GPU of this side
+    };
+    std::vector<side> sides;  // every tp x weight format that holds the model and a prompt's KV
+    rejection family{gpu.name, "disagg", kv, 0, "", "", {}};
+    for (const auto& quant : opt.quantizations) {
+      if (quant == "fp8" && !gpu.supports("fp8")) continue;
+      for (int tp : {1, 2, 4, 8}) {
+        if (tp > opt.max_gpus) continue;
+        ++out.candidates;
+        estimate_options eo;
+        eo.tp = tp;
+        eo.quantization = quant;
+        eo.kv_cache_dtype = kv;
+        eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
+        eo.max_num_batched_tokens = opt.max_num_batched_tokens;
+        side sd{tp, quant, {}, std::nullopt, 0};
+        try {
+          sd.mem = estimate_memory(m, gpu, engine, gc, eo);
+          if (!sd.mem.fits) {
+            family.by_tp.push_back({tp, 1, "memory", fmt::format("{} weights: a replica cannot hold one prompt's KV or the weights: {}",
+                                                                 quant, sd.mem.failures.front()), 1});
+            continue;
+          }
+          sd.perf.emplace(m, gpu, sd.mem.settings, gc.throughput, engine);
+        } catch (const input_error& e) {
+          family.by_tp.push_back({tp, 1, "unsupported", e.what(), 0});
+          continue;
+        }
+        sd.kv_bytes = static_cast<double>(sd.mem.kv.bytes_per_token) * w.prompt_len;
+        sides.push_back(std::move(sd));
+      }
+    }
+    // Decode pools: the fewest replicas of each side that carry the load.
+    struct decode_choice {
+      const side* d;
+      int replicas;
+      replica_state state;
+    };
+    std::vector<decode_choice> decodes;
+    for (const side& d : sides) {
+      const int max_r = opt.max_gpus / d.tp;
+      if (max_r < 1) continue;
+      const auto at = [&](int r) { return solve_decode_replica(*d.perf, d.mem, w, w.qps / r); };
+      const replica_state top = at(max_r);
+      if (!top.failure.empty()) {
+        family.by_tp.push_back({d.tp, 1, top.failure_kind, fmt::format("decode pool ({} weights), even with {} replicas: {}", d.quant, max_r,
+                                                                        top.failure), top.failure_stage});
+        continue;
+      }
+      int lo = 0, hi = max_r;
+      while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        (at(mid).failure.empty() ? hi : lo) = mid;
+      }
+      decodes.push_back({&d, hi, at(hi)});
+    }
+    // Prefill pools for each decode pool: the fewest replicas whose TTFT p99 (queue +
+    // prefill + KV transfer + the first decode step) meets the target.
+    std::optional<plan> best;
+    const auto better = [&](const plan& a, const plan& b) {
+      if (a.cost_per_hour && b.cost_per_hour && *a.cost_per_hour != *b.cost_per_hour) return *a.cost_per_hour < *b.cost_per_hour;
+      return a.total_gpus < b.total_gpus;
+    };
+    for (const decode_choice& dc : decodes) {
+      for (const side& p : sides) {
+        const double s = p.perf->prefill(w.prompt_len).total_s;
+        const double transfer = link > 0 ? std::max(p.kv_bytes, dc.d->kv_bytes) / (link * 1e9) : 0;
+        const int budget_gpus = opt.max_gpus - dc.replicas * dc.d->tp;
+        const int max_r = budget_gpus / p.tp;
+        const auto ttft = [&](int r) {
+          const double rho = w.qps / r * s;
+          return rho >= 1 ? INFINITY : md1_wait_p99(rho, s) + s + transfer + dc.state.decode_step_s;
+        };
+        if (max_r < 1 || ttft(max_r) > w.ttft_p99_s) continue;
+        int lo = 0, hi = max_r;
+        while (hi - lo > 1) {
+          const int mid = (lo + hi) / 2;
+          (ttft(mid) <= w.ttft_p99_s ? hi : lo) = mid;
+        }
+        plan x;
+        x.mode = "disagg";
+        x.gpu = gpu.name;
+        x.gpu_slug = gpu.slug;
+        x.coefficients_source = gc.source;
+        x.tp = dc.d->tp;
+        x.replicas = dc.replicas;
+        x.total_gpus = hi * p.tp + dc.replicas * dc.d->tp;
+        x.quantization = dc.d->quant;
+        x.kv_cache_dtype = kv;
+        x.gemm_kind = dc.d->perf->gemm_kind();
+        x.settings = dc.d->mem.settings;
+        x.state = dc.state;
+        const double rho = w.qps / hi * s;
+        x.state.prefill_s = s;
+        x.state.prefill_share = rho;
+        x.state.ttft_p99_s = ttft(hi);
+        x.state.ttft_mean_s = s + rho * s / (2 * (1 - rho)) + transfer + dc.state.decode_step_s;
+        disagg_plan dp;
+        dp.prefill_tp = p.tp;
+        dp.decode_tp = dc.d->tp;
+        dp.prefill_quantization = p.quant;
+        dp.decode_quantization = dc.d->quant;
+        dp.prefill_replicas = hi;
+        dp.decode_replicas = dc.replicas;
+        dp.prefill_s = s;
+        dp.prefill_share = rho;
+        dp.prefill_wait_p99_s = md1_wait_p99(rho, s);
+        dp.kv_bytes = std::max(p.kv_bytes, dc.d->kv_bytes);
+        dp.kv_link_gbps = link;
+        dp.kv_transfer_s = transfer;
+        dp.decode = dc.state;
+        dp.prefill_settings = p.mem.settings;
+        dp.decode_settings = dc.d->mem.settings;
+        x.disagg = dp;
+        if (price != prices.end()) x.cost_per_hour = price->second * x.total_gpus;
+        if (!best || better(x, *best)) best = std::move(x);
+      }
+    }
+    if (best) {
+      out.plans.push_back(std::move(*best));
+    } else {
+      if (family.by_tp.empty())
+        family.by_tp.push_back({0, 1, "ttft", fmt::format("no prefill pool of at most {} GPUs meets the TTFT p99 target beside its decode pool",
+                                                           opt.max_gpus), 5});
+      const candidate_failure* closest = &family.by_tp.front();
+      for (const auto& f : family.by_tp)
+        if (f.stage >= closest->stage) closest = &f;
+      family.tp = closest->tp;
+      family.kind = closest->kind;
+      family.reason = "disagg: " + closest->reason;
+      out.rejected.push_back(std::move(family));
+    }
+  }
+}
+
+}  // namespace
+
 plan_result plan_deployment(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c) {
   validate(m, w, opt);
   plan_result out;
@@ -302,7 +511,8 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
     const auto own = opt.coefficients_by_gpu.find(gpu->slug);
     const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;
     sources.insert(gc.source);
-    for (const auto& quant : opt.quantizations) {
+    if (opt.disaggregated) plan_disaggregated(m, *gpu, engine, gc, w, opt, prices, out);
+    for (const auto& quant : opt.aggregated ? opt.quantizations : std::vector<std::string>{}) {
       for (const auto& kv : opt.kv_cache_dtypes) {
         if ((quant == "fp8" || kv == "fp8") && !gpu->supports("fp8")) continue;  // not a choice on this GPU
         rejection family{gpu->name, quant, kv, 0, "", "", {}};
@@ -418,7 +628,11 @@ std::string serve_command::text() const {
   return out;
 }
 
-serve_command serve_command_for(const model_spec& m, const plan& p, std::string_view engine) {
+namespace {
+
+// One replica's command: role "" (aggregated), "prefill" or "decode".
+serve_command command_for(const model_spec& m, int tp, int pp, const std::string& quantization, bool fp8_kv,
+                          const resolved_settings& s, int replicas, std::string_view engine, std::string_view role) {
   // The model: its Hugging Face repository for a catalog model, else the config's folder.
   std::string model = m.name;
   bool found = false;
@@ -431,42 +645,64 @@ serve_command serve_command_for(const model_spec& m, const plan& p, std::string_
     const auto slash = m.name.find_last_of('/');
     model = slash == std::string::npos ? "." : m.name.substr(0, slash);
   }
-  const resolved_settings& s = p.settings;
   const auto fraction = fmt::format("{:g}", s.memory_fraction);
   serve_command c;
-  const bool fp8_kv = p.kv_cache_dtype == "fp8";
-  if (p.quantization == "int8")
+  if (quantization == "int8")
     c.notes.push_back("int8 weights: serve a W8A8 (INT8) checkpoint of the model, e.g. an llm-compressor export; the engine reads its format "
                       "from the checkpoint's quantization_config");
-  if (p.quantization == "int4")
+  if (quantization == "int4")
     c.notes.push_back("int4 weights: serve an AWQ or GPTQ (W4A16) checkpoint of the model; the engine reads its format from the "
                       "checkpoint's quantization_config");
   if (engine == "vllm") {
-    c.args = {"vllm", "serve", model, "--tensor-parallel-size", std::to_string(p.tp)};
-    if (p.pp > 1) c.args.insert(c.args.end(), {"--pipeline-parallel-size", std::to_string(p.pp)});
-    if (p.quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
+    c.args = {"vllm", "serve", model, "--tensor-parallel-size", std::to_string(tp)};
+    if (pp > 1) c.args.insert(c.args.end(), {"--pipeline-parallel-size", std::to_string(pp)});
+    if (quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
     if (fp8_kv) c.args.insert(c.args.end(), {"--kv-cache-dtype", "fp8"});
     c.args.insert(c.args.end(), {"--max-model-len", std::to_string(s.max_model_len), "--max-num-seqs", std::to_string(s.max_num_seqs),
                                  "--max-num-batched-tokens", std::to_string(s.max_num_batched_tokens),
                                  "--gpu-memory-utilization", fraction});
+    if (!role.empty()) {
+      c.args.insert(c.args.end(), {"--kv-transfer-config", R"({"kv_connector":"NixlConnector","kv_role":"kv_both"})"});
+      c.notes.push_back(fmt::format("{} pool: vLLM's NixlConnector moves the KV; a P/D proxy (vLLM's disaggregated examples, llm-d) "
+                                    "routes each request to a prefill then a decode instance", role));
+    }
   } else if (engine == "sglang") {
-    c.args = {"python3", "-m", "sglang.launch_server", "--model-path", model, "--tp-size", std::to_string(p.tp)};
-    if (p.pp > 1) c.args.insert(c.args.end(), {"--pp-size", std::to_string(p.pp)});
-    if (p.quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
+    c.args = {"python3", "-m", "sglang.launch_server", "--model-path", model, "--tp-size", std::to_string(tp)};
+    if (pp > 1) c.args.insert(c.args.end(), {"--pp-size", std::to_string(pp)});
+    if (quantization == "fp8") c.args.insert(c.args.end(), {"--quantization", "fp8"});
     if (fp8_kv) c.args.insert(c.args.end(), {"--kv-cache-dtype", "fp8_e4m3"});
     c.args.insert(c.args.end(), {"--context-length", std::to_string(s.max_model_len), "--max-running-requests",
                                  std::to_string(s.max_num_seqs), "--chunked-prefill-size", std::to_string(s.max_num_batched_tokens),
                                  "--mem-fraction-static", fraction});
+    if (!role.empty()) {
+      c.args.insert(c.args.end(), {"--disaggregation-mode", std::string(role), "--disaggregation-transfer-backend", "nixl"});
+      c.notes.push_back(fmt::format("{} pool: SGLang's router in PD mode pairs the prefill and decode instances", role));
+    }
   } else {
     throw input_error(fmt::format("--engine: no serve command for '{}' (allowed: vllm, sglang)", engine));
   }
-  if (p.replicas > 1)
-    c.notes.push_back(fmt::format("{} replicas of this command, each on its own {} GPU(s), behind a load balancer", p.replicas,
-                                  p.tp * p.pp));
-  if (p.pp > 1 && p.tp * p.pp > 8)
+  if (replicas > 1)
+    c.notes.push_back(fmt::format("{} replicas of this command, each on its own {} GPU(s), behind a load balancer", replicas, tp * pp));
+  if (pp > 1 && tp * pp > 8)
     c.notes.push_back(fmt::format("{} GPUs per replica span {} nodes: start the engine's multi-node runtime (Ray for vLLM) first",
-                                  p.tp * p.pp, (p.tp * p.pp + 7) / 8));
+                                  tp * pp, (tp * pp + 7) / 8));
   return c;
+}
+
+}  // namespace
+
+serve_command serve_command_for(const model_spec& m, const plan& p, std::string_view engine) {
+  const bool fp8_kv = p.kv_cache_dtype == "fp8";
+  if (p.disagg)
+    return command_for(m, p.disagg->prefill_tp, 1, p.disagg->prefill_quantization, fp8_kv, p.disagg->prefill_settings,
+                       p.disagg->prefill_replicas, engine, "prefill");
+  return command_for(m, p.tp, p.pp, p.quantization, fp8_kv, p.settings, p.replicas, engine, "");
+}
+
+serve_command decode_serve_command_for(const model_spec& m, const plan& p, std::string_view engine) {
+  if (!p.disagg) throw std::logic_error("decode_serve_command_for: not a disaggregated plan");
+  return command_for(m, p.disagg->decode_tp, 1, p.disagg->decode_quantization, p.kv_cache_dtype == "fp8", p.disagg->decode_settings,
+                     p.disagg->decode_replicas, engine, "decode");
 }
 
 void verify_plans(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c, plan_result& r,
@@ -475,6 +711,10 @@ void verify_plans(const model_spec& m, const workload& w, const plan_options& op
   int checked = 0, simulated = 0;
   for (std::size_t i = 0; i < r.plans.size() && checked < v.top && simulated < 4 * v.top; ++simulated) {
     plan& p = r.plans[i];
+    if (p.disagg) {  // the simulator runs one aggregated replica: disaggregated plans are not re-checked
+      ++i;
+      continue;
+    }
     const gpu_spec& gpu = resolve_gpu(p.gpu_slug);
     const auto own = opt.coefficients_by_gpu.find(p.gpu_slug);
     const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;

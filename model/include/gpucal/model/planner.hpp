@@ -88,6 +88,26 @@ struct plan_options {
   /// Coefficients per GPU slug (each GPU's calibration); GPUs not listed use
   /// the coefficients passed to plan_deployment.
   std::map<std::string, coefficients> coefficients_by_gpu;
+  bool aggregated = true;      ///< plan replicas that prefill and decode (--mode agg, both)
+  bool disaggregated = false;  ///< plan prefill and decode pools (--mode disagg, both)
+  /// Per-GPU bandwidth (GB/s) the KV moves at between the pools; unset: the
+  /// GPU's NVLink (PCIe without), i.e. both pools in one NVLink domain.
+  std::optional<double> kv_link_gbps;
+};
+
+/// The two pools of a disaggregated plan.
+struct disagg_plan {
+  int prefill_tp = 1, decode_tp = 1;
+  std::string prefill_quantization, decode_quantization;
+  int prefill_replicas = 1, decode_replicas = 1;
+  double prefill_s = 0;         ///< one prompt on a prefill replica
+  double prefill_share = 0;     ///< rho of a prefill replica: arrival x prefill_s
+  double prefill_wait_p99_s = 0;  ///< M/D/1 queue of prompts
+  double kv_bytes = 0;          ///< one prompt's KV, all layers
+  double kv_link_gbps = 0;      ///< per GPU
+  double kv_transfer_s = 0;     ///< kv_bytes / (min(prefill tp, decode tp) x link)
+  replica_state decode;         ///< a decode replica (no prompt chunks)
+  resolved_settings prefill_settings, decode_settings;
 };
 
 /// A plan re-checked by simulation: one replica at its share of the load.
@@ -98,6 +118,8 @@ struct plan_verification {
 };
 
 struct plan {
+  std::string mode = "agg";  ///< "agg": replicas that prefill and decode; "disagg": prefill and decode pools
+  std::optional<disagg_plan> disagg;
   std::string gpu;
   std::string coefficients_source;
   std::string gpu_slug;
@@ -121,6 +143,11 @@ struct serve_command {
   std::vector<std::string> notes;  ///< e.g. that an int4 plan needs an AWQ or GPTQ checkpoint
   std::string text() const;        ///< the arguments joined by spaces, quoted where needed
 };
+
+/// For a disaggregated plan, serve_command_for gives the prefill pool's command
+/// and decode_serve_command_for the decode pool's, each with the engine's KV
+/// transfer flags (vLLM's NixlConnector, SGLang's --disaggregation-mode).
+serve_command decode_serve_command_for(const model_spec& m, const plan& p, std::string_view engine);
 
 /// vLLM's `vllm serve` (engine vllm) or SGLang's `python3 -m sglang.launch_server`
 /// (engine sglang) with every setting the plan relies on: tp, pp, weight and KV
@@ -192,6 +219,11 @@ struct verify_options {
 /// the next ones checked until `top` verified plans remain or none is left.
 void verify_plans(const model_spec& m, const workload& w, const plan_options& opt, const coefficients& c, plan_result& r,
                   const verify_options& v);
+
+/// Disaggregated rules, as printed by `gpucal plan --mode disagg|both`.
+inline constexpr const char* disagg_rule =
+    "disagg: prefill replicas an M/D/1 queue of prompts (TTFT p99 = wait p99 + prefill + KV transfer + one decode step); "
+    "decode replicas Little's law with no prompt chunks (TPOT p99 = decode step at a burst batch, ITL p99 at the p99 batch)";
 
 /// The rules used for p99, as printed by `gpucal plan`.
 inline constexpr const char* ttft_p99_rule =
