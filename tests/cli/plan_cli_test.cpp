@@ -19,7 +19,7 @@ TEST(perf_cli, json_keys_and_consistency) {
   for (const char* key : {"ttft_s", "tpot_s", "output_tokens_per_s", "prefill_s", "decode_step_s", "operators",
                           "step_overhead_us", "step_overhead_source"})
     EXPECT_TRUE(j.contains(key)) << key;
-  EXPECT_EQ(j["step_overhead_source"], "engine profile default");
+  EXPECT_EQ(j["step_overhead_source"], "engine profile published range");
   EXPECT_DOUBLE_EQ(j["output_tokens_per_s"].get<double>(), 32 / j["tpot_s"].get<double>());
   double sum = 0, share = 0;
   for (const auto& op : j["operators"]) {
