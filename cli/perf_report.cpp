@@ -127,7 +127,8 @@ ordered_json dist_json(const model::length_dist& d) {
 }
 
 ordered_json latency_json(const model::latency_summary& l) {
-  return {{"mean", l.mean}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"max", l.max}, {"samples", l.samples}};
+  return {{"mean", l.mean}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"max", l.max}, {"samples", l.samples},
+          {"cdf_percent_0_to_100", l.cdf}};
 }
 
 }  // namespace

@@ -99,6 +99,18 @@ latency_summary summarize(std::vector<double>& v) {
     return a + (b - a) * (pos - static_cast<double>(lo));
   };
   s.max = *std::max_element(v.begin(), v.end());
+  {
+    const std::size_t stride = std::max<std::size_t>(1, v.size() / 100000);
+    std::vector<double> sub;
+    for (std::size_t i = 0; i < v.size(); i += stride) sub.push_back(v[i]);
+    std::sort(sub.begin(), sub.end());
+    for (int q = 0; q <= 100; ++q) {
+      const double pos = q / 100.0 * static_cast<double>(sub.size() - 1);
+      const auto lo = static_cast<std::size_t>(std::floor(pos));
+      const std::size_t hi = std::min(lo + 1, sub.size() - 1);
+      s.cdf.push_back(sub[lo] + (sub[hi] - sub[lo]) * (pos - static_cast<double>(lo)));
+    }
+  }
   s.p50 = pct(0.50);
   s.p90 = pct(0.90);
   s.p99 = pct(0.99);
@@ -335,7 +347,7 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
         std::vector<raw_point> half;
         for (std::size_t i = 0; i < raw.size(); i += 2) half.push_back(raw[i]);
         raw.swap(half);
-        interval *= 2;
+        interval = std::max(2 * interval, (t - start) / 500);
       }
     }
     area_running += running * dt;
@@ -393,7 +405,17 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   r.tpot_s = summarize(tpot);
   r.itl_s = summarize(itl);
   r.e2e_s = summarize(e2e);
-  for (const raw_point& p : raw) r.timeline.push_back({p.t - start, p.running, p.waiting, p.tokens, p.kv});
+  // Evenly spaced in time: for each of 500 marks, the last recorded point at or before it.
+  if (!raw.empty()) {
+    std::size_t j = 0;
+    for (int k = 0; k < 500; ++k) {
+      const double mark = start + r.duration_s * k / 499.0;
+      while (j + 1 < raw.size() && raw[j + 1].t <= mark) ++j;
+      const raw_point& p = raw[j];
+      if (!r.timeline.empty() && r.timeline.back().time_s == p.t - start) continue;
+      r.timeline.push_back({p.t - start, p.running, p.waiting, p.tokens, p.kv});
+    }
+  }
   return r;
 }
 

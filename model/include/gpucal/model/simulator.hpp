@@ -54,6 +54,9 @@ std::vector<sim_request> parse_trace(std::string_view text, const std::string& p
 struct latency_summary {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
   std::int64_t samples = 0;
+  /// Quantiles at 0, 1, ..., 100 % for plotting (exact up to 100,000 samples,
+  /// else of every (samples / 100,000)-th sample); the percentiles above are exact.
+  std::vector<double> cdf;
 };
 
 /// One sampled point of the run.
@@ -78,7 +81,7 @@ struct sim_result {
   double mean_in_system = 0;      ///< time-weighted running + waiting (Little's L)
   double mean_kv_used_fraction = 0;  ///< time-weighted
   double max_kv_used_fraction = 0;
-  std::vector<sim_sample> timeline;  ///< 500 to 1000 points, evenly spaced in steps of time (fewer on short runs)
+  std::vector<sim_sample> timeline;  ///< at most 500 points, about evenly spaced in time (fewer on short runs)
 };
 
 struct sim_options {
