@@ -165,6 +165,9 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
       op.top_k = static_cast<double>(m.layers[static_cast<std::size_t>(g.layer_ids.front())].moe->experts_per_token);
     }
     if (g.linear) bytes_by_kind[op.kind] += op.weight_bytes * op.count;
+    // Its GEMM curve, resolved once: fp4 without its own curve takes fp8's shape.
+    const gemm_curve& curve = c_.gemm.contains(op.kind) ? c_.curve(op.kind) : c_.curve("fp8");
+    op.curve = curve;
     linears_.push_back(op);
   }
   gemm_kind_ = "bf16";
@@ -219,12 +222,11 @@ throughput_model::throughput_model(const model_spec& m, const gpu_spec& gpu, con
 }
 
 throughput_model::gemm_result throughput_model::gemm(const linear_op& op, double m_rows) const {
-  const gemm_curve& curve = c_.gemm.contains(op.kind) ? c_.curve(op.kind) : c_.curve("fp8");  // fp4 without its own curve: fp8's shape
   const double flops = 2.0 * m_rows * op.n * op.k;
-  const double compute_s = flops / (op.peak_flops * curve.compute_at(m_rows));
+  const double compute_s = flops / (op.peak_flops * op.curve.compute_at(m_rows));
   // Napkin math: the weights stream once; activations in and out at the model dtype.
   const double bytes = op.weight_bytes + (m_rows * op.k + m_rows * op.n) * act_bytes_;
-  const double memory_s = bytes / (hbm_bytes_per_s_ * curve.memory_efficiency);
+  const double memory_s = bytes / (hbm_bytes_per_s_ * op.curve.memory_efficiency);
   return compute_s >= memory_s ? gemm_result{compute_s, flops, bytes, bound::compute}
                                : gemm_result{memory_s, flops, bytes, bound::memory};
 }

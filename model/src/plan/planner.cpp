@@ -77,6 +77,51 @@ std::vector<double> count_pmf(double mean, double var) {
   return pmf;
 }
 
+// Little's law as a fixed point: the smallest C with rhs(C) <= C, rhs(C) the requests
+// in flight when C are (rhs grows with C through the step time). False, with the
+// throughput failure recorded, when more than max_num_seqs would be in flight.
+template <class F>
+bool littles_law(replica_state& r, double cap, F rhs) {
+  if (rhs(cap) > cap) {
+    r.failure_kind = "throughput";
+    r.failure_stage = 3;
+    r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
+    return false;
+  }
+  double lo = 0, hi = cap;
+  for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
+    const double mid = (lo + hi) / 2;
+    (rhs(mid) > mid ? lo : hi) = mid;
+  }
+  r.converged = true;
+  r.concurrency = hi;
+  return true;
+}
+
+// The KV the p99 batch needs, then the first target the state misses (TTFT only when asked).
+void check_targets(replica_state& r, const memory_estimate& mem, const workload& w, bool ttft) {
+  r.kv_needed_bytes = static_cast<std::int64_t>(std::ceil(r.batch_p99)) * request_kv_bytes(mem, w.prompt_len + w.output_len);
+  if (r.kv_needed_bytes > r.kv_pool_bytes) {
+    r.failure_kind = "memory";
+    r.failure_stage = 4;
+    r.failure = fmt::format("KV cache: {:.0f} requests of {} tokens need {:.1f} GiB, the pool holds {:.1f} GiB",
+                            std::ceil(r.batch_p99), w.prompt_len + w.output_len, to_gib(r.kv_needed_bytes),
+                            to_gib(r.kv_pool_bytes));
+  } else if (ttft && r.ttft_p99_s > w.ttft_p99_s) {
+    r.failure_kind = "ttft";
+    r.failure_stage = 5;
+    r.failure = fmt::format("TTFT p99 {} exceeds the {} target", fmt_ms(r.ttft_p99_s), fmt_ms(w.ttft_p99_s));
+  } else if (r.tpot_p99_s > w.tpot_p99_s) {
+    r.failure_kind = "tpot";
+    r.failure_stage = 6;
+    r.failure = fmt::format("TPOT p99 {} exceeds the {} target", fmt_ms(r.tpot_p99_s), fmt_ms(w.tpot_p99_s));
+  } else if (w.itl_p99_s > 0 && r.itl_p99_s > w.itl_p99_s) {
+    r.failure_kind = "itl";
+    r.failure_stage = 7;
+    r.failure = fmt::format("ITL p99 {} exceeds the {} target", fmt_ms(r.itl_p99_s), fmt_ms(w.itl_p99_s));
+  }
+}
+
 }  // namespace
 
 replica_state solve_replica(const throughput_model& perf, const memory_estimate& mem, const workload& w,
@@ -127,19 +172,7 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
     const double step = perf.decode_step(std::max(c, 1.0), mean_context).total_s;
     return arrival_qps * (ttft_mean_at(step) + w.output_len * step / slack);
   };
-  if (rhs(cap) > cap) {
-    r.failure_kind = "throughput";
-    r.failure_stage = 3;
-    r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
-    return r;
-  }
-  double lo = 0, hi = cap;
-  for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
-    const double mid = (lo + hi) / 2;
-    (rhs(mid) > mid ? lo : hi) = mid;
-  }
-  r.converged = true;
-  r.concurrency = hi;
+  if (!littles_law(r, cap, rhs)) return r;
   const double c = r.concurrency;
   r.decode_step_s = perf.decode_step(std::max(c, 1.0), mean_context).total_s;
   r.tpot_mean_s = r.decode_step_s / slack;
@@ -188,34 +221,14 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
     return p;
   };
   double lo_x = base, hi_x = base + len.back() + chunk * (10 + 10 * arrival_qps * len.back());
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 40 && hi_x - lo_x > 1e-4 * lo_x; ++i) {  // to 0.01 %
     const double mid = (lo_x + hi_x) / 2;
     (exceed(mid) > 0.01 ? lo_x : hi_x) = mid;
   }
   r.ttft_mean_s = ttft_mean;
   r.ttft_p99_s = std::max(ttft_mean, hi_x);
   r.output_tokens_per_s = arrival_qps * w.output_len;
-  r.kv_needed_bytes = static_cast<std::int64_t>(std::ceil(r.batch_p99)) * request_kv_bytes(mem, w.prompt_len + w.output_len);
-
-  if (r.kv_needed_bytes > r.kv_pool_bytes) {
-    r.failure_kind = "memory";
-    r.failure_stage = 4;
-    r.failure = fmt::format("KV cache: {:.0f} requests of {} tokens need {:.1f} GiB, the pool holds {:.1f} GiB",
-                            std::ceil(r.batch_p99), w.prompt_len + w.output_len, to_gib(r.kv_needed_bytes),
-                            to_gib(r.kv_pool_bytes));
-  } else if (r.ttft_p99_s > w.ttft_p99_s) {
-    r.failure_kind = "ttft";
-    r.failure_stage = 5;
-    r.failure = fmt::format("TTFT p99 {} exceeds the {} target", fmt_ms(r.ttft_p99_s), fmt_ms(w.ttft_p99_s));
-  } else if (r.tpot_p99_s > w.tpot_p99_s) {
-    r.failure_kind = "tpot";
-    r.failure_stage = 6;
-    r.failure = fmt::format("TPOT p99 {} exceeds the {} target", fmt_ms(r.tpot_p99_s), fmt_ms(w.tpot_p99_s));
-  } else if (w.itl_p99_s > 0 && r.itl_p99_s > w.itl_p99_s) {
-    r.failure_kind = "itl";
-    r.failure_stage = 7;
-    r.failure = fmt::format("ITL p99 {} exceeds the {} target", fmt_ms(r.itl_p99_s), fmt_ms(w.itl_p99_s));
-  }
+  check_targets(r, mem, w, true);
   return r;
 }
 
@@ -263,40 +276,15 @@ replica_state solve_decode_replica(const throughput_model& perf, const memory_es
   const double cap = static_cast<double>(mem.settings.max_num_seqs);
   const auto step = [&](double b) { return perf.decode_step(std::max(b, 1.0), mean_context).total_s; };
   const auto rhs = [&](double c) { return arrival_qps * w.output_len * step(c); };
-  if (rhs(cap) > cap) {
-    r.failure_kind = "throughput";
-    r.failure_stage = 3;
-    r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
-    return r;
-  }
-  double lo = 0, hi = cap;
-  for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
-    const double mid = (lo + hi) / 2;
-    (rhs(mid) > mid ? lo : hi) = mid;
-  }
-  r.converged = true;
-  const double c = r.concurrency = hi;
+  if (!littles_law(r, cap, rhs)) return r;
+  const double c = r.concurrency;
   r.decode_step_s = step(c);
   r.tpot_mean_s = r.itl_mean_s = r.decode_step_s;
   r.batch_p99 = std::min(cap, c + 2.326 * std::sqrt(c));
   r.itl_p99_s = std::max(r.itl_mean_s, step(r.batch_p99));
   r.tpot_p99_s = std::max(r.tpot_mean_s, step(std::min(cap, c + 2.326 * std::sqrt(2 * c / 3))));
   r.output_tokens_per_s = arrival_qps * w.output_len;
-  r.kv_needed_bytes = static_cast<std::int64_t>(std::ceil(r.batch_p99)) * request_kv_bytes(mem, w.prompt_len + w.output_len);
-  if (r.kv_needed_bytes > r.kv_pool_bytes) {
-    r.failure_kind = "memory";
-    r.failure_stage = 4;
-    r.failure = fmt::format("KV cache: {:.0f} requests of {} tokens need {:.1f} GiB, the pool holds {:.1f} GiB", std::ceil(r.batch_p99),
-                            w.prompt_len + w.output_len, to_gib(r.kv_needed_bytes), to_gib(r.kv_pool_bytes));
-  } else if (r.tpot_p99_s > w.tpot_p99_s) {
-    r.failure_kind = "tpot";
-    r.failure_stage = 6;
-    r.failure = fmt::format("TPOT p99 {} exceeds the {} target", fmt_ms(r.tpot_p99_s), fmt_ms(w.tpot_p99_s));
-  } else if (w.itl_p99_s > 0 && r.itl_p99_s > w.itl_p99_s) {
-    r.failure_kind = "itl";
-    r.failure_stage = 7;
-    r.failure = fmt::format("ITL p99 {} exceeds the {} target", fmt_ms(r.itl_p99_s), fmt_ms(w.itl_p99_s));
-  }
+  check_targets(r, mem, w, false);
   return r;
 }
 
@@ -557,8 +545,13 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           }
           // Fewest replicas that carry the load: feasibility only improves with more.
           const int max_r = opt.max_gpus / (tp * pp);
-          const auto at = [&](int r) { return solve_replica(*perf, mem, w, w.qps / r); };
-          const replica_state at_max = at(max_r);
+          std::map<int, replica_state> solved;  // by replica count: the search asks some twice
+          const auto at = [&](int r) -> const replica_state& {
+            auto it = solved.find(r);
+            if (it == solved.end()) it = solved.emplace(r, solve_replica(*perf, mem, w, w.qps / r)).first;
+            return it->second;
+          };
+          const replica_state& at_max = at(max_r);
           if (!at_max.failure.empty()) {
             reject(at_max.failure_kind,
                    fmt::format("even with {} replicas ({} GPUs): {}", max_r, max_r * tp * pp, at_max.failure),

@@ -99,6 +99,7 @@ private:
     bool routed = false;   // routed experts: scaled by the distinct experts touched
     double experts = 0, top_k = 0, layers = 0;  // routed: experts per layer, top-k, MoE layers
     bool lm_head = false;  // runs on the sampled rows only
+    gemm_curve curve;      // its kernel family's efficiency curve, resolved at construction
   };
   struct gemm_result {
     double time_s, flops, bytes;
