@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gpucal/kernels/attention_split.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
 
@@ -189,7 +190,247 @@ void launch(const paged_attention_args& a, cudaStream_t stream) {
   GPUCAL_CUDA_CHECK(cudaGetLastError());
 }
 
+// ---- paged_attention_partition_kernel_v2 ----
+// Why v2: v1 reads one 8-byte K and V load per lane per token behind a
+// dependent block-table load and keeps max_group arrays whatever the group;
+// v2 gives each token row HeadDim / 8 lanes that load 8 elements at once
+// (16 bytes of bf16, 8 of fp8), issues the loads of 4 tokens per sub-warp
+// before using any, stages the partition's block-table slice in shared
+// memory, sizes its registers by the GQA group's power-of-two bucket, and
+// splits the context so that small batches still fill the GPU.
+// ptxas (CUDA 13.0, sm_90a; cmake -DGPUCAL_PTXAS_VERBOSE=ON prints it):
+// group bucket 1/2/4/8 uses 64/96/142/216 registers with bf16 KV and
+// 56/90/127/204 with fp8 at head_dim 128, no spills; dynamic shared memory
+// (8 states at head_dim 128, 16 at 64) x bucket x (2 + head_dim) floats +
+// the table slice (under 48 KB).
+
+constexpr int v2_warps = 4;
+constexpr int v2_vec = 8;     // elements per lane per row
+constexpr int v2_unroll = 4;  // token steps whose loads are issued together
+
+template <typename KV>
+struct v2_raw;
+template <>
+struct v2_raw<__nv_bfloat16> {
+  using type = uint4;  // 8 bf16
+};
+template <>
+struct v2_raw<__nv_fp8_storage_t> {
+  using type = uint2;  // 8 fp8
+};
+
+__device__ __forceinline__ void v2_unpack(const uint4& r, float (&out)[v2_vec], float) {
+  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ void v2_unpack(const uint2& r, float (&out)[v2_vec], float scale) {
+  const auto* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(p[i], __NV_E4M3);  // two values per conversion
+    const float2 f = __half22float2(__half2(h));
+    out[2 * i] = f.x * scale;
+    out[2 * i + 1] = f.y * scale;
+  }
+}
+
+// Shared memory of one CTA: the softmax states of its sub-warps, then the block-table slice.
+template <int HeadDim, int GroupMax>
+__host__ __device__ constexpr std::size_t v2_state_floats() {
+  constexpr int states = v2_warps * (32 / (HeadDim / v2_vec));
+  return static_cast<std::size_t>(states) * GroupMax * (2 + HeadDim);
+}
+
+template <int HeadDim, int GroupMax, typename KV>
+__global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kernel_v2(
+    const __nv_bfloat16* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
+    float k_scale, float v_scale, const std::int32_t* __restrict__ block_tables, int max_blocks,
+    const std::int32_t* __restrict__ context_lens, float* __restrict__ ws_m, float* __restrict__ ws_l,
+    float* __restrict__ ws_acc, int q_heads, int kv_heads, int block_size, float scale, int partition_tokens,
+    int partitions) {
+  using raw_t = typename v2_raw<KV>::type;
+  constexpr int lanes = HeadDim / v2_vec;  // lanes per token row: 16 (head_dim 128) or 8 (64)
+  constexpr int tok = 32 / lanes;          // tokens a warp reads per step
+  constexpr int states = v2_warps * tok;   // independent softmax states per CTA
+  constexpr int step = v2_warps * tok;     // tokens the CTA reads per step
+  const int part = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, sub = lane / lanes, sl = lane % lanes;
+  const int state = warp * tok + sub;
+  const int group = q_heads / kv_heads;
+  const int len = context_lens[seq];
+  const int begin = part * partition_tokens, end = min(len, begin + partition_tokens);
+
+  extern __shared__ float smem[];
+  float* s_m = smem;
+  float* s_l = s_m + states * GroupMax;
+  float* s_acc = s_l + states * GroupMax;
+  auto* table = reinterpret_cast<std::int32_t*>(smem + v2_state_floats<HeadDim, GroupMax>());
+  const int first_block = begin / block_size;
+  const int blocks = end > begin ? (end - 1) / block_size - first_block + 1 : 0;
+  for (int i = threadIdx.x; i < blocks; i += blockDim.x)
+    table[i] = block_tables[static_cast<std::int64_t>(seq) * max_blocks + first_block + i];
+  __syncthreads();
+
+  float qv[GroupMax][v2_vec], m[GroupMax], l[GroupMax], acc[GroupMax][v2_vec];
+#pragma unroll
+  for (int g = 0; g < GroupMax; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0;
+#pragma unroll
+    for (int i = 0; i < v2_vec; ++i) acc[g][i] = qv[g][i] = 0;
+    if (g < group) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(q + (static_cast<std::int64_t>(seq) * q_heads + kvh * group + g) * HeadDim + sl * v2_vec);
+      v2_unpack(raw, qv[g], 1.0f);
+    }
+  }
+
+  const std::int64_t row = static_cast<std::int64_t>(kv_heads) * HeadDim;  // elements per token slot
+  // The loop bound is the same for the whole warp, so every lane reaches every shuffle.
+  for (int base = begin + warp * tok; base < end; base += v2_unroll * step) {
+    raw_t kr[v2_unroll], vr[v2_unroll];
+#pragma unroll
+    for (int u = 0; u < v2_unroll; ++u) {
+      const int t = base + u * step + sub;
+      kr[u] = vr[u] = raw_t{};
+      if (t < end) {
+        const std::int64_t block = table[t / block_size - first_block];
+        const std::int64_t off = (block * block_size + t % block_size) * row + kvh * HeadDim + sl * v2_vec;  // [block][slot][kvh][dim]
+        kr[u] = *reinterpret_cast<const raw_t*>(k_cache + off);
+        vr[u] = *reinterpret_cast<const raw_t*>(v_cache + off);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < v2_unroll; ++u) {
+      const bool valid = base + u * step + sub < end;
+      float kf[v2_vec], vf[v2_vec];
+      v2_unpack(kr[u], kf, k_scale);
+      v2_unpack(vr[u], vf, v_scale);
+#pragma unroll
+      for (int g = 0; g < GroupMax; ++g) {
+        float dot = 0;
+#pragma unroll
+        for (int i = 0; i < v2_vec; ++i) dot += qv[g][i] * kf[i];
+#pragma unroll
+        for (int o = lanes / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);  // within the sub-warp
+        if (!valid || g >= group) continue;
+        const float s = dot * scale;
+        const float m_new = fmaxf(m[g], s);
+        const float corr = __expf(m[g] - m_new);  // exp(-inf) = 0 on the first token
+        const float p = __expf(s - m_new);
+        l[g] = l[g] * corr + p;
+#pragma unroll
+        for (int i = 0; i < v2_vec; ++i) acc[g][i] = acc[g][i] * corr + p * vf[i];
+        m[g] = m_new;
+      }
+    }
+  }
+
+  // Merge the sub-warps' states: [state][group] maxima and sums, [state][group][dim] accumulators.
+#pragma unroll
+  for (int g = 0; g < GroupMax; ++g) {
+    if (g >= group) break;
+    if (sl == 0) {
+      s_m[state * GroupMax + g] = m[g];
+      s_l[state * GroupMax + g] = l[g];
+    }
+#pragma unroll
+    for (int i = 0; i < v2_vec; ++i) s_acc[(state * GroupMax + g) * HeadDim + sl * v2_vec + i] = acc[g][i];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
+    const int g = idx / HeadDim, d = idx % HeadDim;
+    float mx = -INFINITY;
+    for (int w = 0; w < states; ++w) mx = fmaxf(mx, s_m[w * GroupMax + g]);
+    float lsum = 0, a = 0;
+    if (mx != -INFINITY) {
+      for (int w = 0; w < states; ++w) {
+        const float f = __expf(s_m[w * GroupMax + g] - mx);
+        lsum += s_l[w * GroupMax + g] * f;
+        a += s_acc[(w * GroupMax + g) * HeadDim + d] * f;
+      }
+    }
+    const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + kvh * group + g;  // [seq][q_head]
+    ws_acc[(h * partitions + part) * HeadDim + d] = a;
+    if (d == 0) {
+      ws_m[h * partitions + part] = mx;
+      ws_l[h * partitions + part] = lsum;
+    }
+  }
+}
+
+int current_device_sms() {
+  int device = 0, sms = 0;
+  GPUCAL_CUDA_CHECK(cudaGetDevice(&device));
+  GPUCAL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
+}
+
+attention_split split_of(const paged_attention_args& a) {
+  return choose_attention_split(a.batch, a.kv_heads, a.max_context_len, a.block_size, current_device_sms());
+}
+
+template <int HeadDim, int GroupMax, typename KV>
+void launch_v2(const paged_attention_args& a, const attention_split& split, cudaStream_t stream) {
+  const int parts = split.partitions;
+  const std::int64_t heads = static_cast<std::int64_t>(a.batch) * a.q_heads;
+  auto* ws = static_cast<float*>(a.workspace);
+  float *ws_m = ws, *ws_l = ws + heads * parts, *ws_acc = ws + 2 * heads * parts;
+  const std::size_t smem = v2_state_floats<HeadDim, GroupMax>() * sizeof(float) +
+                           static_cast<std::size_t>(split.table_entries) * sizeof(std::int32_t);
+  paged_attention_partition_kernel_v2<HeadDim, GroupMax, KV><<<dim3(parts, a.kv_heads, a.batch), v2_warps * 32, smem, stream>>>(
+      static_cast<const __nv_bfloat16*>(a.q), static_cast<const KV*>(a.k_cache), static_cast<const KV*>(a.v_cache),
+      a.k_scale, a.v_scale, a.block_tables, a.max_blocks_per_seq, a.context_lens, ws_m, ws_l, ws_acc, a.q_heads,
+      a.kv_heads, a.block_size, a.scale, split.partition_tokens, parts);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  paged_attention_reduce_kernel<HeadDim><<<dim3(a.q_heads, a.batch), HeadDim, 0, stream>>>(
+      ws_m, ws_l, ws_acc, a.context_lens, static_cast<__nv_bfloat16*>(a.out), a.q_heads, split.partition_tokens, parts);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int HeadDim, typename KV>
+void launch_v2_group(const paged_attention_args& a, const attention_split& split, cudaStream_t stream) {
+  const int group = a.q_heads / a.kv_heads;
+  if (group <= 1) launch_v2<HeadDim, 1, KV>(a, split, stream);
+  else if (group <= 2) launch_v2<HeadDim, 2, KV>(a, split, stream);
+  else if (group <= 4) launch_v2<HeadDim, 4, KV>(a, split, stream);
+  else launch_v2<HeadDim, 8, KV>(a, split, stream);
+}
+
+void check_args(const paged_attention_args& a, const char* name, bool partition_tokens) {
+  const auto bad = [name](const std::string& what) { throw std::invalid_argument(std::string(name) + ": " + what); };
+  if (a.head_dim != 64 && a.head_dim != 128) bad("head_dim must be 64 or 128, got " + std::to_string(a.head_dim));
+  if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) bad("q_heads must be a multiple of kv_heads");
+  if (a.q_heads / a.kv_heads > max_group) bad("at most 8 query heads per KV head");
+  if (a.block_size <= 0 || (partition_tokens && (a.partition_tokens <= 0 || a.partition_tokens % warps)))
+    bad("block_size and partition_tokens");
+  if (!a.q || !a.k_cache || !a.v_cache || !a.block_tables || !a.context_lens || !a.out || !a.workspace) bad("null pointer");
+}
+
 }  // namespace
+
+std::size_t paged_attention_v2_workspace_bytes(const paged_attention_args& a) {
+  const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
+  const auto parts = static_cast<std::size_t>(split_of(a).partitions);
+  return heads * parts * (2 + static_cast<std::size_t>(a.head_dim)) * sizeof(float);
+}
+
+void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream) {
+  check_args(a, "paged_attention_v2", false);
+  if (a.batch == 0) return;
+  const attention_split split = split_of(a);
+  const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
+  if (a.head_dim == 128) {
+    fp8 ? launch_v2_group<128, __nv_fp8_storage_t>(a, split, stream) : launch_v2_group<128, __nv_bfloat16>(a, split, stream);
+  } else {
+    fp8 ? launch_v2_group<64, __nv_fp8_storage_t>(a, split, stream) : launch_v2_group<64, __nv_bfloat16>(a, split, stream);
+  }
+}
 
 std::size_t paged_attention_workspace_bytes(const paged_attention_args& a) {
   const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
@@ -202,12 +443,7 @@ double paged_attention_kv_bytes(std::int64_t total_context_tokens, int kv_heads,
 }
 
 void paged_attention(const paged_attention_args& a, cudaStream_t stream) {
-  const auto bad = [](const std::string& what) { throw std::invalid_argument("paged_attention: " + what); };
-  if (a.head_dim != 64 && a.head_dim != 128) bad("head_dim must be 64 or 128, got " + std::to_string(a.head_dim));
-  if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) bad("q_heads must be a multiple of kv_heads");
-  if (a.q_heads / a.kv_heads > max_group) bad("at most 8 query heads per KV head");
-  if (a.block_size <= 0 || a.partition_tokens <= 0 || a.partition_tokens % warps) bad("block_size and partition_tokens");
-  if (!a.q || !a.k_cache || !a.v_cache || !a.block_tables || !a.context_lens || !a.out || !a.workspace) bad("null pointer");
+  check_args(a, "paged_attention", true);
   if (a.batch == 0) return;
   const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
   if (a.head_dim == 128) {

@@ -2,7 +2,9 @@
 // GB/s counts the KV bytes read (every cached token's K and V once).
 // Block tables are a random permutation of the pool, as a long-running
 // server's are. The Llama-3-8B attention shape: 32 query heads, 8 KV heads,
-// head_dim 128, block size 16.
+// head_dim 128, block size 16. bm_paged_attention_v2 runs kernel version 2
+// (flash-decoding, its own split) on the same cases, so one run compares them;
+// the fit reads version 1 until measurements make v2 the default.
 //   gpucal_bench --benchmark_filter=bm_paged_attention
 #include <algorithm>
 #include <cmath>
@@ -28,7 +30,7 @@ double kv_bytes_of(int batch, int context, kernels::kv_dtype dtype) {
 }
 int inner_for(double kv_bytes) { return static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0)); }
 
-void bm_paged_attention_body(benchmark::State& state) {
+void paged_attention_case(benchmark::State& state, int version) {
   const int batch = static_cast<int>(state.range(0)), context = static_cast<int>(state.range(1));
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
   const int blocks_per_seq = (context + block_size - 1) / block_size;
@@ -76,17 +78,22 @@ void bm_paged_attention_body(benchmark::State& state) {
   a.block_size = block_size;
   a.max_context_len = context;
   a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  kernels::device_buffer<std::uint8_t> ws(kernels::paged_attention_workspace_bytes(a));
+  kernels::device_buffer<std::uint8_t> ws(version == 1 ? kernels::paged_attention_workspace_bytes(a)
+                                                        : kernels::paged_attention_v2_workspace_bytes(a));
   a.workspace = ws.data();
+  const auto launch = [&] { version == 1 ? kernels::paged_attention(a, nullptr) : kernels::paged_attention_v2(a, nullptr); };
 
   const double kv_bytes = kv_bytes_of(batch, context, dtype);
   const int inner = inner_for(kv_bytes);
-  for (int i = 0; i < warmup_launches; ++i) kernels::paged_attention(a, nullptr);
-  run_timed(state, inner, [&](int) { kernels::paged_attention(a, nullptr); });
+  for (int i = 0; i < warmup_launches; ++i) launch();
+  run_timed(state, inner, [&](int) { launch(); });
   state.counters["GB/s"] = benchmark::Counter(kv_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["kv_bytes"] = kv_bytes;
   state.SetLabel(dtype == kernels::kv_dtype::bf16 ? "bf16 KV" : "fp8 KV");
 }
+
+void bm_paged_attention_body(benchmark::State& state) { paged_attention_case(state, 1); }
+void bm_paged_attention_v2_body(benchmark::State& state) { paged_attention_case(state, 2); }
 
 void attention_args(benchmark::internal::Benchmark* b) {
   for (std::int64_t dtype : {0, 1})
@@ -99,7 +106,8 @@ void plan_attention(std::vector<case_work>& out) {
     for (const int batch : {1, 16, 64, 256})
       for (const int context : {512, 4096, 16384}) {
         const double kv = kv_bytes_of(batch, context, dtype);
-        out.push_back({"bm_paged_attention", "", static_cast<double>(warmup_launches + timed_iterations * inner_for(kv)), 0, kv, kv});
+        for (const char* name : {"bm_paged_attention", "bm_paged_attention_v2"})
+          out.push_back({name, "", static_cast<double>(warmup_launches + timed_iterations * inner_for(kv)), 0, kv, kv});
       }
 }
 
@@ -107,6 +115,8 @@ void plan_attention(std::vector<case_work>& out) {
 
 const auto* const registered =
     register_case("bm_paged_attention", bm_paged_attention_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
+const auto* const registered_v2 =
+    register_case("bm_paged_attention_v2", bm_paged_attention_v2_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
 const int planned = register_planner(plan_attention);
 
 }  // namespace gpucal::bench

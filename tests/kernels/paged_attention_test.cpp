@@ -66,12 +66,18 @@ struct attention_case {
   gk::kv_dtype dtype;
 };
 
+// Both versions of the kernel (v1, and v2 with its own split) on the same data.
 TEST_F(paged_attention_test, matches_reference) {
-  const std::vector<std::int64_t> lens{1, 17, 0, 100, 1500, 33};  // 1500 spans 3 partitions of 512
+  // 1500 spans 3 partitions of 512 in v1; 9000 spans several of v2's at batch 7.
+  const std::vector<std::int64_t> lens{1, 17, 0, 100, 1500, 33, 9000};
+  for (const int version : {1, 2})
   for (const attention_case c : {attention_case{8, 8, 128, 16, gk::kv_dtype::bf16}, attention_case{32, 8, 128, 16, gk::kv_dtype::bf16},
                                  attention_case{16, 2, 64, 32, gk::kv_dtype::bf16}, attention_case{8, 1, 128, 16, gk::kv_dtype::bf16},
-                                 attention_case{32, 8, 128, 16, gk::kv_dtype::fp8_e4m3}, attention_case{8, 2, 64, 32, gk::kv_dtype::fp8_e4m3}}) {
-    SCOPED_TRACE(::testing::Message() << "q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim="
+                                 attention_case{12, 4, 128, 16, gk::kv_dtype::bf16},  // group 3: v2's bucket of 4, one head unused
+                                 attention_case{24, 4, 64, 1, gk::kv_dtype::bf16},    // group 6, one-token blocks
+                                 attention_case{32, 8, 128, 16, gk::kv_dtype::fp8_e4m3}, attention_case{8, 2, 64, 32, gk::kv_dtype::fp8_e4m3},
+                                 attention_case{28, 4, 128, 32, gk::kv_dtype::fp8_e4m3}}) {  // group 7
+    SCOPED_TRACE(::testing::Message() << "v" << version << " q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim="
                                       << c.head_dim << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
     const int batch = static_cast<int>(lens.size());
     std::int64_t blocks_needed = 0;
@@ -142,9 +148,9 @@ TEST_F(paged_attention_test, matches_reference) {
     a.block_size = c.block_size;
     a.max_context_len = static_cast<int>(*std::max_element(lens.begin(), lens.end()));
     a.scale = static_cast<float>(scale);
-    gk::device_buffer<std::uint8_t> ws(gk::paged_attention_workspace_bytes(a));
+    gk::device_buffer<std::uint8_t> ws(version == 1 ? gk::paged_attention_workspace_bytes(a) : gk::paged_attention_v2_workspace_bytes(a));
     a.workspace = ws.data();
-    gk::paged_attention(a, nullptr);
+    version == 1 ? gk::paged_attention(a, nullptr) : gk::paged_attention_v2(a, nullptr);
     GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
     const auto got = from_device_bf16(out);
     std::vector<double> ref_bf16(ref.size());
@@ -158,6 +164,11 @@ TEST_F(paged_attention_test, rejects_unsupported_shapes) {
   gk::paged_attention_args a;
   a.head_dim = 96;
   EXPECT_THROW(gk::paged_attention(a, nullptr), std::invalid_argument);
+  EXPECT_THROW(gk::paged_attention_v2(a, nullptr), std::invalid_argument);
+  a.head_dim = 128;
+  a.q_heads = 18;
+  a.kv_heads = 2;  // group 9
+  EXPECT_THROW(gk::paged_attention_v2(a, nullptr), std::invalid_argument);
 }
 
 }  // namespace

@@ -36,6 +36,14 @@ std::size_t paged_attention_workspace_bytes(const paged_attention_args& a);
 /// Checks the arguments (throws std::invalid_argument naming the field) and launches both passes.
 void paged_attention(const paged_attention_args& a, cudaStream_t stream);
 
+/// Version 2 (flash-decoding; kernels/paged_attention.cu): wide K/V loads
+/// with several tokens' loads in flight, the partition's block-table slice in
+/// shared memory, the GQA group as a template bucket (1, 2, 4, 8), and
+/// partitions sized by choose_attention_split for the current device instead
+/// of `partition_tokens` (which it ignores). Same arguments, same results.
+std::size_t paged_attention_v2_workspace_bytes(const paged_attention_args& a);
+void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream);
+
 /// KV bytes one call reads: every cached token's K and V for every KV head.
 double paged_attention_kv_bytes(std::int64_t total_context_tokens, int kv_heads, int head_dim, kv_dtype dtype);
 
