@@ -4,7 +4,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/layer_ops.hpp"
@@ -156,7 +158,140 @@ __global__ void quantize_fp8_kernel(const bf16* __restrict__ x, std::int64_t n, 
     out[i] = __nv_cvt_float_to_fp8(__bfloat162float(x[i]) / s, __NV_SATFINITE, __NV_E4M3);
 }
 
+// ---- version 2 ----
+// Why v2: v1 reads 2 bytes per access, one block per row, and RMSNorm reads
+// its input twice; v2 moves 16 bytes per access, keeps the row in registers
+// (fused with the residual add that precedes every norm), and reduces each
+// token's RoPE angles once per frequency instead of once per head.
+
+constexpr int v2_threads = 256;
+constexpr int v2_max_chunks = 8;  // 8 x 8 bf16 per thread: rows up to 256 x 64 = 16,384 wide
+
+__device__ __forceinline__ void unpack8(const uint4& r, float (&f)[8]) {
+  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __bfloat1622float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
+  uint4 r;
+  auto* h = reinterpret_cast<__nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  return r;
+}
+
+// One block per row, the row's 8-element chunks spread over the threads and kept in registers.
+__global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16* __restrict__ x, const bf16* __restrict__ res,
+                                                                     const bf16* __restrict__ w, bf16* __restrict__ res_out,
+                                                                     bf16* __restrict__ out, int hidden, float eps) {
+  const std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * hidden;
+  const int chunks = hidden / 8;
+  float r[v2_max_chunks][8];
+  float ss = 0;
+#pragma unroll
+  for (int c = 0; c < v2_max_chunks; ++c) {
+    const int idx = threadIdx.x + c * v2_threads;
+    if (idx >= chunks) break;
+    float a[8], b[8];
+    unpack8(*reinterpret_cast<const uint4*>(x + base + idx * 8), a);
+    unpack8(*reinterpret_cast<const uint4*>(res + base + idx * 8), b);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) r[c][i] = __bfloat162float(__float2bfloat16_rn(a[i] + b[i]));  // the residual as stored
+    *reinterpret_cast<uint4*>(res_out + base + idx * 8) = pack8(r[c]);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss += r[c][i] * r[c][i];
+  }
+  const float inv = rsqrtf(block_sum(ss) / static_cast<float>(hidden) + eps);
+#pragma unroll
+  for (int c = 0; c < v2_max_chunks; ++c) {
+    const int idx = threadIdx.x + c * v2_threads;
+    if (idx >= chunks) break;
+    float wf[8], o[8];
+    unpack8(*reinterpret_cast<const uint4*>(w + idx * 8), wf);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = r[c][i] * inv * wf[i];
+    *reinterpret_cast<uint4*>(out + base + idx * 8) = pack8(o);
+  }
+}
+
+__global__ void silu_mul_kernel_v2(const bf16* __restrict__ gate_up, bf16* __restrict__ out, int inter, std::int64_t chunks) {
+  const int per_row = inter / 8;
+  for (std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks;
+       c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t t = c / per_row, j = c % per_row;
+    float g[8], u[8], o[8];
+    unpack8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + j * 8), g);  // [token][gate | up]
+    unpack8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + inter + j * 8), u);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = g[i] / (1.0f + __expf(-g[i])) * u[i];
+    *reinterpret_cast<uint4*>(out + t * inter + j * 8) = pack8(o);
+  }
+}
+
+// One block per token: its head_dim / 2 angles reduced once into shared memory, then every head's pairs.
+__global__ void rope_kernel_v2(bf16* __restrict__ q, bf16* __restrict__ k, const std::int32_t* __restrict__ positions,
+                               const float* __restrict__ inv_freq, int q_heads, int kv_heads, int head_dim) {
+  __shared__ float s_cos[512], s_sin[512];
+  const int t = blockIdx.x, half = head_dim / 2;
+  const double pos = positions[t];
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    // As v1: the angle in double, reduced to [0, 2 pi), so fp32 sin/cos stay accurate at long positions.
+    const float a = static_cast<float>(fmod(pos * static_cast<double>(inv_freq[i]), 6.283185307179586));
+    sincosf(a, &s_sin[i], &s_cos[i]);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < (q_heads + kv_heads) * half; idx += blockDim.x) {
+    const int h = idx / half, i = idx % half;
+    bf16* v = h < q_heads ? q + (static_cast<std::int64_t>(t) * q_heads + h) * head_dim
+                          : k + (static_cast<std::int64_t>(t) * kv_heads + (h - q_heads)) * head_dim;
+    const float x0 = __bfloat162float(v[i]), x1 = __bfloat162float(v[i + half]);
+    const float c = s_cos[i], s = s_sin[i];
+    v[i] = __float2bfloat16_rn(x0 * c - x1 * s);
+    v[i + half] = __float2bfloat16_rn(x1 * c + x0 * s);
+  }
+}
+
 }  // namespace
+
+void add_rms_norm_v2(const void* x, const void* residual, const void* w, void* residual_out, void* out, int tokens,
+                     int hidden, float eps, cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (hidden % 8 != 0 || hidden > v2_threads * v2_max_chunks * 8) {  // the two-pass path
+    residual_add(x, residual, residual_out, static_cast<std::int64_t>(tokens) * hidden, stream);
+    rms_norm(residual_out, w, out, tokens, hidden, eps, stream);
+    return;
+  }
+  add_rms_norm_kernel_v2<<<tokens, v2_threads, 0, stream>>>(static_cast<const bf16*>(x), static_cast<const bf16*>(residual),
+                                                            static_cast<const bf16*>(w), static_cast<bf16*>(residual_out),
+                                                            static_cast<bf16*>(out), hidden, eps);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void silu_mul_v2(const void* gate_up, void* out, int tokens, int inter, cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (inter % 8 != 0) {
+    silu_mul(gate_up, out, tokens, inter, stream);
+    return;
+  }
+  const std::int64_t chunks = static_cast<std::int64_t>(tokens) * (inter / 8);
+  const int grid = static_cast<int>(std::min<std::int64_t>((chunks + 255) / 256, 8192));
+  silu_mul_kernel_v2<<<grid, 256, 0, stream>>>(static_cast<const bf16*>(gate_up), static_cast<bf16*>(out), inter, chunks);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void rope_v2(void* q, void* k, const std::int32_t* positions, const float* inv_freq, int tokens, int q_heads,
+             int kv_heads, int head_dim, cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (head_dim > 1024 || head_dim % 2 != 0) throw std::invalid_argument("rope_v2: head_dim must be even and at most 1024");
+  rope_kernel_v2<<<tokens, 256, 0, stream>>>(static_cast<bf16*>(q), static_cast<bf16*>(k), positions, inv_freq, q_heads,
+                                             kv_heads, head_dim);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
 
 void split_qkv(const void* qkv, const void* bias, void* q, void* k, void* v, int tokens, int q_width, int kv_width,
                cudaStream_t stream) {

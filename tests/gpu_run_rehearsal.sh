@@ -22,7 +22,7 @@ log="$tmp/out/gpu-run.log"
 
 files="$(cd "$tmp/out" && ls | sort | tr '\n' ' ')"
 [ "$files" = "bench.json gpu-run.log results.tar.gz " ] || fail "expected exactly bench.json gpu-run.log results.tar.gz, got: $files"
-for s in "kernel tests" "engine tests" headline bm_gemm bm_bandwidth bm_paged_attention bm_w4a16; do
+for s in "kernel tests" "engine tests" headline bm_gemm bm_bandwidth bm_paged_attention bm_w4a16 bm_layer_ops; do
   grep -q "gpu-run: $s: no device" "$log" || fail "step '$s' did not report 'no device'"
 done
 grep -q "bench_synthetic_cut.json: .* cut off mid-write" "$log" || fail "the cut file was not salvaged"

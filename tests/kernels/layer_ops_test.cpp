@@ -91,6 +91,55 @@ TEST_F(layer_ops_test, rope_with_llama3_scaling) {
   expect_bf16_close(from_device_bf16(dk), k);
 }
 
+// Version 2 of the ops against the same host references: the vector paths
+// (widths a multiple of 8, rows up to 16,384) and the fallbacks.
+TEST_F(layer_ops_test, v2_ops_match_the_references) {
+  for (const int hidden : {4096, 8192, 4100, 20480}) {  // vector, vector, odd width, wider than 16,384
+    SCOPED_TRACE(::testing::Message() << "hidden=" << hidden);
+    const int tokens = 7;
+    const auto x = random_bf16(static_cast<std::size_t>(tokens) * hidden, 11, -3, 3);
+    const auto y = random_bf16(x.size(), 12, -3, 3);
+    const auto w = random_bf16(static_cast<std::size_t>(hidden), 13, 0.5f, 1.5f);
+    auto dx = to_device_bf16(x), dy = to_device_bf16(y), dw = to_device_bf16(w);
+    gk::device_buffer<std::uint16_t> res(x.size()), out(x.size());
+    GPUCAL_CUDA_CHECK(cudaMemset(res.data(), 0xFF, res.bytes()));
+    GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes()));
+    gk::add_rms_norm_v2(dx.data(), dy.data(), dw.data(), res.data(), out.data(), tokens, hidden, 1e-5f, nullptr);
+    std::vector<double> sum(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) sum[i] = gk::round_to_bf16(static_cast<float>(x[i] + y[i]));
+    expect_bf16_close(from_device_bf16(res), sum);
+    expect_bf16_close(from_device_bf16(out), gk::rms_norm_ref(sum, w, hidden, 1e-5));
+  }
+  for (const int inter : {1536, 14336, 1500}) {  // vector paths and a fallback
+    SCOPED_TRACE(::testing::Message() << "inter=" << inter);
+    const int tokens = 5;
+    const auto gu = random_bf16(static_cast<std::size_t>(tokens) * 2 * inter, 14, -4, 4);
+    auto dgu = to_device_bf16(gu);
+    gk::device_buffer<std::uint16_t> act(static_cast<std::size_t>(tokens) * inter);
+    GPUCAL_CUDA_CHECK(cudaMemset(act.data(), 0xFF, act.bytes()));
+    gk::silu_mul_v2(dgu.data(), act.data(), tokens, inter, nullptr);
+    expect_bf16_close(from_device_bf16(act), gk::silu_mul_ref(gu, inter));
+  }
+  {
+    const int tokens = 9, q_heads = 8, kv_heads = 2, head_dim = 128;
+    const auto inv = gk::rope_inv_freq(head_dim, 500000, gk::llama3_rope_scaling{});
+    std::vector<float> inv_f(inv.begin(), inv.end());
+    std::vector<double> inv_rounded(inv_f.begin(), inv_f.end());
+    const std::vector<std::int64_t> pos{0, 1, 2, 17, 100, 1000, 4095, 8191, 100000};
+    std::vector<std::int32_t> pos32(pos.begin(), pos.end());
+    auto q = random_bf16(static_cast<std::size_t>(tokens) * q_heads * head_dim, 15);
+    auto k = random_bf16(static_cast<std::size_t>(tokens) * kv_heads * head_dim, 16);
+    auto dq = to_device_bf16(q), dk = to_device_bf16(k);
+    auto dpos = to_device(pos32);
+    auto dinv = to_device(inv_f);
+    gk::rope_v2(dq.data(), dk.data(), dpos.data(), dinv.data(), tokens, q_heads, kv_heads, head_dim, nullptr);
+    gk::rope_ref(q, pos, q_heads, head_dim, inv_rounded);
+    gk::rope_ref(k, pos, kv_heads, head_dim, inv_rounded);
+    expect_bf16_close(from_device_bf16(dq), q);
+    expect_bf16_close(from_device_bf16(dk), k);
+  }
+}
+
 TEST_F(layer_ops_test, argmax_is_exact_with_first_index_on_ties) {
   const int rows = 5, vocab = 128256;  // Llama 3's vocabulary
   auto logits = random_bf16(static_cast<std::size_t>(rows) * vocab, 9, -10, 10);

@@ -31,6 +31,20 @@ void split_qkv(const void* qkv, const void* bias, void* q, void* k, void* v, int
 /// max|x| / 448 (1 when every x is 0), out = e4m3(x / scale), saturating.
 /// `scale` is one device float; it is written before the quantization reads it.
 void quantize_fp8_per_tensor(const void* x, std::int64_t n, void* out, float* scale, cudaStream_t stream);
+/// Version 2 of the row and element-wise ops (kernels/layer_ops.cu): 16-byte
+/// accesses (8 bf16) where the width allows, the row kept in registers.
+/// Fused residual add + RMSNorm: residual_out = bf16(x + residual), then
+/// out = rms_norm(residual_out, w): the same two roundings as residual_add
+/// followed by rms_norm, in one pass. Any hidden; rows wider than 16,384 or
+/// not a multiple of 8 take a two-pass path.
+void add_rms_norm_v2(const void* x, const void* residual, const void* w, void* residual_out, void* out, int tokens,
+                     int hidden, float eps, cudaStream_t stream);
+/// silu_mul with 16-byte accesses over all tokens at once (inter a multiple of 8; else silu_mul).
+void silu_mul_v2(const void* gate_up, void* out, int tokens, int inter, cudaStream_t stream);
+/// rope with each token's angles reduced once per frequency (in shared memory)
+/// instead of once per head and pair. head_dim <= 1024.
+void rope_v2(void* q, void* k, const std::int32_t* positions, const float* inv_freq, int tokens, int q_heads,
+             int kv_heads, int head_dim, cudaStream_t stream);
 /// ids[r] = argmax over logits[r] [rows][vocab] (bf16), the first index on ties.
 void argmax(const void* logits, std::int32_t* ids, int rows, int vocab, cudaStream_t stream);
 
