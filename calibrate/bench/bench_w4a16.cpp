@@ -1,7 +1,8 @@
 // W4A16 against cuBLASLt BF16 at the same shapes: the 4096 x 14336 and
 // 14336 x 4096 layers of the targets, plus Llama-3-8B's gate|up, for
 // M = 1..256. Each W4A16 case also reports `speedup_vs_bf16` from a BF16
-// run of the same shape timed right before it.
+// run of the same shape timed right before it. bm_w4a16_v2 runs kernel
+// version 2 (16 activation rows per weight pass) on the same cases.
 //   gpucal_bench --benchmark_filter=bm_w4a16
 #include <algorithm>
 #include <vector>
@@ -41,24 +42,25 @@ constexpr int group = 128;
 // Rotation over >= 3 x L2 (both formats, like the GEMM sweep: 5x, the bf16
 // copy of the same rotation being 4x larger), launches per timed region, and
 // the bytes one W4A16 launch reads: each weight row once per 8 activation
-// rows (m_tile in w4a16_gemm.cu), packed codes, bf16 scales and zero bytes.
+// rows in version 1 (m_tile in w4a16_gemm.cu), once per 16 in version 2,
+// packed codes, bf16 scales and zero bytes.
 struct w4_sizing {
   int sets, inner, weight_passes;
   double w4_bytes, bytes;
-  w4_sizing(const nk& s, int m)
+  w4_sizing(const nk& s, int m, int version)
       : sets(rotation_sets(static_cast<double>(s.n) * s.k / 2 * 5)),
         inner(std::max(sets, 20)),
-        weight_passes((m + 7) / 8),
+        weight_passes(version == 1 ? (m + 7) / 8 : (m + 15) / 16),
         w4_bytes(static_cast<double>(s.n) * s.k / 2),
         bytes((w4_bytes + static_cast<double>(s.n) * (s.k / group) * 3) * weight_passes +
               static_cast<double>(m) * (s.k + s.n) * 2) {}
 };
 
-void bm_w4a16_body(benchmark::State& state) {
+void w4a16_case(benchmark::State& state, int version) {
   const nk s = shapes[state.range(0)];
   const int m = static_cast<int>(state.range(1));
   const int groups = s.k / group;
-  const w4_sizing z(s, m);
+  const w4_sizing z(s, m, version);
   const int sets = z.sets;
   std::vector<kernels::device_buffer<std::uint32_t>> packed;
   std::vector<kernels::device_buffer<std::uint16_t>> scales, bf16_w;
@@ -85,7 +87,8 @@ void bm_w4a16_body(benchmark::State& state) {
   }
   const auto w4 = [&](int i) {
     const auto j = static_cast<std::size_t>(i % sets);
-    kernels::w4a16_gemm(x.data(), packed[j].data(), scales[j].data(), zeros[j].data(), d.data(), m, s.n, s.k, group, nullptr);
+    (version == 1 ? kernels::w4a16_gemm : kernels::w4a16_gemm_v2)(x.data(), packed[j].data(), scales[j].data(), zeros[j].data(),
+                                                                   d.data(), m, s.n, s.k, group, nullptr);
   };
   const auto bf16 = [&](int i) {
     const auto j = static_cast<std::size_t>(i % sets);
@@ -107,6 +110,9 @@ void bm_w4a16_body(benchmark::State& state) {
   state.SetLabel(std::to_string(s.n) + "x" + std::to_string(s.k));
 }
 
+void bm_w4a16_body(benchmark::State& state) { w4a16_case(state, 1); }
+void bm_w4a16_v2_body(benchmark::State& state) { w4a16_case(state, 2); }
+
 void w4a16_args(benchmark::internal::Benchmark* b) {
   for (std::int64_t shape = 0; shape < 3; ++shape)
     for (std::int64_t m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) b->Args({shape, m});
@@ -116,18 +122,20 @@ void w4a16_args(benchmark::internal::Benchmark* b) {
 
 // Per case: the BF16 reference and the W4A16 runs, each warmed up and timed.
 void plan_w4a16(std::vector<case_work>& out) {
+  for (const int version : {1, 2})
   for (const nk& s : shapes)
     for (const int m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
-      const w4_sizing z(s, m);
+      const w4_sizing z(s, m, version);
       const double launches = z.sets + warmup_launches + timed_iterations * z.inner;
       const double setup = z.sets * (z.w4_bytes * 5 + static_cast<double>(s.n) * (s.k / group) * 3);
-      out.push_back({"bm_w4a16", "bf16", launches, kernels::gemm_flops(m, s.n, s.k), z.bytes, setup});
-      out.push_back({"bm_w4a16 (bf16 reference)", "bf16", launches, kernels::gemm_flops(m, s.n, s.k),
-                     static_cast<double>(s.n) * s.k * 2, 0});
+      out.push_back({version == 1 ? "bm_w4a16" : "bm_w4a16_v2", "bf16", launches, kernels::gemm_flops(m, s.n, s.k), z.bytes, setup});
+      out.push_back({version == 1 ? "bm_w4a16 (bf16 reference)" : "bm_w4a16_v2 (bf16 reference)", "bf16", launches,
+                     kernels::gemm_flops(m, s.n, s.k), static_cast<double>(s.n) * s.k * 2, 0});
     }
 }
 
 const auto* const registered = register_case("bm_w4a16", bm_w4a16_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
+const auto* const registered_v2 = register_case("bm_w4a16_v2", bm_w4a16_v2_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
 const int planned = register_planner(plan_w4a16);
 
 }  // namespace gpucal::bench

@@ -1,5 +1,6 @@
-// GPU: W4A16 GEMM against the host reference on the dequantized weights, at
-// M = 1, 7, 64, 300 and N, K off the tile grid, symmetric and asymmetric,
+// GPU: W4A16 GEMM (versions 1 and 2) against the host reference on the
+// dequantized weights, at M = 1, 2, 3, 7, 16, 17, 64, 300 and N, K off the
+// tile grid, symmetric and asymmetric,
 // group 128 (and 64). The reference multiplies exactly the bf16 activations
 // and the dequantized int4 weights in double; the kernel accumulates in FP32
 // and rounds to bf16: |got - ref| <= 1.6e-2 |ref| + 1.6e-2 rms(ref), relative
@@ -31,9 +32,13 @@ TEST_F(w4a16_test, matches_reference) {
     int m, n, k, group;
     bool symmetric;
   };
+  // Both versions; v2 runs its own kernel where k and group are multiples of 32
+  // (M tiles of 1, 2, 4, 8, 16 rows) and falls back to v1 elsewhere (k = 520, 8).
+  for (const int version : {1, 2})
   for (const shape s : {shape{1, 4096, 1024, 128, true}, shape{7, 300, 520, 128, false}, shape{64, 129, 256, 128, true},
-                        shape{300, 72, 384, 64, false}, shape{1, 1, 8, 8, true}}) {
-    SCOPED_TRACE(::testing::Message() << "m=" << s.m << " n=" << s.n << " k=" << s.k << " group=" << s.group
+                        shape{300, 72, 384, 64, false}, shape{1, 1, 8, 8, true}, shape{2, 33, 4096, 128, false},
+                        shape{16, 257, 4096, 128, false}, shape{17, 64, 2048, 32, true}, shape{3, 1000, 14336, 128, true}}) {
+    SCOPED_TRACE(::testing::Message() << "v" << version << " m=" << s.m << " n=" << s.n << " k=" << s.k << " group=" << s.group
                                       << " symmetric=" << s.symmetric);
     std::mt19937 rng(static_cast<unsigned>(s.m * 7 + s.n * 3 + s.k));
     std::normal_distribution<float> dist(0.0f, 0.05f);
@@ -51,7 +56,8 @@ TEST_F(w4a16_test, matches_reference) {
     auto dz = to_device(q.zeros);
     gk::device_buffer<std::uint16_t> dd(static_cast<std::size_t>(s.m) * s.n);
     GPUCAL_CUDA_CHECK(cudaMemset(dd.data(), 0xFF, dd.bytes()));
-    gk::w4a16_gemm(dx.data(), dp.data(), dsc.data(), dz.data(), dd.data(), s.m, s.n, s.k, s.group, nullptr);
+    (version == 1 ? gk::w4a16_gemm : gk::w4a16_gemm_v2)(dx.data(), dp.data(), dsc.data(), dz.data(), dd.data(), s.m, s.n, s.k,
+                                                         s.group, nullptr);
     GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
     const auto got = from_device_bf16(dd);
     for (auto& r : ref) r = gk::round_to_bf16(static_cast<float>(r));
@@ -63,6 +69,7 @@ TEST_F(w4a16_test, matches_reference) {
 
 TEST_F(w4a16_test, rejects_k_off_the_packing_grid) {
   EXPECT_THROW(gk::w4a16_gemm(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 12, 128, nullptr), std::invalid_argument);
+  EXPECT_THROW(gk::w4a16_gemm_v2(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 12, 128, nullptr), std::invalid_argument);
 }
 
 }  // namespace

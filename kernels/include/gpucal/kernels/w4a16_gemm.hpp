@@ -14,4 +14,14 @@ namespace gpucal::kernels {
 void w4a16_gemm(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
                 int m, int n, int k, int group, cudaStream_t stream);
 
+/// Version 2, same layout and results (kernels/w4a16_gemm.cu): 16-byte
+/// weight loads (32 codes per lane) with two in flight, every activation row
+/// of an M tile of up to 16 in one pass (each weight byte read once per 16
+/// rows), the group's scale and zero read once per 32 codes, and a
+/// magic-number int4 -> float conversion. Needs k and group multiples of 32;
+/// other shapes run version 1. CUDA cores only: the tensor-core (mma.sync)
+/// path for M >= 16 is not written yet.
+void w4a16_gemm_v2(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
+                   int m, int n, int k, int group, cudaStream_t stream);
+
 }  // namespace gpucal::kernels
