@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(v2_rows_per_block * 32)
   const int row = blockIdx.x * v2_rows_per_block + warp;
   const int m0 = blockIdx.y * MT;
   if (row >= n) return;
-  const int words = k / 8, groups = k / group, quads = words / 4;  // a quad: 4 words, 32 codes
+  const int words = k / 8, groups = (k + group - 1) / group, quads = words / 4;  // a quad: 4 words, 32 codes
   const uint4* wrow = reinterpret_cast<const uint4*>(packed + static_cast<std::int64_t>(row) * words);  // 16-byte aligned: words % 4 == 0
   const int rows = min(MT, m - m0);
 

@@ -37,7 +37,8 @@ TEST_F(w4a16_test, matches_reference) {
   for (const int version : {1, 2})
   for (const shape s : {shape{1, 4096, 1024, 128, true}, shape{7, 300, 520, 128, false}, shape{64, 129, 256, 128, true},
                         shape{300, 72, 384, 64, false}, shape{1, 1, 8, 8, true}, shape{2, 33, 4096, 128, false},
-                        shape{16, 257, 4096, 128, false}, shape{17, 64, 2048, 32, true}, shape{3, 1000, 14336, 128, true}}) {
+                        shape{16, 257, 4096, 128, false}, shape{17, 64, 2048, 32, true}, shape{3, 1000, 14336, 128, true},
+                        shape{5, 40, 4128, 128, false}}) {
     SCOPED_TRACE(::testing::Message() << "v" << version << " m=" << s.m << " n=" << s.n << " k=" << s.k << " group=" << s.group
                                       << " symmetric=" << s.symmetric);
     std::mt19937 rng(static_cast<unsigned>(s.m * 7 + s.n * 3 + s.k));
