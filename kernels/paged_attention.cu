@@ -63,6 +63,34 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Merges a CTA's softmax states of one partition and writes them, unscaled, to
+// the workspace: state w of query head g (of the KV head's group) at
+// s_m[w * stride + g], s_l[w * stride + g], s_acc[(w * stride + g) * HeadDim + d].
+template <int HeadDim>
+__device__ void merge_states_to_workspace(const float* s_m, const float* s_l, const float* s_acc, int states, int stride,
+                                          int group, std::int64_t first_head, int part, int partitions,
+                                          float* __restrict__ ws_m, float* __restrict__ ws_l, float* __restrict__ ws_acc) {
+  for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
+    const int g = idx / HeadDim, d = idx % HeadDim;
+    float mx = -INFINITY;
+    for (int w = 0; w < states; ++w) mx = fmaxf(mx, s_m[w * stride + g]);
+    float lsum = 0, a = 0;
+    if (mx != -INFINITY) {
+      for (int w = 0; w < states; ++w) {
+        const float f = __expf(s_m[w * stride + g] - mx);
+        lsum += s_l[w * stride + g] * f;
+        a += s_acc[(w * stride + g) * HeadDim + d] * f;
+      }
+    }
+    const std::int64_t h = first_head + g;  // [seq][q_head]
+    ws_acc[(h * partitions + part) * HeadDim + d] = a;
+    if (d == 0) {
+      ws_m[h * partitions + part] = mx;
+      ws_l[h * partitions + part] = lsum;
+    }
+  }
+}
+
 // Workspace: m and l as [batch][q_heads][partitions]; acc as [batch][q_heads][partitions][head_dim].
 template <int HeadDim, typename KV>
 __global__ void __launch_bounds__(warps * 32) paged_attention_partition_kernel(
@@ -127,25 +155,8 @@ __global__ void __launch_bounds__(warps * 32) paged_attention_partition_kernel(
     for (int i = 0; i < Vec; ++i) sacc[warp][g][lane * Vec + i] = acc[g][i];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
-    const int g = idx / HeadDim, d = idx % HeadDim;
-    float mx = -INFINITY;
-    for (int w = 0; w < warps; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0, a = 0;
-    if (mx != -INFINITY) {
-      for (int w = 0; w < warps; ++w) {
-        const float f = __expf(sm[w][g] - mx);
-        lsum += sl[w][g] * f;
-        a += sacc[w][g][d] * f;
-      }
-    }
-    const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + kvh * group + g;  // [seq][q_head]
-    ws_acc[(h * partitions + part) * HeadDim + d] = a;
-    if (d == 0) {
-      ws_m[h * partitions + part] = mx;
-      ws_l[h * partitions + part] = lsum;
-    }
-  }
+  merge_states_to_workspace<HeadDim>(&sm[0][0], &sl[0][0], &sacc[0][0][0], warps, max_group, group,
+                                     static_cast<std::int64_t>(seq) * q_heads + kvh * group, part, partitions, ws_m, ws_l, ws_acc);
 }
 
 template <int HeadDim>
@@ -343,25 +354,8 @@ __global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kerne
     for (int i = 0; i < v2_vec; ++i) s_acc[(state * GroupMax + g) * HeadDim + sl * v2_vec + i] = acc[g][i];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
-    const int g = idx / HeadDim, d = idx % HeadDim;
-    float mx = -INFINITY;
-    for (int w = 0; w < states; ++w) mx = fmaxf(mx, s_m[w * GroupMax + g]);
-    float lsum = 0, a = 0;
-    if (mx != -INFINITY) {
-      for (int w = 0; w < states; ++w) {
-        const float f = __expf(s_m[w * GroupMax + g] - mx);
-        lsum += s_l[w * GroupMax + g] * f;
-        a += s_acc[(w * GroupMax + g) * HeadDim + d] * f;
-      }
-    }
-    const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + kvh * group + g;  // [seq][q_head]
-    ws_acc[(h * partitions + part) * HeadDim + d] = a;
-    if (d == 0) {
-      ws_m[h * partitions + part] = mx;
-      ws_l[h * partitions + part] = lsum;
-    }
-  }
+  merge_states_to_workspace<HeadDim>(s_m, s_l, s_acc, states, GroupMax, group, static_cast<std::int64_t>(seq) * q_heads + kvh * group,
+                                     part, partitions, ws_m, ws_l, ws_acc);
 }
 
 int current_device_sms() {

@@ -24,6 +24,32 @@ namespace {
 constexpr int rows_per_block = 8;  // warps
 constexpr int m_tile = 8;          // activation rows per pass
 
+// acc += x[0..8) . w[0..8): eight bf16 activations (one 16-byte load) against eight weights.
+__device__ __forceinline__ void fma8(const __nv_bfloat16* x, const float (&w)[8], float& acc) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(x);
+  const auto* xv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(xv[i]);
+    acc = fmaf(f.x, w[2 * i], acc);
+    acc = fmaf(f.y, w[2 * i + 1], acc);
+  }
+}
+
+// Sums each row's per-lane partials over the warp; lane 0 writes d[m0 + r][row].
+template <int Rows>
+__device__ __forceinline__ void store_rows(const float (&acc)[Rows], int rows, int lane, __nv_bfloat16* d, int m0, int n,
+                                           int row) {
+#pragma unroll
+  for (int r = 0; r < Rows; ++r) {
+    if (r >= rows) break;
+    float v = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) d[static_cast<std::int64_t>(m0 + r) * n + row] = __float2bfloat16_rn(v);  // [m][n]
+  }
+}
+
 __global__ void __launch_bounds__(rows_per_block * 32)
     w4a16_gemv_kernel(const __nv_bfloat16* __restrict__ x, const std::uint32_t* __restrict__ packed,
                       const __nv_bfloat16* __restrict__ scales, const std::uint8_t* __restrict__ zeros,
@@ -51,24 +77,10 @@ __global__ void __launch_bounds__(rows_per_block * 32)
 #pragma unroll
     for (int r = 0; r < m_tile; ++r) {
       if (r >= rows) break;
-      const uint4 raw = *reinterpret_cast<const uint4*>(x + static_cast<std::int64_t>(m0 + r) * k + j * 8);  // 8 bf16
-      const __nv_bfloat162* xv = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __bfloat1622float2(xv[i]);
-        acc[r] = fmaf(f.x, w[2 * i], acc[r]);
-        acc[r] = fmaf(f.y, w[2 * i + 1], acc[r]);
-      }
+      fma8(x + static_cast<std::int64_t>(m0 + r) * k + j * 8, w, acc[r]);
     }
   }
-#pragma unroll
-  for (int r = 0; r < m_tile; ++r) {
-    if (r >= rows) break;
-    float v = acc[r];
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) d[static_cast<std::int64_t>(m0 + r) * n + row] = __float2bfloat16_rn(v);  // [m][n]
-  }
+  store_rows(acc, rows, lane, d, m0, n, row);
 }
 
 // ---- w4a16_gemv_kernel_v2 ----
@@ -123,26 +135,12 @@ __global__ void __launch_bounds__(v2_rows_per_block * 32)
 #pragma unroll
         for (int r = 0; r < MT; ++r) {
           if (r >= rows) break;
-          const uint4 raw = *reinterpret_cast<const uint4*>(x + static_cast<std::int64_t>(m0 + r) * k + col);  // 8 bf16
-          const auto* xv = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const float2 f = __bfloat1622float2(xv[i]);
-            acc[r] = fmaf(f.x, w[2 * i], acc[r]);
-            acc[r] = fmaf(f.y, w[2 * i + 1], acc[r]);
-          }
+          fma8(x + static_cast<std::int64_t>(m0 + r) * k + col, w, acc[r]);
         }
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < MT; ++r) {
-    if (r >= rows) break;
-    float v = acc[r];
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) d[static_cast<std::int64_t>(m0 + r) * n + row] = __float2bfloat16_rn(v);  // [m][n]
-  }
+  store_rows(acc, rows, lane, d, m0, n, row);
 }
 
 template <int MT>

@@ -72,7 +72,8 @@ TEST_F(layer_ops_test, rms_norm_residual_silu) {
   expect_bf16_close(from_device_bf16(act), gk::silu_mul_ref(gu, inter));
 }
 
-TEST_F(layer_ops_test, rope_with_llama3_scaling) {
+// RoPE of one version on 9 tokens at positions up to 100,000, against the reference.
+void check_rope(int version) {
   const int tokens = 9, q_heads = 8, kv_heads = 2, head_dim = 128;
   const auto inv = gk::rope_inv_freq(head_dim, 500000, gk::llama3_rope_scaling{});
   std::vector<float> inv_f(inv.begin(), inv.end());
@@ -84,15 +85,15 @@ TEST_F(layer_ops_test, rope_with_llama3_scaling) {
   auto dq = to_device_bf16(q), dk = to_device_bf16(k);
   auto dpos = to_device(pos32);
   auto dinv = to_device(inv_f);
-  gk::rope(dq.data(), dk.data(), dpos.data(), dinv.data(), tokens, q_heads, kv_heads, head_dim, nullptr);
+  (version == 1 ? gk::rope : gk::rope_v2)(dq.data(), dk.data(), dpos.data(), dinv.data(), tokens, q_heads, kv_heads, head_dim, nullptr);
   gk::rope_ref(q, pos, q_heads, head_dim, inv_rounded);
   gk::rope_ref(k, pos, kv_heads, head_dim, inv_rounded);
   expect_bf16_close(from_device_bf16(dq), q);
   expect_bf16_close(from_device_bf16(dk), k);
 }
 
-// Version 2 of the ops against the same host references: the vector paths
-// (widths a multiple of 8, rows up to 16,384) and the fallbacks.
+TEST_F(layer_ops_test, rope_with_llama3_scaling) { check_rope(1); }
+
 TEST_F(layer_ops_test, v2_ops_match_the_references) {
   for (const int hidden : {4096, 8192, 4100, 20480}) {  // vector, vector, odd width, wider than 16,384
     SCOPED_TRACE(::testing::Message() << "hidden=" << hidden);
@@ -120,24 +121,7 @@ TEST_F(layer_ops_test, v2_ops_match_the_references) {
     gk::silu_mul_v2(dgu.data(), act.data(), tokens, inter, nullptr);
     expect_bf16_close(from_device_bf16(act), gk::silu_mul_ref(gu, inter));
   }
-  {
-    const int tokens = 9, q_heads = 8, kv_heads = 2, head_dim = 128;
-    const auto inv = gk::rope_inv_freq(head_dim, 500000, gk::llama3_rope_scaling{});
-    std::vector<float> inv_f(inv.begin(), inv.end());
-    std::vector<double> inv_rounded(inv_f.begin(), inv_f.end());
-    const std::vector<std::int64_t> pos{0, 1, 2, 17, 100, 1000, 4095, 8191, 100000};
-    std::vector<std::int32_t> pos32(pos.begin(), pos.end());
-    auto q = random_bf16(static_cast<std::size_t>(tokens) * q_heads * head_dim, 15);
-    auto k = random_bf16(static_cast<std::size_t>(tokens) * kv_heads * head_dim, 16);
-    auto dq = to_device_bf16(q), dk = to_device_bf16(k);
-    auto dpos = to_device(pos32);
-    auto dinv = to_device(inv_f);
-    gk::rope_v2(dq.data(), dk.data(), dpos.data(), dinv.data(), tokens, q_heads, kv_heads, head_dim, nullptr);
-    gk::rope_ref(q, pos, q_heads, head_dim, inv_rounded);
-    gk::rope_ref(k, pos, kv_heads, head_dim, inv_rounded);
-    expect_bf16_close(from_device_bf16(dq), q);
-    expect_bf16_close(from_device_bf16(dk), k);
-  }
+  check_rope(2);
 }
 
 TEST_F(layer_ops_test, argmax_is_exact_with_first_index_on_ties) {
