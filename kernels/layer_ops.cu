@@ -186,8 +186,9 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
 }
 
 // One block per row, the row's 8-element chunks spread over the threads and kept in registers.
-__global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16* __restrict__ x, const bf16* __restrict__ res,
-                                                                     const bf16* __restrict__ w, bf16* __restrict__ res_out,
+// residual_out may be residual itself (in place): each thread reads its chunks before writing them.
+__global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16* __restrict__ x, const bf16* res,
+                                                                     const bf16* __restrict__ w, bf16* res_out,
                                                                      bf16* __restrict__ out, int hidden, float eps) {
   const std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * hidden;
   const int chunks = hidden / 8;
@@ -273,7 +274,7 @@ void add_rms_norm_v2(const void* x, const void* residual, const void* w, void* r
 }
 
 void silu_mul_v2(const void* gate_up, void* out, int tokens, int inter, cudaStream_t stream) {
-  if (tokens == 0) return;
+  if (tokens == 0 || inter == 0) return;
   if (inter % 8 != 0) {
     silu_mul(gate_up, out, tokens, inter, stream);
     return;

@@ -409,6 +409,9 @@ void check_args(const paged_attention_args& a, const char* name, bool partition_
 }  // namespace
 
 std::size_t paged_attention_v2_workspace_bytes(const paged_attention_args& a) {
+  if (a.batch <= 0) return 0;
+  if (a.kv_heads <= 0 || a.block_size <= 0 || a.q_heads <= 0 || a.max_context_len < 0)
+    throw std::invalid_argument("paged_attention_v2_workspace_bytes: batch, heads, block_size and max_context_len");
   const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
   const auto parts = static_cast<std::size_t>(split_of(a).partitions);
   return heads * parts * (2 + static_cast<std::size_t>(a.head_dim)) * sizeof(float);

@@ -370,4 +370,57 @@ TEST(planner, disaggregated_decode_replica_must_hold_one_prompt) {
   EXPECT_NE(p.r.rejected.front().reason.find("cannot hold one prompt's KV"), std::string::npos) << p.r.rejected.front().reason;
 }
 
+TEST(planner, long_outputs_and_long_prompts_keep_sane_tails) {
+  // 4,000 output tokens: a request's steps carry hundreds of prompt chunks in all;
+  // their p99 count must come from the distribution, not an underflowed loop.
+  const auto m = gm::resolve_model("llama-3.1-8b");
+  const gm::engine_profile engine = gm::resolve_engine("vllm");
+  const gm::gpu_spec& gpu = gm::resolve_gpu("h100-sxm");
+  const auto c = gm::default_coefficients();
+  gm::estimate_options eo;
+  eo.max_model_len = 1000 + 4000;
+  eo.kv_cache_dtype = "fp8";
+  const auto mem = gm::estimate_memory(m, gpu, engine, c, eo);
+  const gm::throughput_model perf(m, gpu, mem.settings, c.throughput, engine);
+  // 1 req/s x 4,000 tokens: 4,000 tokens/s, well below what the fp8 KV reads of 3,000-token contexts allow.
+  const gm::workload w{1, 1000, 4000, 10, 1, 0};
+  const auto r = gm::solve_replica(perf, mem, w, 1);
+  ASSERT_TRUE(r.failure.empty()) << r.failure;
+  EXPECT_GE(r.tpot_p99_s, r.tpot_mean_s);
+  EXPECT_LT(r.tpot_p99_s, 1.5 * r.tpot_mean_s);
+  // About one prompt arrives per second of a request's life (3,999 steps at the mean TPOT).
+  const double mean_chunks = 1.0 * 3999 * r.tpot_mean_s;
+  EXPECT_GT(r.chunks_per_request_p99, mean_chunks);
+  EXPECT_LT(r.chunks_per_request_p99, 3 * mean_chunks);
+  // A prompt one token over the step budget: one full chunk and a one-token chunk, their mean.
+  eo.max_model_len = 8193 + 100;
+  const auto mem2 = gm::estimate_memory(m, gpu, engine, c, eo);
+  const gm::throughput_model perf2(m, gpu, mem2.settings, c.throughput, engine);
+  ASSERT_EQ(mem2.settings.max_num_batched_tokens, 8192);
+  const auto r2 = gm::solve_replica(perf2, mem2, {1, 8193, 100, 10, 1, 0}, 1);
+  const auto chunk_of = [&](double tokens) {
+    const auto pf = perf2.prefill(tokens);
+    double overhead = 0;
+    for (const auto& op : pf.ops)
+      if (op.name == "step_overhead") overhead = op.time_s;
+    return pf.total_s - overhead;
+  };
+  EXPECT_NEAR(r2.prefill_chunk_s, (chunk_of(8192) + chunk_of(1)) / 2, 1e-12);
+}
+
+TEST(planner, verify_takes_fractional_mean_lengths) {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm"};
+  opt.quantizations = {"fp8"};
+  opt.kv_cache_dtypes = {"fp8"};
+  auto p = run("llama-3.1-8b", {5, 1000.5, 200.5, 1.0, 0.05, 0}, opt);
+  ASSERT_FALSE(p.r.plans.empty());
+  gm::verify_options v;
+  v.top = 1;
+  v.requests = 500;
+  gm::verify_plans(p.m, p.w, p.opt, p.c, p.r, v);
+  ASSERT_TRUE(p.r.plans.front().verified);
+  EXPECT_EQ(p.r.plans.front().verified->sim.requests, 500);
+}
+
 }  // namespace

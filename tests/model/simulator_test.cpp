@@ -2,6 +2,7 @@
 // KV pool; a preemption), Little's law on a long run, the trace reader and
 // the length distributions.
 #include "gpucal/model/simulator.hpp"
+#include "gpucal/model/step_policy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -216,6 +217,28 @@ TEST(simulator, static_batch_sum_by_hand) {
   const auto c = gm::static_batch_estimate(*longer.perf, longer.mem, 2, 20000, 2);
   EXPECT_EQ(c.prefill_steps, 6);
   EXPECT_DOUBLE_EQ(c.prefill_s, 2 * (2 * longer.perf->prefill(8192).total_s + longer.perf->prefill(3616).total_s));
+}
+
+TEST(step_policy, complete_refuses_a_step_other_than_the_one_in_flight) {
+  const deployment d;
+  struct pool_of_counts final : gm::kv_pool {
+    void add_sequence(std::int64_t) override {}
+    bool append(std::int64_t, std::int64_t) override { return true; }
+    void free_sequence(std::int64_t) override {}
+    std::string never_fits(std::int64_t) const override { return ""; }
+  } pool;
+  gm::step_policy policy(pool, {4, 64, 1000}, gm::preemption_mode::keep_generated);
+  policy.add(1, 10, 3);
+  policy.add(2, 10, 3);
+  const auto step = policy.schedule();
+  ASSERT_EQ(step.chunks.size(), 2u);
+  EXPECT_THROW(policy.complete(gm::policy_step{}), std::invalid_argument);  // an empty step while one is in flight
+  gm::policy_step one = step;
+  one.chunks.pop_back();
+  EXPECT_THROW(policy.complete(one), std::invalid_argument);  // a part of it
+  EXPECT_TRUE(policy.complete(step).empty());                 // the step itself
+  EXPECT_EQ(policy.computed_tokens(1), 10);
+  EXPECT_EQ(policy.generated_tokens(2), 1);
 }
 
 }  // namespace

@@ -24,55 +24,46 @@ std::int64_t request_kv_bytes(const memory_estimate& mem, double tokens) {
 
 std::string fmt_ms(double s) { return fmt::format("{:.1f} ms", s * 1e3); }
 
-// The smallest n with P(N <= n) >= q, N of mean `mean` and variance `var`:
-// Poisson when var <= mean, else negative binomial; a normal approximation
-// (continuity-corrected) above a mean of 1000.
+// A count of mean `mean` and variance `var`: Poisson when var <= mean, else
+// negative binomial, its probabilities computed in log space (lgamma) so that
+// large means do not underflow.
+struct count_dist {
+  double mean, var;
+  bool poisson() const { return var <= mean * 1.0001; }
+  double log_pmf(double n) const {
+    if (poisson()) return n * std::log(mean) - mean - std::lgamma(n + 1);
+    const double p = mean / var, r = mean * mean / (var - mean);  // NB(r, p)
+    return std::lgamma(n + r) - std::lgamma(r) - std::lgamma(n + 1) + r * std::log(p) + n * std::log1p(-p);
+  }
+  /// Past every count that holds any probability: mean + 12 sd + 20.
+  double upper() const { return std::ceil(mean + 12 * std::sqrt(std::max(var, mean)) + 20); }
+};
+
+// The smallest n with P(N <= n) >= q (q = 0.99 here: the normal approximation,
+// continuity-corrected, above a mean of 10^5).
 double count_quantile(double mean, double var, double q) {
   if (!(mean > 0)) return 0;
-  const double z = 2.326;  // q = 0.99
-  if (mean > 1000) return std::ceil(mean + z * std::sqrt(std::max(var, mean)) - 0.5);
-  double term = 0, sum = 0, n = 0;
-  if (var <= mean * 1.0001) {  // Poisson(mean)
-    term = std::exp(-mean);
-    sum = term;
-    while (sum < q && n < 10 * mean + 100) {
-      n += 1;
-      term *= mean / n;
-      sum += term;
-    }
-    return n;
+  if (mean > 1e5) return std::ceil(mean + 2.326 * std::sqrt(std::max(var, mean)) - 0.5);
+  const count_dist c{mean, var};
+  double sum = 0;
+  const double top = c.upper();
+  for (double n = 0; n <= top; n += 1) {
+    sum += std::exp(c.log_pmf(n));
+    if (sum >= q) return n;
   }
-  const double p = mean / var, r = mean * mean / (var - mean);  // NB(r, p): P(0) = p^r
-  term = std::exp(r * std::log(p));
-  sum = term;
-  while (sum < q && n < 100 * mean + 1000) {
-    term *= (n + r) / (n + 1) * (1 - p);
-    n += 1;
-    sum += term;
-  }
-  return n;
+  return top;
 }
 
-// Probabilities of 0..n of a Poisson (var <= mean) or negative binomial count, summing to >= 1 - 1e-9.
+// Probabilities of 0..n of the count, up to where they stop mattering (at most 2 x 10^5 terms).
 std::vector<double> count_pmf(double mean, double var) {
-  std::vector<double> pmf;
   if (!(mean > 0)) return {1.0};
-  double sum = 0, term = 0;
-  if (var <= mean * 1.0001) {
-    term = std::exp(-mean);
-    for (double n = 0; sum < 1 - 1e-9 && n < 10 * mean + 100; n += 1) {
-      if (n > 0) term *= mean / n;
-      pmf.push_back(term);
-      sum += term;
-    }
-  } else {
-    const double p = mean / var, r = mean * mean / (var - mean);
-    term = std::exp(r * std::log(p));
-    for (double n = 0; sum < 1 - 1e-9 && n < 100 * mean + 1000; n += 1) {
-      if (n > 0) term *= (n - 1 + r) / n * (1 - p);
-      pmf.push_back(term);
-      sum += term;
-    }
+  const count_dist c{mean, var};
+  std::vector<double> pmf;
+  double sum = 0;
+  const double top = std::min(c.upper(), 2e5);
+  for (double n = 0; n <= top && sum < 1 - 1e-9; n += 1) {
+    pmf.push_back(std::exp(c.log_pmf(n)));
+    sum += pmf.back();
   }
   return pmf;
 }
@@ -82,13 +73,19 @@ std::vector<double> count_pmf(double mean, double var) {
 // throughput failure recorded, when more than max_num_seqs would be in flight.
 template <class F>
 bool littles_law(replica_state& r, double cap, F rhs) {
-  if (rhs(cap) > cap) {
-    r.failure_kind = "throughput";
-    r.failure_stage = 3;
-    r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
-    return false;
+  // rhs(C) - C is positive at 0 and may turn positive again at large C (attention
+  // grows with the batch), so the first root is bracketed on a doubling grid.
+  double lo = 0, hi = std::min(1.0, cap);
+  while (rhs(hi) > hi) {
+    if (hi >= cap) {
+      r.failure_kind = "throughput";
+      r.failure_stage = 3;
+      r.failure = fmt::format("decode cannot keep up: more than max_num_seqs {} requests would be in flight", cap);
+      return false;
+    }
+    lo = hi;
+    hi = std::min(2 * hi, cap);
   }
-  double lo = 0, hi = cap;
   for (int i = 0; i < 60 && hi - lo > 1e-4 * std::max(1.0, hi); ++i) {
     const double mid = (lo + hi) / 2;
     (rhs(mid) > mid ? lo : hi) = mid;
@@ -143,19 +140,32 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   const double slack = 1 - rho;
   // Prompt chunks ride on decode steps: a step carrying k chunks lasts d + k x chunk.
   const double budget = static_cast<double>(mem.settings.max_num_batched_tokens);
-  const double chunk_tokens = std::min(w.prompt_len, budget);
-  const double chunks_per_prompt = std::ceil(w.prompt_len / budget);
-  const step_time pf = perf.prefill(chunk_tokens);
-  double overhead = 0;
-  for (const auto& op : pf.ops)
-    if (op.name == "step_overhead") overhead = op.time_s;
-  const double chunk = r.prefill_chunk_s = std::max(pf.total_s - overhead, 1e-12);
+  // A prompt longer than the budget runs in full chunks and a shorter last one;
+  // `chunk` is their mean time (each less the step overhead counted once per step).
+  const double full_chunks = std::floor(w.prompt_len / budget), last_chunk = w.prompt_len - full_chunks * budget;
+  const double chunks_per_prompt = full_chunks + (last_chunk > 0 ? 1 : 0);
+  const auto chunk_s = [&](double tokens) {
+    const step_time pf = perf.prefill(tokens);
+    double overhead = 0;
+    for (const auto& op : pf.ops)
+      if (op.name == "step_overhead") overhead = op.time_s;
+    return std::max(pf.total_s - overhead, 1e-12);
+  };
+  const double chunk = r.prefill_chunk_s =
+      ((full_chunks > 0 ? full_chunks * chunk_s(budget) : 0) + (last_chunk > 0 ? chunk_s(last_chunk) : 0)) / chunks_per_prompt;
   // Chunks queued at a step's start are those that arrived during the previous step:
   // K' ~ Poisson(lambda_u (d + K chunk)), a branching process with immigration whose
   // offspring mean is a = lambda_u x chunk: mean K = lambda_u d / (1 - a), variance
   // mean / (1 - a^2), successive steps correlated by a.
   const double lambda_u = arrival_qps * chunks_per_prompt;
-  const double a = std::min(lambda_u * chunk, 0.999);
+  const double a = lambda_u * chunk;
+  if (a >= 1) {
+    r.failure_kind = "throughput";
+    r.failure_stage = 3;
+    r.failure = fmt::format("prompt chunks alone need {:.0f}% of the GPU time ({:.2f} req/s x {:g} chunk(s) of {} per prompt)",
+                            100 * a, arrival_qps, chunks_per_prompt, fmt_ms(chunk));
+    return r;
+  }
   // Mean TTFT at decode step d: the rest of a length-biased step (E[T^2] / 2E[T]),
   // then the prompt's chunks with the J prompts of its arrival step (E[J] = arrival E_lb[T]).
   const auto ttft_mean_at = [&](double d) {
@@ -433,9 +443,13 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
     if (best) {
       out.plans.push_back(std::move(*best));
     } else {
+      if (!decodes.empty())  // decode pools carry the load; no prefill pool beside them meets TTFT
+        family.by_tp.push_back({decodes.front().d->tp, 1, "ttft",
+                                fmt::format("no prefill pool of at most {} GPUs meets the TTFT p99 target beside a decode pool",
+                                            opt.max_gpus),
+                                5});
       if (family.by_tp.empty())
-        family.by_tp.push_back({0, 1, "ttft", fmt::format("no prefill pool of at most {} GPUs meets the TTFT p99 target beside its decode pool",
-                                                           opt.max_gpus), 5});
+        family.by_tp.push_back({0, 1, "unsupported", "no tp and weight format holds the model", 0});
       const candidate_failure* closest = &family.by_tp.front();
       for (const auto& f : family.by_tp)
         if (f.stage >= closest->stage) closest = &f;
@@ -636,7 +650,7 @@ serve_command command_for(const model_spec& m, int tp, int pp, const std::string
     }
   if (!found && m.name.ends_with("config.json")) {
     const auto slash = m.name.find_last_of('/');
-    model = slash == std::string::npos ? "." : m.name.substr(0, slash);
+    model = slash == std::string::npos ? "." : slash == 0 ? "/" : m.name.substr(0, slash);
   }
   const auto fraction = fmt::format("{:g}", s.memory_fraction);
   serve_command c;
@@ -706,6 +720,7 @@ void verify_plans(const model_spec& m, const workload& w, const plan_options& op
     plan& p = r.plans[i];
     if (p.disagg) {  // the simulator runs one aggregated replica: disaggregated plans are not re-checked
       ++i;
+      --simulated;
       continue;
     }
     const gpu_spec& gpu = resolve_gpu(p.gpu_slug);
@@ -716,13 +731,13 @@ void verify_plans(const model_spec& m, const workload& w, const plan_options& op
     eo.pp = p.pp;
     eo.quantization = p.quantization;
     eo.kv_cache_dtype = p.kv_cache_dtype;
-    eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
+    length_dist prompt, output;  // the workload's mean lengths in whole tokens
+    prompt.a = std::max(1.0, std::round(w.prompt_len));
+    output.a = std::max(1.0, std::round(w.output_len));
+    eo.max_model_len = static_cast<std::int64_t>(std::max(std::ceil(w.prompt_len + w.output_len), prompt.a + output.a));
     eo.max_num_batched_tokens = opt.max_num_batched_tokens;
     const memory_estimate mem = estimate_memory(m, gpu, engine, gc, eo);
     const throughput_model perf(m, gpu, mem.settings, gc.throughput, engine);
-    length_dist prompt, output;
-    prompt.a = std::max(1.0, std::round(w.prompt_len));
-    output.a = std::max(1.0, std::round(w.output_len));
     sim_options so;
     so.requests = poisson_requests(w.qps / p.replicas, prompt, output, v.requests, v.seed);
     plan_verification pv;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -277,7 +278,15 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   std::stable_sort(reqs.begin(), reqs.end(), [](const sim_request& a, const sim_request& b) { return a.arrival_s < b.arrival_s; });
   const resolved_settings& s = mem.settings;
   counting_pool pool(mem);
-  step_policy policy(pool, {s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len}, opt.preemption);
+  // The policy's limits travel as int32 token counts, as the engine's do.
+  const auto policy_limits_of = [&]() -> policy_limits {
+    for (const auto& [flag, v] : {std::pair{"--max-num-seqs", s.max_num_seqs}, std::pair{"--max-num-batched-tokens", s.max_num_batched_tokens},
+                                  std::pair{"--max-model-len", s.max_model_len}})
+      if (v > std::numeric_limits<std::int32_t>::max())
+        throw input_error(fmt::format("{}: {} is above the simulator's 2,147,483,647", flag, v));
+    return {s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len};
+  };
+  step_policy policy(pool, policy_limits_of(), opt.preemption);
   step_timer timer(perf, s.max_model_len);
 
   struct track {
@@ -286,6 +295,10 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   };
   std::vector<track> tracks(reqs.size());
   std::vector<double> ttft, tpot, itl, e2e;
+  constexpr std::size_t itl_cap = 4'000'000;
+  std::mt19937_64 reservoir(0x5eed);
+  std::uint64_t itl_seen = 0;
+  double itl_sum = 0;
   ttft.reserve(reqs.size());
   tpot.reserve(reqs.size());
   e2e.reserve(reqs.size());
@@ -371,7 +384,15 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
         k.first_token = t;
         ttft.push_back(t - reqs[static_cast<std::size_t>(c.id)].arrival_s);
       } else {
-        itl.push_back(t - k.last_token);
+        // Every gap counts in the mean; the percentiles read a uniform sample of at most 4 x 10^6 of them.
+        const double gap = t - k.last_token;
+        itl_sum += gap;
+        if (itl.size() < itl_cap) {
+          itl.push_back(gap);
+        } else if (const std::uint64_t j = reservoir() % (itl_seen + 1); j < itl_cap) {
+          itl[static_cast<std::size_t>(j)] = gap;
+        }
+        ++itl_seen;
       }
       k.last_token = t;
       ++k.emitted;
@@ -404,6 +425,8 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   r.ttft_s = summarize(ttft);
   r.tpot_s = summarize(tpot);
   r.itl_s = summarize(itl);
+  r.itl_s.samples = static_cast<std::int64_t>(itl_seen);
+  if (itl_seen > 0) r.itl_s.mean = itl_sum / static_cast<double>(itl_seen);
   r.e2e_s = summarize(e2e);
   // Evenly spaced in time: for each of 500 marks, the last recorded point at or before it.
   if (!raw.empty()) {
@@ -427,8 +450,8 @@ static_batch static_batch_estimate(const throughput_model& perf, const memory_es
   b.output_tokens = output_tokens;
   const std::int64_t budget = mem.settings.max_num_batched_tokens;
   if (prompt_tokens <= budget) {
-    // Whole prompts per step: floor(budget / P) of them, the last step the rest.
-    const std::int64_t per_step = budget / prompt_tokens;
+    // Whole prompts per step: floor(budget / P) of them (at most max_num_seqs), the last step the rest.
+    const std::int64_t per_step = std::min(budget / prompt_tokens, mem.settings.max_num_seqs);
     const std::int64_t full = batch / per_step, rest = batch % per_step;
     if (full > 0) b.prefill_s += static_cast<double>(full) * perf.prefill(static_cast<double>(prompt_tokens), static_cast<double>(per_step)).total_s;
     if (rest > 0) b.prefill_s += perf.prefill(static_cast<double>(prompt_tokens), static_cast<double>(rest)).total_s;

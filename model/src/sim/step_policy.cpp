@@ -119,6 +119,9 @@ policy_step step_policy::schedule() {
 std::vector<std::int64_t> step_policy::complete(const policy_step& step) {
   if (!step.chunks.empty() && !in_flight_)
     throw std::invalid_argument("scheduler::complete: no step in flight (plan completed twice?)");
+  if (in_flight_ && step.chunks.size() != last_.size())
+    throw std::invalid_argument(fmt::format("scheduler::complete: {} chunks for the {} of the step in flight", step.chunks.size(),
+                                            last_.size()));
   // The step must be the one schedule() returned last: the same chunks in the same order.
   for (std::size_t i = 0; i < step.chunks.size(); ++i) {
     const policy_chunk& c = step.chunks[i];

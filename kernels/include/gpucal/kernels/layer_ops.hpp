@@ -36,7 +36,7 @@ void quantize_fp8_per_tensor(const void* x, std::int64_t n, void* out, float* sc
 /// Fused residual add + RMSNorm: residual_out = bf16(x + residual), then
 /// out = rms_norm(residual_out, w): the same two roundings as residual_add
 /// followed by rms_norm, in one pass. Any hidden; rows wider than 16,384 or
-/// not a multiple of 8 take a two-pass path.
+/// not a multiple of 8 take a two-pass path. residual_out may be residual (in place).
 void add_rms_norm_v2(const void* x, const void* residual, const void* w, void* residual_out, void* out, int tokens,
                      int hidden, float eps, cudaStream_t stream);
 /// silu_mul with 16-byte accesses over all tokens at once (inter a multiple of 8; else silu_mul).
