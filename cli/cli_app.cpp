@@ -212,10 +212,11 @@ int run_simulate(const CLI::App& cmd, estimate_flags& f, const simulate_flags& s
   if (!run.memory.fits) throw input_error(fmt::format("--model: the deployment does not fit, nothing to simulate: {}", run.memory.failures.front()));
   const model::throughput_model perf(m, gpu, run.memory.settings, coeffs.throughput, engine);
   model::sim_options so;
-  so.requests = run.requests;
+  run.request_count = static_cast<std::int64_t>(run.requests.size());
+  so.requests = std::move(run.requests);
   so.preemption = sf.preemption == "keep" ? model::preemption_mode::keep_generated : model::preemption_mode::drop_generated;
   run.preemption = sf.preemption;
-  run.result = model::simulate(perf, run.memory, so);
+  run.result = model::simulate(perf, run.memory, std::move(so));
   run.step_overhead = perf.step_overhead().describe();
   out << (f.json ? simulate_json(run) : simulate_text(run));
   return 0;

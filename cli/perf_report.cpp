@@ -144,9 +144,9 @@ std::string simulate_text(const simulate_run& run) {
   o += fmt::format("coefficients: {}; step overhead {}\n", e.coefficients_source, run.step_overhead);
   if (run.source == "poisson")
     o += fmt::format("workload: {} requests, Poisson arrivals at {:g} req/s (seed {}), prompt {} tokens, output {} tokens\n",
-                     run.requests.size(), run.qps, run.seed, describe(run.prompt), describe(run.output));
+                     run.request_count, run.qps, run.seed, describe(run.prompt), describe(run.output));
   else
-    o += fmt::format("workload: {} requests from {}\n", run.requests.size(), run.source);
+    o += fmt::format("workload: {} requests from {}\n", run.request_count, run.source);
   o += fmt::format("policy: vLLM V1 (decode first, chunked prefill within max_num_batched_tokens {}, max_num_seqs {}, "
                    "recompute preemption {} generated tokens)\n\n",
                    e.settings.max_num_batched_tokens, e.settings.max_num_seqs,
@@ -172,7 +172,7 @@ std::string simulate_json(const simulate_run& run) {
   const auto& e = run.memory;
   const auto& r = run.result;
   ordered_json j = deployment_json(e, "gpucal.simulate/1");
-  ordered_json w = {{"source", run.source}, {"requests", run.requests.size()}};
+  ordered_json w = {{"source", run.source}, {"requests", run.request_count}};
   if (run.source == "poisson") w.update({{"qps", run.qps}, {"seed", run.seed}, {"prompt_len", dist_json(run.prompt)}, {"output_len", dist_json(run.output)}});
   j["workload"] = w;
   j["preemption_mode"] = run.preemption;

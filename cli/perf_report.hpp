@@ -26,7 +26,8 @@ std::string perf_json(const perf_run& r);
 
 struct simulate_run {
   model::memory_estimate memory;
-  std::vector<model::sim_request> requests;
+  std::vector<model::sim_request> requests;  ///< moved into the simulation; request_count keeps their number
+  std::int64_t request_count = 0;
   std::string source;  ///< "poisson" or the trace's path
   double qps = 0;
   model::length_dist prompt, output;

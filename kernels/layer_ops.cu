@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "bf16x8.cuh"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/layer_ops.hpp"
 
@@ -167,24 +168,6 @@ __global__ void quantize_fp8_kernel(const bf16* __restrict__ x, std::int64_t n, 
 constexpr int v2_threads = 256;
 constexpr int v2_max_chunks = 8;  // 8 x 8 bf16 per thread: rows up to 256 x 64 = 16,384 wide
 
-__device__ __forceinline__ void unpack8(const uint4& r, float (&f)[8]) {
-  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __bfloat1622float2(h[i]);
-    f[2 * i] = v.x;
-    f[2 * i + 1] = v.y;
-  }
-}
-
-__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
-  uint4 r;
-  auto* h = reinterpret_cast<__nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-  return r;
-}
-
 // One block per row, the row's 8-element chunks spread over the threads and kept in registers.
 // residual_out may be residual itself (in place): each thread reads its chunks before writing them.
 __global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16* __restrict__ x, const bf16* res,
@@ -199,11 +182,11 @@ __global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16*
     const int idx = threadIdx.x + c * v2_threads;
     if (idx >= chunks) break;
     float a[8], b[8];
-    unpack8(*reinterpret_cast<const uint4*>(x + base + idx * 8), a);
-    unpack8(*reinterpret_cast<const uint4*>(res + base + idx * 8), b);
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(x + base + idx * 8), a);
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(res + base + idx * 8), b);
 #pragma unroll
     for (int i = 0; i < 8; ++i) r[c][i] = __bfloat162float(__float2bfloat16_rn(a[i] + b[i]));  // the residual as stored
-    *reinterpret_cast<uint4*>(res_out + base + idx * 8) = pack8(r[c]);
+    *reinterpret_cast<uint4*>(res_out + base + idx * 8) = pack_bf16x8(r[c]);
 #pragma unroll
     for (int i = 0; i < 8; ++i) ss += r[c][i] * r[c][i];
   }
@@ -213,10 +196,10 @@ __global__ void __launch_bounds__(v2_threads) add_rms_norm_kernel_v2(const bf16*
     const int idx = threadIdx.x + c * v2_threads;
     if (idx >= chunks) break;
     float wf[8], o[8];
-    unpack8(*reinterpret_cast<const uint4*>(w + idx * 8), wf);
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(w + idx * 8), wf);
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[i] = r[c][i] * inv * wf[i];
-    *reinterpret_cast<uint4*>(out + base + idx * 8) = pack8(o);
+    *reinterpret_cast<uint4*>(out + base + idx * 8) = pack_bf16x8(o);
   }
 }
 
@@ -226,11 +209,11 @@ __global__ void silu_mul_kernel_v2(const bf16* __restrict__ gate_up, bf16* __res
        c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t t = c / per_row, j = c % per_row;
     float g[8], u[8], o[8];
-    unpack8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + j * 8), g);  // [token][gate | up]
-    unpack8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + inter + j * 8), u);
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + j * 8), g);  // [token][gate | up]
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + inter + j * 8), u);
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[i] = g[i] / (1.0f + __expf(-g[i])) * u[i];
-    *reinterpret_cast<uint4*>(out + t * inter + j * 8) = pack8(o);
+    *reinterpret_cast<uint4*>(out + t * inter + j * 8) = pack_bf16x8(o);
   }
 }
 

@@ -16,10 +16,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "bf16x8.cuh"
 #include "gpucal/kernels/attention_split.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
@@ -63,6 +65,36 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Folds one token (score s, value row v) into an online-softmax state (m, l, acc).
+template <int N>
+__device__ __forceinline__ void online_softmax_add(float s, const float (&v)[N], float& m, float& l, float (&acc)[N]) {
+  const float m_new = fmaxf(m, s);
+  const float corr = __expf(m - m_new);  // exp(-inf) = 0 on the first token
+  const float p = __expf(s - m_new);
+  l = l * corr + p;
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i] = acc[i] * corr + p * v[i];
+  m = m_new;
+}
+
+// Combines n online-softmax states, state i holding its maximum m[i * stride],
+// its sum l[i * stride] and one accumulator value acc[i * acc_stride]: the
+// largest maximum, and the sum and accumulator rescaled to it (0 and 0 when
+// every state is empty).
+__device__ __forceinline__ void combine_softmax_states(const float* m, const float* l, const float* acc, int n, int stride,
+                                                       std::int64_t acc_stride, float& mx, float& lsum, float& a) {
+  mx = -INFINITY;
+  for (int i = 0; i < n; ++i) mx = fmaxf(mx, m[i * stride]);
+  lsum = 0;
+  a = 0;
+  if (mx == -INFINITY) return;
+  for (int i = 0; i < n; ++i) {
+    const float f = __expf(m[i * stride] - mx);
+    lsum += l[i * stride] * f;
+    a += acc[i * acc_stride] * f;
+  }
+}
+
 // Merges a CTA's softmax states of one partition and writes them, unscaled, to
 // the workspace: state w of query head g (of the KV head's group) at
 // s_m[w * stride + g], s_l[w * stride + g], s_acc[(w * stride + g) * HeadDim + d].
@@ -72,16 +104,9 @@ __device__ void merge_states_to_workspace(const float* s_m, const float* s_l, co
                                           float* __restrict__ ws_m, float* __restrict__ ws_l, float* __restrict__ ws_acc) {
   for (int idx = threadIdx.x; idx < group * HeadDim; idx += blockDim.x) {
     const int g = idx / HeadDim, d = idx % HeadDim;
-    float mx = -INFINITY;
-    for (int w = 0; w < states; ++w) mx = fmaxf(mx, s_m[w * stride + g]);
-    float lsum = 0, a = 0;
-    if (mx != -INFINITY) {
-      for (int w = 0; w < states; ++w) {
-        const float f = __expf(s_m[w * stride + g] - mx);
-        lsum += s_l[w * stride + g] * f;
-        a += s_acc[(w * stride + g) * HeadDim + d] * f;
-      }
-    }
+    float mx, lsum, a;
+    combine_softmax_states(s_m + g, s_l + g, s_acc + g * HeadDim + d, states, stride, static_cast<std::int64_t>(stride) * HeadDim,
+                           mx, lsum, a);
     const std::int64_t h = first_head + g;  // [seq][q_head]
     ws_acc[(h * partitions + part) * HeadDim + d] = a;
     if (d == 0) {
@@ -130,14 +155,7 @@ __global__ void __launch_bounds__(warps * 32) paged_attention_partition_kernel(
       float dot = 0;
 #pragma unroll
       for (int i = 0; i < Vec; ++i) dot += qv[g][i] * kv[i];
-      const float s = warp_sum(dot) * scale;
-      const float m_new = fmaxf(m[g], s);
-      const float corr = __expf(m[g] - m_new);  // exp(-inf) = 0 on the first token
-      const float p = __expf(s - m_new);
-      l[g] = l[g] * corr + p;
-#pragma unroll
-      for (int i = 0; i < Vec; ++i) acc[g][i] = acc[g][i] * corr + p * vv[i];
-      m[g] = m_new;
+      online_softmax_add(warp_sum(dot) * scale, vv, m[g], l[g], acc[g]);
     }
   }
 
@@ -168,16 +186,9 @@ __global__ void paged_attention_reduce_kernel(const float* __restrict__ ws_m, co
   const int head = blockIdx.x, seq = blockIdx.y, d = threadIdx.x;
   const std::int64_t h = static_cast<std::int64_t>(seq) * q_heads + head;
   const int used = (context_lens[seq] + partition_tokens - 1) / partition_tokens;
-  float mx = -INFINITY;
-  for (int p = 0; p < used; ++p) mx = fmaxf(mx, ws_m[h * partitions + p]);
-  float lsum = 0, a = 0;
-  if (mx != -INFINITY) {
-    for (int p = 0; p < used; ++p) {
-      const float f = __expf(ws_m[h * partitions + p] - mx);
-      lsum += ws_l[h * partitions + p] * f;
-      a += ws_acc[(h * partitions + p) * HeadDim + d] * f;
-    }
-  }
+  float mx, lsum, a;
+  combine_softmax_states(ws_m + h * partitions, ws_l + h * partitions, ws_acc + h * partitions * HeadDim + d, used, 1, HeadDim,
+                         mx, lsum, a);
   out[h * HeadDim + d] = __float2bfloat16_rn(lsum > 0 ? a / lsum : 0.0f);  // an empty context gives zeros
 }
 
@@ -211,7 +222,8 @@ void launch(const paged_attention_args& a, cudaStream_t stream) {
 // splits the context so that small batches still fill the GPU.
 // ptxas (CUDA 13.0, sm_90a; cmake -DGPUCAL_PTXAS_VERBOSE=ON prints it):
 // group bucket 1/2/4/8 uses 64/96/142/216 registers with bf16 KV and
-// 56/90/127/204 with fp8 at head_dim 128, no spills; dynamic shared memory
+// 56/90/127/204 with fp8 at head_dim 128, no spills but 4 bytes in bucket 1
+// (bf16, head_dim 128, in the final merge); dynamic shared memory
 // (8 states at head_dim 128, 16 at 64) x bucket x (2 + head_dim) floats +
 // the table slice (under 48 KB).
 
@@ -230,15 +242,7 @@ struct v2_raw<__nv_fp8_storage_t> {
   using type = uint2;  // 8 fp8
 };
 
-__device__ __forceinline__ void v2_unpack(const uint4& r, float (&out)[v2_vec], float) {
-  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
+__device__ __forceinline__ void v2_unpack(const uint4& r, float (&out)[v2_vec], float) { unpack_bf16x8(r, out); }
 
 __device__ __forceinline__ void v2_unpack(const uint2& r, float (&out)[v2_vec], float scale) {
   const auto* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&r);
@@ -330,14 +334,7 @@ __global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kerne
 #pragma unroll
         for (int o = lanes / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);  // within the sub-warp
         if (!valid || g >= group) continue;
-        const float s = dot * scale;
-        const float m_new = fmaxf(m[g], s);
-        const float corr = __expf(m[g] - m_new);  // exp(-inf) = 0 on the first token
-        const float p = __expf(s - m_new);
-        l[g] = l[g] * corr + p;
-#pragma unroll
-        for (int i = 0; i < v2_vec; ++i) acc[g][i] = acc[g][i] * corr + p * vf[i];
-        m[g] = m_new;
+        online_softmax_add(dot * scale, vf, m[g], l[g], acc[g]);
       }
     }
   }
@@ -358,10 +355,15 @@ __global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kerne
                                      part, partitions, ws_m, ws_l, ws_acc);
 }
 
+// The current device's SM count, asked once per device (launches stay free of attribute queries).
 int current_device_sms() {
-  int device = 0, sms = 0;
+  static std::atomic<int> sms_of[64] = {};
+  int device = 0;
   GPUCAL_CUDA_CHECK(cudaGetDevice(&device));
+  if (device >= 0 && device < 64 && sms_of[device].load(std::memory_order_relaxed) > 0) return sms_of[device].load(std::memory_order_relaxed);
+  int sms = 0;
   GPUCAL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (device >= 0 && device < 64) sms_of[device].store(sms, std::memory_order_relaxed);
   return sms;
 }
 

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bf16x8.cuh"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/w4a16_gemm.hpp"
 
@@ -26,14 +27,10 @@ constexpr int m_tile = 8;          // activation rows per pass
 
 // acc += x[0..8) . w[0..8): eight bf16 activations (one 16-byte load) against eight weights.
 __device__ __forceinline__ void fma8(const __nv_bfloat16* x, const float (&w)[8], float& acc) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(x);
-  const auto* xv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  float f[8];
+  unpack_bf16x8(*reinterpret_cast<const uint4*>(x), f);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(xv[i]);
-    acc = fmaf(f.x, w[2 * i], acc);
-    acc = fmaf(f.y, w[2 * i + 1], acc);
-  }
+  for (int i = 0; i < 8; ++i) acc = fmaf(f[i], w[i], acc);
 }
 
 // Sums each row's per-lane partials over the warp; lane 0 writes d[m0 + r][row].

@@ -111,40 +111,32 @@ def plot_calibration(d, path):
             bandwidth.setdefault(labels.get("op", "?"), []).append((number(p, "bytes", w), moved / (t_us * 1e-6) / 1e9))
     if not gemm and not bandwidth:
         raise BadInput(f"{where}: no gemm or bandwidth measurements to plot")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    ax = axes[0]
-    for (dtype, shape), pts in sorted(gemm.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=f"{dtype} {shape}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("M (tokens)")
-    ax.set_ylabel("TFLOP/s (median)")
-    ax.set_title("GEMM throughput measured")
-    ax.legend(fontsize=6)
-    ax = axes[1]
+    def curves(ax, series, title, xlabel, ylabel, fontsize, logy=False, **style):
+        """One line per named series of (x, y) points, on a log2 x axis."""
+        for name, pts in series:
+            pts = sorted(pts)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name, **style)
+        ax.set_xscale("log", base=2)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if series:
+            ax.legend(fontsize=fontsize)
+
+    efficiency = []
     for name, f in sorted(fits.items()):
-        if not name or not name.startswith("gemm/"):
-            continue
-        pts = sorted((int(k[len("compute_efficiency_m"):]), float(v)) for k, v in f.get("params", {}).items()
-                     if re.fullmatch(r"compute_efficiency_m\d+", k))
-        if pts:
-            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=name[len("gemm/"):])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("M (tokens)")
-    ax.set_ylabel("compute efficiency (% of the datasheet peak)")
-    ax.set_title("GEMM efficiency fitted per M")
-    ax.legend(fontsize=7)
-    ax = axes[2]
-    for op, pts in sorted(bandwidth.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=op)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("buffer size (bytes)")
-    ax.set_ylabel("GB/s (bytes moved / median time)")
-    ax.set_title("HBM bandwidth")
-    if bandwidth:
-        ax.legend(fontsize=7)
+        if name and name.startswith("gemm/"):
+            pts = [(int(k[len("compute_efficiency_m"):]), 100 * float(v)) for k, v in f.get("params", {}).items()
+                   if re.fullmatch(r"compute_efficiency_m\d+", k)]
+            if pts:
+                efficiency.append((name[len("gemm/"):], pts))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    curves(axes[0], [(f"{dtype} {shape}", pts) for (dtype, shape), pts in sorted(gemm.items())], "GEMM throughput measured",
+           "M (tokens)", "TFLOP/s (median)", 6, logy=True, markersize=3)
+    curves(axes[1], efficiency, "GEMM efficiency fitted per M", "M (tokens)", "compute efficiency (% of the datasheet peak)", 7)
+    curves(axes[2], sorted(bandwidth.items()), "HBM bandwidth", "buffer size (bytes)", "GB/s (bytes moved / median time)", 7)
     dev = d.get("device", {})
     fig.suptitle(f"calibration of {dev.get('sku', '?')} ({dev.get('name', '')}, driver {dev.get('driver_version', '?')})",
                  fontsize=10)

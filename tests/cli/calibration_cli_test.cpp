@@ -23,21 +23,12 @@ namespace {
 
 using gpucal::test::bench_json;
 
-class calibration_cli : public ::testing::Test {
+class calibration_cli : public gpucal::test::scratch_test {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("gpucal_cal_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  calibration_cli() : scratch_test("gpucal_cal_cli_") {}
   void TearDown() override {
     unsetenv("GPUCAL_RESULTS_DIR");
-    fs::remove_all(dir_);
-  }
-  std::string write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p) << text;
-    return p.string();
+    scratch_test::TearDown();
   }
   // Runs `gpucal fit` and returns the file it wrote.
   std::string fit(const std::string& bench, const std::string& out) {
@@ -45,7 +36,6 @@ protected:
     EXPECT_EQ(r.code, 0) << r.err;
     return nlohmann::json::parse(r.out).at("path").get<std::string>();
   }
-  fs::path dir_;
 };
 
 TEST_F(calibration_cli, fit_show_history_and_default_pickup) {

@@ -70,21 +70,18 @@ std::vector<tensor> tiny_llama_tensors() {
   return ts;
 }
 
-class checkpoint_folder : public ::testing::Test {
+class checkpoint_folder : public gpucal::test::scratch_test {
 protected:
+  checkpoint_folder() : scratch_test("gpucal_ckpt_") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("gpucal_ckpt_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "config.json") << tiny_llama.dump();
+    scratch_test::SetUp();
+    write("config.json", tiny_llama.dump());
   }
-  void TearDown() override { fs::remove_all(dir_); }
   void two_shards() {
     const auto ts = tiny_llama_tensors();
     write_shard(dir_ / "model-00001-of-00002.safetensors", {ts.begin(), ts.begin() + 10});
     write_shard(dir_ / "model-00002-of-00002.safetensors", {ts.begin() + 10, ts.end()});
   }
-  fs::path dir_;
 };
 
 TEST_F(checkpoint_folder, HeadersGiveTheBytesByRoleBesideTheCountedOnes) {

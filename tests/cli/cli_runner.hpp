@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -18,6 +22,28 @@ struct cli_result {
   int code;
   std::string out;
   std::string err;
+};
+
+/// A test with a fresh folder of its own, `<temp>/<prefix><pid>`, removed afterwards.
+class scratch_test : public ::testing::Test {
+protected:
+  explicit scratch_test(std::string prefix) : prefix_(std::move(prefix)) {}
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / (prefix_ + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  /// Writes `text` to dir_/name and returns its path.
+  std::string write(const std::string& name, const std::string& text) {
+    const std::filesystem::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p.string();
+  }
+  std::filesystem::path dir_;
+
+private:
+  std::string prefix_;
 };
 
 inline cli_result run_gpucal(const std::vector<std::string>& args) {

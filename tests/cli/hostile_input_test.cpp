@@ -21,25 +21,15 @@ using json = nlohmann::json;
 
 namespace {
 
-class hostile_input : public ::testing::Test {
+class hostile_input : public gpucal::test::scratch_test {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("gpucal_hostile_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  hostile_input() : scratch_test("gpucal_hostile_") {}
 
   // Every path under the test folder, to show nothing was left behind.
   std::set<std::string> listing() const {
     std::set<std::string> out;
     for (const auto& e : fs::recursive_directory_iterator(dir_)) out.insert(e.path().string());
     return out;
-  }
-  std::string write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
   }
   // A catalog model's config.json with one change applied, written to a file.
   std::string config(const std::string& model, const std::function<void(json&)>& change) {
@@ -73,7 +63,6 @@ protected:
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
-  fs::path dir_;
   int counter_ = 0;
 };
 

@@ -148,10 +148,10 @@ TEST(plan_cli, serve_command_parses_back_into_the_same_settings) {
       EXPECT_EQ(ej["kv_pool_bytes"], p["kv_pool_bytes"]);
       EXPECT_DOUBLE_EQ(ej["memory_fraction"].get<double>(), p["memory_fraction"].get<double>());
       for (const auto& s : ej["settings"]) {
-        if (s["name"] == "max_model_len") EXPECT_EQ(s["value"], std::to_string(p["max_model_len"].get<long long>()));
-        if (s["name"] == "max_num_seqs") EXPECT_EQ(s["value"], std::to_string(p["max_num_seqs"].get<long long>()));
-        if (s["name"] == "max_num_batched_tokens")
-          EXPECT_EQ(s["value"], std::to_string(p["max_num_batched_tokens"].get<long long>()));
+        const std::string name = s["name"];
+        if (name == "max_model_len" || name == "max_num_seqs" || name == "max_num_batched_tokens") {
+          EXPECT_EQ(s["value"], std::to_string(p[name].get<long long>())) << name;
+        }
       }
       ++checked;
     }

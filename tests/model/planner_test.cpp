@@ -74,6 +74,24 @@ void check_plan(const planned& p, const gm::plan& plan) {
   }
 }
 
+// One H100 with fp8 weights and KV: the search the verification tests plan over.
+gm::plan_options h100_fp8() {
+  gm::plan_options opt;
+  opt.gpus = {"h100-sxm"};
+  opt.quantizations = {"fp8"};
+  opt.kv_cache_dtypes = {"fp8"};
+  return opt;
+}
+
+// Re-checks the best plan with `requests` simulated requests (strict: dropping it on a miss).
+void verify_best(planned& p, std::int64_t requests, bool strict = false) {
+  gm::verify_options v;
+  v.top = 1;
+  v.requests = requests;
+  v.strict = strict;
+  gm::verify_plans(p.m, p.w, p.opt, p.c, p.r, v);
+}
+
 void check_all(const planned& p) {
   ASSERT_FALSE(p.r.plans.empty());
   for (const auto& plan : p.r.plans) check_plan(p, plan);
@@ -161,7 +179,9 @@ TEST(planner, default_prices_rank_by_cost_when_every_gpu_has_one) {
   const planned priced = run("llama-3.1-70b", {5, 2000, 300, 2.0, 0.05}, h20);
   EXPECT_TRUE(priced.r.ranked_by_cost);
   for (const auto& u : priced.r.prices)
-    if (u.gpu_slug == "h100-sxm-80gb") EXPECT_EQ(u.source, "--gpu-prices");
+    if (u.gpu_slug == "h100-sxm-80gb") {
+      EXPECT_EQ(u.source, "--gpu-prices");
+    }
 }
 
 TEST(planner, model_larger_than_any_node_gets_no_plan) {
@@ -242,16 +262,10 @@ TEST(planner, verify_agrees_with_the_simulator_below_a_third_of_the_gpu_in_prefi
   // Llama-3.1-8B, 2000 prompt + 200 output tokens at 10 req/s on H100 with fp8
   // weights and KV: one replica, prefill about 29 % of the GPU's time. The
   // simulated p99s (20,000 requests, vLLM V1's policy) within 10 % of the rules.
-  gm::plan_options opt;
-  opt.gpus = {"h100-sxm"};
-  opt.quantizations = {"fp8"};
-  opt.kv_cache_dtypes = {"fp8"};
+  gm::plan_options opt = h100_fp8();
   auto p = run("llama-3.1-8b", {10, 2000, 200, 1.0, 0.03, 0}, opt);
   ASSERT_FALSE(p.r.plans.empty());
-  gm::verify_options v;
-  v.top = 1;
-  v.requests = 20000;
-  gm::verify_plans(p.m, p.w, p.opt, p.c, p.r, v);
+  verify_best(p, 20000);
   const auto& plan = p.r.plans.front();
   ASSERT_TRUE(plan.verified);
   EXPECT_EQ(plan.replicas, 1);
@@ -265,33 +279,27 @@ TEST(planner, verify_agrees_with_the_simulator_below_a_third_of_the_gpu_in_prefi
 }
 
 TEST(planner, verify_strict_drops_a_plan_that_misses) {
-  gm::plan_options opt;
-  opt.gpus = {"h100-sxm"};
-  opt.quantizations = {"fp8"};
-  opt.kv_cache_dtypes = {"fp8"};
+  gm::plan_options opt = h100_fp8();
   auto p = run("llama-3.1-8b", {10, 2000, 200, 1.0, 0.03, 0}, opt);
   ASSERT_FALSE(p.r.plans.empty());
   const std::size_t before = p.r.plans.size();
   // A TTFT target just below the simulated p99 of the best plan: strict drops it.
-  gm::verify_options v;
-  v.top = 1;
-  gm::verify_plans(p.m, p.w, p.opt, p.c, p.r, v);
+  verify_best(p, 4000);
   const double sim_ttft = p.r.plans.front().verified->sim.ttft_s.p99;
   p.w.ttft_p99_s = sim_ttft * 0.999;
   auto again = run("llama-3.1-8b", p.w, opt);
-  v.strict = true;
-  gm::verify_plans(again.m, again.w, again.opt, again.c, again.r, v);
+  verify_best(again, 4000, true);
   EXPECT_GE(again.r.dropped_by_verify, 1);
   EXPECT_LT(again.r.plans.size() + static_cast<std::size_t>(again.r.dropped_by_verify), before + 1);
-  for (const auto& plan : again.r.plans)
-    if (plan.verified) EXPECT_TRUE(plan.verified->misses.empty());
+  for (const auto& plan : again.r.plans) {
+    if (plan.verified) {
+      EXPECT_TRUE(plan.verified->misses.empty());
+    }
+  }
 }
 
 TEST(planner, disaggregated_plans_re_solved) {
-  gm::plan_options opt;
-  opt.gpus = {"h100-sxm"};
-  opt.quantizations = {"fp8"};
-  opt.kv_cache_dtypes = {"fp8"};
+  gm::plan_options opt = h100_fp8();
   opt.aggregated = true;
   opt.disaggregated = true;
   const gm::workload w{5, 4000, 300, 1.0, 0.03, 0};
@@ -341,7 +349,9 @@ TEST(planner, disaggregated_plans_re_solved) {
   };
   EXPECT_NEAR(dis->state.ttft_p99_s, ttft(d.prefill_replicas), 1e-6 * dis->state.ttft_p99_s);
   EXPECT_LE(dis->state.ttft_p99_s, w.ttft_p99_s);
-  if (d.prefill_replicas > 1) EXPECT_GT(ttft(d.prefill_replicas - 1), w.ttft_p99_s);
+  if (d.prefill_replicas > 1) {
+    EXPECT_GT(ttft(d.prefill_replicas - 1), w.ttft_p99_s);
+  }
   // Decode pool: Little's law with no prompt chunks, C = qps / replicas x O x step(C).
   const double lambda = w.qps / d.decode_replicas, c = d.decode.concurrency;
   EXPECT_NEAR(c, lambda * w.output_len * dp.decode_step(c, 4000 + 150).total_s, 1e-3 * c);
@@ -409,16 +419,10 @@ TEST(planner, long_outputs_and_long_prompts_keep_sane_tails) {
 }
 
 TEST(planner, verify_takes_fractional_mean_lengths) {
-  gm::plan_options opt;
-  opt.gpus = {"h100-sxm"};
-  opt.quantizations = {"fp8"};
-  opt.kv_cache_dtypes = {"fp8"};
+  gm::plan_options opt = h100_fp8();
   auto p = run("llama-3.1-8b", {5, 1000.5, 200.5, 1.0, 0.05, 0}, opt);
   ASSERT_FALSE(p.r.plans.empty());
-  gm::verify_options v;
-  v.top = 1;
-  v.requests = 500;
-  gm::verify_plans(p.m, p.w, p.opt, p.c, p.r, v);
+  verify_best(p, 500);
   ASSERT_TRUE(p.r.plans.front().verified);
   EXPECT_EQ(p.r.plans.front().verified->sim.requests, 500);
 }

@@ -94,7 +94,6 @@ step_plan scheduler::schedule() {
   }
   plan.prefill_tokens = step.prefill_tokens;
   plan.decode_tokens = step.decode_tokens;
-  last_ = step;
   return plan;
 }
 
@@ -106,21 +105,14 @@ void scheduler::complete(const step_plan& plan, const std::vector<std::int32_t>&
   for (const std::int32_t t : sampled)
     if (t < 0 || t >= vocab_size_)
       throw std::invalid_argument(fmt::format("scheduler::complete: sampled token {} (allowed: 0 to {})", t, vocab_size_ - 1));
-  bool same = plan.seqs.size() == last_.chunks.size();
-  for (std::size_t i = 0; same && i < plan.seqs.size(); ++i)
-    same = plan.seqs[i].request_id == last_.chunks[i].id && plan.seqs[i].start_position == last_.chunks[i].start &&
-           plan.seqs[i].tokens == last_.chunks[i].tokens;
-  model::policy_step step = last_;
-  if (!same) {  // the policy refuses it, naming the request
-    step.chunks.clear();
-    for (const scheduled_seq& q : plan.seqs) step.chunks.push_back({q.request_id, q.start_position, q.tokens, q.samples, false});
-  }
+  // The plan's chunks, which the policy checks against the step it has in flight.
+  model::policy_step step;
+  for (const scheduled_seq& q : plan.seqs) step.chunks.push_back({q.request_id, q.start_position, q.tokens, q.samples, false});
   const std::vector<std::int64_t> done = policy_.complete(step);
   std::size_t next_sample = 0;
   for (const scheduled_seq& q : plan.seqs)
     if (q.samples) states_.at(q.request_id).generated.push_back(sampled[next_sample++]);
   finished_.insert(finished_.end(), done.begin(), done.end());
-  last_ = {};
 }
 
 }  // namespace gpucal::engine

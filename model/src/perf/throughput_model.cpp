@@ -399,7 +399,7 @@ void throughput_model::add_common_ops(step_time& s, double tokens) const {
     const bool latency = c_.allreduce_latency_us.value * 1e-6 > per / 2;
     add(s, "allreduce", sublayers_ * per, latency ? bound::latency : bound::memory, 0, sublayers_ * moved);
   }
-  add(s, "step_overhead", step_overhead_.overhead_us.value * 1e-6, bound::overhead, 0, 0);
+  add(s, "step_overhead", step_overhead_s(), bound::overhead, 0, 0);
   s.overhead = step_overhead_;
 }
 

@@ -144,13 +144,7 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   // `chunk` is their mean time (each less the step overhead counted once per step).
   const double full_chunks = std::floor(w.prompt_len / budget), last_chunk = w.prompt_len - full_chunks * budget;
   const double chunks_per_prompt = full_chunks + (last_chunk > 0 ? 1 : 0);
-  const auto chunk_s = [&](double tokens) {
-    const step_time pf = perf.prefill(tokens);
-    double overhead = 0;
-    for (const auto& op : pf.ops)
-      if (op.name == "step_overhead") overhead = op.time_s;
-    return std::max(pf.total_s - overhead, 1e-12);
-  };
+  const auto chunk_s = [&](double tokens) { return std::max(perf.prefill(tokens).total_s - perf.step_overhead_s(), 1e-12); };
   const double chunk = r.prefill_chunk_s =
       ((full_chunks > 0 ? full_chunks * chunk_s(budget) : 0) + (last_chunk > 0 ? chunk_s(last_chunk) : 0)) / chunks_per_prompt;
   // Chunks queued at a step's start are those that arrived during the previous step:
@@ -742,7 +736,7 @@ void verify_plans(const model_spec& m, const workload& w, const plan_options& op
     so.requests = poisson_requests(w.qps / p.replicas, prompt, output, v.requests, v.seed);
     plan_verification pv;
     pv.requests = v.requests;
-    pv.sim = simulate(perf, mem, so);
+    pv.sim = simulate(perf, mem, std::move(so));
     if (pv.sim.ttft_s.p99 > w.ttft_p99_s) pv.misses.push_back("TTFT");
     if (pv.sim.tpot_s.p99 > w.tpot_p99_s) pv.misses.push_back("TPOT");
     if (w.itl_p99_s > 0 && pv.sim.itl_s.p99 > w.itl_p99_s) pv.misses.push_back("ITL");

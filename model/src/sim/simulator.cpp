@@ -161,7 +161,6 @@ public:
     // Decode is timed at contexts on a grid of 1/16 doublings and interpolated linearly between them.
     for (double c = 1; c < static_cast<double>(max_model_len) * 1.07; c *= std::pow(2.0, 1.0 / 16)) grid_.push_back(c);
     grid_.push_back(static_cast<double>(max_model_len) * 1.07);
-    overhead_ = perf.step_overhead().overhead_us.value * 1e-6;
   }
   double decode(std::int64_t batch, double mean_context) {
     const auto hi = std::upper_bound(grid_.begin(), grid_.end(), mean_context);
@@ -183,7 +182,6 @@ public:
     const double p0 = prefill_at(t0, std::min(n, t0)), p1 = prefill_at(t1, std::min(n, t1));
     return p0 + (p1 - p0) * (static_cast<double>(tokens) - t0) / (t1 - t0);
   }
-  double overhead() const { return overhead_; }
 
 private:
   double prefill_at(double tokens, double sequences) {
@@ -204,7 +202,6 @@ private:
   }
   const throughput_model& perf_;
   std::vector<double> grid_;
-  double overhead_ = 0;
   std::unordered_map<std::uint64_t, double> decode_, prefill_;
 };
 
@@ -273,8 +270,8 @@ std::vector<sim_request> parse_trace(std::string_view text, const std::string& p
   return out;
 }
 
-sim_result simulate(const throughput_model& perf, const memory_estimate& mem, const sim_options& opt) {
-  std::vector<sim_request> reqs = opt.requests;
+sim_result simulate(const throughput_model& perf, const memory_estimate& mem, sim_options opt) {
+  std::vector<sim_request>& reqs = opt.requests;
   std::stable_sort(reqs.begin(), reqs.end(), [](const sim_request& a, const sim_request& b) { return a.arrival_s < b.arrival_s; });
   const resolved_settings& s = mem.settings;
   counting_pool pool(mem);
@@ -313,7 +310,6 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
   std::size_t next = 0;
   double area_running = 0, area_system = 0, area_kv = 0, tokens_total = 0;
   std::int64_t finished = 0, output_tokens = 0;
-  std::int64_t since_progress = 0;
   std::int64_t arrived_unfinished = 0;
   double next_mark = t, interval = 0;
   while (next < reqs.size() || !policy.idle()) {
@@ -350,7 +346,7 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
     }
     double dt = 0;
     if (decodes > 0) dt += timer.decode(decodes, context / static_cast<double>(decodes));
-    if (prefill_seqs > 0) dt += timer.prefill(step.prefill_tokens, prefill_seqs) - (decodes > 0 ? timer.overhead() : 0);
+    if (prefill_seqs > 0) dt += timer.prefill(step.prefill_tokens, prefill_seqs) - (decodes > 0 ? perf.step_overhead_s() : 0);
     const double running = static_cast<double>(policy.running());
     const double kv = pool.used_fraction();
     if (t >= next_mark) {  // a point per interval; the interval doubles whenever 1000 points pile up
@@ -405,10 +401,6 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, co
       if (q.output_tokens > 1) tpot.push_back((k.last_token - k.first_token) / static_cast<double>(q.output_tokens - 1));
       ++finished;
       --arrived_unfinished;
-      if (opt.progress && opt.progress_every_requests > 0 && ++since_progress >= opt.progress_every_requests) {
-        since_progress = 0;
-        opt.progress(finished, static_cast<std::int64_t>(reqs.size()));
-      }
     }
   }
   r.preemptions = policy.preemptions();
@@ -478,7 +470,7 @@ static_batch static_batch_estimate(const throughput_model& perf, const memory_es
   if (static_cast<double>(batch) * static_cast<double>(output_tokens) > 2e7) return b;  // too long to simulate here
   sim_options so;
   so.requests.assign(static_cast<std::size_t>(batch), sim_request{0.0, prompt_tokens, output_tokens});
-  const sim_result r = simulate(perf, mem, so);
+  const sim_result r = simulate(perf, mem, std::move(so));
   b.simulated_e2e_s = r.duration_s;
   b.simulated_preemptions = r.preemptions;
   return b;

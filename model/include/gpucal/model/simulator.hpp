@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,11 +84,8 @@ struct sim_result {
 };
 
 struct sim_options {
-  std::vector<sim_request> requests;  ///< any order; sorted by arrival here
+  std::vector<sim_request> requests;  ///< any order; simulate sorts its copy by arrival (move them in)
   preemption_mode preemption = preemption_mode::keep_generated;  ///< vLLM's
-  /// Called every ~`progress_every_requests` finished requests (0: never).
-  std::function<void(std::int64_t finished, std::int64_t total)> progress;
-  std::int64_t progress_every_requests = 0;
 };
 
 /// Runs the simulation. A step's time: the decode of its decode tokens
@@ -100,7 +96,7 @@ struct sim_options {
 /// mem.num_blocks blocks, each request holding mem.kv.blocks_for(its tokens).
 /// input_error for a request longer than mem.settings.max_model_len or one
 /// the whole pool cannot hold.
-sim_result simulate(const throughput_model& perf, const memory_estimate& mem, const sim_options& opt);
+sim_result simulate(const throughput_model& perf, const memory_estimate& mem, sim_options opt);
 
 /// B prompts arriving at once (an offline batch, vLLM's benchmark_latency):
 /// the rule, and the simulation of the same batch.

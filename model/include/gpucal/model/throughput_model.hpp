@@ -87,6 +87,8 @@ public:
   double gemm_peak_tflops() const { return gemm_peak_tflops_; }
   /// The per-step overhead every step adds, and its origin.
   const step_overhead_choice& step_overhead() const { return step_overhead_; }
+  /// The same, in seconds: the "step_overhead" operator of every step.
+  double step_overhead_s() const { return step_overhead_.overhead_us.value * 1e-6; }
 
 private:
   struct linear_op {

@@ -151,7 +151,6 @@ private:
   model::step_policy policy_;
   std::unordered_map<std::int64_t, request_state> states_;  // every request ever added
   std::vector<std::int64_t> finished_;                      // finish order
-  model::policy_step last_;                                 // the step schedule() returned last
 };
 
 }  // namespace gpucal::engine
