@@ -3,6 +3,8 @@
 // must hold its own index and an SM id below the device's SM count.
 #include <cuda_runtime.h>
 
+#include <atomic>
+
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/device_buffer.hpp"
 #include "gpucal/kernels/device_query.hpp"
@@ -20,6 +22,18 @@ __global__ void probe_kernel(std::uint64_t* out, int n) {
 }
 
 }  // namespace
+
+int current_device_sm_count() {
+  static std::atomic<int> sms_of[64] = {};
+  int device = 0;
+  GPUCAL_CUDA_CHECK(cudaGetDevice(&device));
+  const bool cached = device >= 0 && device < 64;
+  if (cached && sms_of[device].load(std::memory_order_relaxed) > 0) return sms_of[device].load(std::memory_order_relaxed);
+  int sms = 0;
+  GPUCAL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (cached) sms_of[device].store(sms, std::memory_order_relaxed);
+  return sms;
+}
 
 std::optional<device_info> first_device(std::string* reason) {
   int count = 0;

@@ -16,7 +16,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
-#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -24,6 +23,7 @@
 #include "bf16x8.cuh"
 #include "gpucal/kernels/attention_split.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/device_query.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
 
 namespace gpucal::kernels {
@@ -355,20 +355,8 @@ __global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kerne
                                      part, partitions, ws_m, ws_l, ws_acc);
 }
 
-// The current device's SM count, asked once per device (launches stay free of attribute queries).
-int current_device_sms() {
-  static std::atomic<int> sms_of[64] = {};
-  int device = 0;
-  GPUCAL_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= 0 && device < 64 && sms_of[device].load(std::memory_order_relaxed) > 0) return sms_of[device].load(std::memory_order_relaxed);
-  int sms = 0;
-  GPUCAL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (device >= 0 && device < 64) sms_of[device].store(sms, std::memory_order_relaxed);
-  return sms;
-}
-
 attention_split split_of(const paged_attention_args& a) {
-  return choose_attention_split(a.batch, a.kv_heads, a.max_context_len, a.block_size, current_device_sms());
+  return choose_attention_split(a.batch, a.kv_heads, a.max_context_len, a.block_size, current_device_sm_count());
 }
 
 template <int HeadDim, int GroupMax, typename KV>

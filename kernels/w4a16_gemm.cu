@@ -11,12 +11,17 @@
 // next variant for M >= 16, once this one has been measured on a GPU.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "bf16x8.cuh"
 #include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/device_query.hpp"
+#include "gpucal/kernels/mma_layout.hpp"
 #include "gpucal/kernels/w4a16_gemm.hpp"
+#include "gpucal/kernels/w4a16_layout.hpp"
+#include "mma.cuh"
 
 namespace gpucal::kernels {
 
@@ -150,7 +155,174 @@ void launch_v2(const void* x, const std::uint32_t* packed, const void* scales, c
   GPUCAL_CUDA_CHECK(cudaGetLastError());
 }
 
+
+// ---- w4a16_mma_kernel_v3 ----
+// Why v3: v1 and v2 multiply on CUDA cores, so from M = 16 they fall behind a
+// bf16 tensor-core GEMM; v3 feeds the tensor cores (mma.sync m16n8k16) with
+// weights decoded straight into B registers from the offline-reordered tiles
+// of w4a16_layout.hpp, all 16 x m_tiles activation rows of a CTA sharing each
+// weight load, K split across CTAs where N alone does not fill the GPU.
+//
+// A CTA: 4 warps, warp w owns W tile row nb = 4 blockIdx.x + w (16 outputs);
+// per stage of 4 k-tiles (256 inputs) each lane issues its 4 16-byte weight
+// loads (one per k-tile, 512 contiguous bytes per warp per k-tile) before the
+// CTA stages the activations [16 m_tiles][256] in shared memory (rows padded
+// by 16 bytes: the A-fragment loads of a warp hit 32 distinct banks). The
+// group's scale and zero are read when the group changes (groups are a
+// multiple of 64 inputs: a k-tile never straddles two).
+
+constexpr int v3_warps = 4;
+constexpr int v3_stage_tiles = 4;                         // k-tiles per shared-memory stage
+constexpr int v3_x_stride = v3_stage_tiles * w4_tile_k + 8;  // bf16 per staged activation row
+
+template <int MT>
+__global__ void __launch_bounds__(v3_warps * 32)
+    w4a16_mma_kernel_v3(const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ tiles,
+                        const __nv_bfloat16* __restrict__ scales, const std::uint8_t* __restrict__ zeros,
+                        __nv_bfloat16* __restrict__ d, float* __restrict__ partial, int m, int n, int k, int group,
+                        int k_tiles_per_split) {
+  __shared__ __align__(16) __nv_bfloat16 sx[MT * 16][v3_x_stride];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int nb = blockIdx.x * v3_warps + warp;
+  const int n_tiles = n / w4_tile_n, k_tiles = k / w4_tile_k, groups = (k + group - 1) / group;
+  const bool active = nb < n_tiles;
+  const int m0 = blockIdx.y * MT * 16;
+  const int kb_begin = blockIdx.z * k_tiles_per_split, kb_end = min(k_tiles, kb_begin + k_tiles_per_split);
+  const uint4* wt = tiles + static_cast<std::int64_t>(nb) * k_tiles * 32 + lane;  // tile kb: wt[32 kb]
+
+  float acc[MT][2][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0;
+  int cached_group = -1;
+  __nv_bfloat162 s2[2], z2[2];  // per n8 half: scale and 128 + zero, in both halves
+
+  for (int kc = kb_begin; kc < kb_end; kc += v3_stage_tiles) {
+    const int stage = min(v3_stage_tiles, kb_end - kc);
+    uint4 wq[v3_stage_tiles];
+#pragma unroll
+    for (int u = 0; u < v3_stage_tiles; ++u)
+      wq[u] = active && u < stage ? __ldg(wt + static_cast<std::int64_t>(kc + u) * 32) : make_uint4(0, 0, 0, 0);
+    __syncthreads();  // every warp is done with the previous stage's activations
+    const int vecs = stage * (w4_tile_k / 8);  // 16-byte vectors per activation row
+    for (int i = threadIdx.x; i < MT * 16 * vecs; i += v3_warps * 32) {
+      const int r = i / vecs, c = i % vecs;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (m0 + r < m) v = *reinterpret_cast<const uint4*>(x + static_cast<std::int64_t>(m0 + r) * k + static_cast<std::int64_t>(kc) * w4_tile_k + c * 8);
+      *reinterpret_cast<uint4*>(&sx[r][c * 8]) = v;
+    }
+    __syncthreads();
+    if (!active) continue;
+#pragma unroll
+    for (int u = 0; u < v3_stage_tiles; ++u) {
+      if (u >= stage) break;
+      const int gi = (kc + u) * w4_tile_k / group;
+      if (gi != cached_group) {
+        cached_group = gi;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const std::int64_t row = static_cast<std::int64_t>(nb) * w4_tile_n + nt * 8 + (lane >> 2);
+          s2[nt] = __bfloat162bfloat162(scales[row * groups + gi]);
+          z2[nt] = __float2bfloat162_rn(128.0f + static_cast<float>(zeros[row * groups + gi]));
+        }
+      }
+      const std::uint32_t words[4] = {wq[u].x, wq[u].y, wq[u].z, wq[u].w};
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {  // k16 steps
+        std::uint32_t b[2][2];
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          const __nv_bfloat162 c128 = bits_as_bf162(((words[w] >> (4 * p)) & 0x000F000Fu) | 0x43004300u);
+          b[p >> 1][p & 1] = bf162_as_bits(__hmul2(__hsub2(c128, z2[p >> 1]), s2[p >> 1]));
+        }
+        const int col = u * w4_tile_k + w * 16;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          std::uint32_t a[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const mma::rc e = mma::a_element(lane, 2 * j);
+            a[j] = *reinterpret_cast<const std::uint32_t*>(&sx[mt * 16 + e.row][col + e.col]);
+          }
+          mma_bf16_16816(acc[mt][0], a, b[0][0], b[0][1]);
+          mma_bf16_16816(acc[mt][1], a, b[1][0], b[1][1]);
+        }
+      }
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const mma::rc e = mma::c_element(lane, i);
+        const int row = m0 + mt * 16 + e.row;
+        if (row >= m) continue;
+        const std::int64_t at = static_cast<std::int64_t>(row) * n + static_cast<std::int64_t>(nb) * w4_tile_n + nt * 8 + e.col;
+        if (partial) partial[static_cast<std::int64_t>(blockIdx.z) * m * n + at] = acc[mt][nt][i];
+        else d[at] = __float2bfloat16_rn(acc[mt][nt][i]);
+      }
+}
+
+// Sums the K slices' FP32 partials into bf16 D.
+__global__ void w4a16_reduce_splits(const float* __restrict__ partial, __nv_bfloat16* __restrict__ d, std::int64_t mn, int splits) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < mn;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0;
+    for (int z = 0; z < splits; ++z) s += partial[z * mn + i];
+    d[i] = __float2bfloat16_rn(s);
+  }
+}
+
+template <int MT>
+void launch_v3(const void* x, const std::uint32_t* tiles, const void* scales, const std::uint8_t* zeros, void* d,
+               float* partial, int m, int n, int k, int group, const w4a16_grid& g, cudaStream_t stream) {
+  const dim3 grid(g.ctas_n, g.ctas_m, g.splits);
+  w4a16_mma_kernel_v3<MT><<<grid, v3_warps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), reinterpret_cast<const uint4*>(tiles), static_cast<const __nv_bfloat16*>(scales),
+      zeros, static_cast<__nv_bfloat16*>(d), partial, m, n, k, group, g.k_tiles_per_split);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+void check_v3(int m, int n, int k, int group, const char* who) {
+  if (m < 0 || n < 0 || k <= 0 || k % w4_tile_k || n % w4_tile_n || group <= 0 || group % w4_tile_k)
+    throw std::invalid_argument(std::string(who) + ": n must be a multiple of 16, k and group multiples of 64 (n=" +
+                                std::to_string(n) + ", k=" + std::to_string(k) + ", group=" + std::to_string(group) + ")");
+}
+
 }  // namespace
+
+std::size_t w4a16_gemm_v3_workspace_bytes(int m, int n, int k, int group) {
+  check_v3(m, n, k, group, "w4a16_gemm_v3_workspace_bytes");
+  if (m == 0 || n == 0) return 0;
+  return static_cast<std::size_t>(choose_w4a16_grid(m, n, k, current_device_sm_count()).workspace_bytes(m, n));
+}
+
+void w4a16_gemm_v3(const void* x, const std::uint32_t* tiles, const void* scales, const std::uint8_t* zeros, void* d, int m,
+                   int n, int k, int group, void* workspace, std::size_t workspace_bytes, cudaStream_t stream) {
+  check_v3(m, n, k, group, "w4a16_gemm_v3");
+  if (m == 0 || n == 0) return;
+  const w4a16_grid g = choose_w4a16_grid(m, n, k, current_device_sm_count());
+  const auto need = static_cast<std::size_t>(g.workspace_bytes(m, n));
+  if (workspace_bytes < need || (need && !workspace))
+    throw std::invalid_argument("w4a16_gemm_v3: workspace of " + std::to_string(workspace_bytes) + " bytes, " +
+                                std::to_string(need) + " needed (w4a16_gemm_v3_workspace_bytes)");
+  float* partial = need ? static_cast<float*>(workspace) : nullptr;
+  if (g.m_tiles == 1) launch_v3<1>(x, tiles, scales, zeros, d, partial, m, n, k, group, g, stream);
+  else if (g.m_tiles == 2) launch_v3<2>(x, tiles, scales, zeros, d, partial, m, n, k, group, g, stream);
+  else launch_v3<4>(x, tiles, scales, zeros, d, partial, m, n, k, group, g, stream);
+  if (partial) {
+    const std::int64_t mn = static_cast<std::int64_t>(m) * n;
+    const int blocks = static_cast<int>(std::min<std::int64_t>((mn + 255) / 256, 4096));
+    w4a16_reduce_splits<<<blocks, 256, 0, stream>>>(partial, static_cast<__nv_bfloat16*>(d), mn, g.splits);
+    GPUCAL_CUDA_CHECK(cudaGetLastError());
+  }
+}
 
 void w4a16_gemm_v2(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
                    int m, int n, int k, int group, cudaStream_t stream) {

@@ -5,7 +5,12 @@
 // head_dim 128, block size 16. bm_paged_attention_v2 runs kernel version 2
 // (flash-decoding, its own split) on the same cases, so one run compares them;
 // the fit reads version 1 until measurements make v2 the default.
-//   gpucal_bench --benchmark_filter=bm_paged_attention
+// bm_prefill_attention runs causal prefill attention (tensor cores) for one
+// sequence's chunk after a cached prefix, at the same head shape: TFLOP/s
+// counts the attended pairs (prefill_attention_flops), and the fit reads its
+// share of the bf16 peak.
+//   gpucal_bench --benchmark_filter='bm_(paged|prefill)_attention'
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -16,6 +21,7 @@
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/device_buffer.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
+#include "gpucal/kernels/prefill_attention.hpp"
 
 namespace gpucal::bench {
 
@@ -92,6 +98,72 @@ void paged_attention_case(benchmark::State& state, int version) {
   state.SetLabel(dtype == kernels::kv_dtype::bf16 ? "bf16 KV" : "fp8 KV");
 }
 
+// One sequence: `prefix` cached tokens, then a chunk of `chunk` queries (their K and V in the cache too).
+double prefill_flops_of(int prefix, int chunk) { return kernels::prefill_attention_flops(chunk, prefix + chunk, q_heads, head_dim); }
+int prefill_inner_for(double flops) { return static_cast<int>(std::clamp(2e11 / flops, 1.0, 200.0)); }
+
+void bm_prefill_attention_body(benchmark::State& state) {
+  const int prefix = static_cast<int>(state.range(0)), chunk = static_cast<int>(state.range(1));
+  const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
+  const int context = prefix + chunk, blocks = (context + block_size - 1) / block_size;
+  const std::size_t elem = dtype == kernels::kv_dtype::bf16 ? 2 : 1;
+  const std::size_t cache_bytes = static_cast<std::size_t>(blocks) * block_size * kv_heads * head_dim * elem;
+  kernels::device_buffer<std::uint8_t> k(cache_bytes), v(cache_bytes);
+  if (dtype == kernels::kv_dtype::bf16) {
+    kernels::fill_random_bf16(k.data(), k.size() / 2, -1, 1, 1, nullptr);
+    kernels::fill_random_bf16(v.data(), v.size() / 2, -1, 1, 2, nullptr);
+  } else {
+    kernels::fill_random_fp8_e4m3(k.data(), k.size(), -2, 2, 1, nullptr);
+    kernels::fill_random_fp8_e4m3(v.data(), v.size(), -2, 2, 2, nullptr);
+  }
+  std::vector<std::int32_t> perm(static_cast<std::size_t>(blocks));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+  const std::vector<std::int32_t> seq{0, chunk, context};  // query start, query length, context length
+  kernels::device_buffer<std::int32_t> tables(perm.size()), dseq(seq.size());
+  GPUCAL_CUDA_CHECK(cudaMemcpy(tables.data(), perm.data(), tables.bytes(), cudaMemcpyHostToDevice));
+  GPUCAL_CUDA_CHECK(cudaMemcpy(dseq.data(), seq.data(), dseq.bytes(), cudaMemcpyHostToDevice));
+  kernels::device_buffer<std::uint16_t> q(static_cast<std::size_t>(chunk) * q_heads * head_dim), out(q.size());
+  kernels::fill_random_bf16(q.data(), q.size(), -1, 1, 3, nullptr);
+
+  kernels::prefill_attention_args a;
+  a.q = q.data();
+  a.k_cache = k.data();
+  a.v_cache = v.data();
+  a.cache_dtype = dtype;
+  a.k_scale = a.v_scale = 0.05f;
+  a.block_tables = tables.data();
+  a.max_blocks_per_seq = blocks;
+  a.query_starts = dseq.data();
+  a.query_lens = dseq.data() + 1;
+  a.context_lens = dseq.data() + 2;
+  a.out = out.data();
+  a.sequences = 1;
+  a.max_query_len = chunk;
+  a.q_heads = q_heads;
+  a.kv_heads = kv_heads;
+  a.head_dim = head_dim;
+  a.block_size = block_size;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const double flops = prefill_flops_of(prefix, chunk);
+  const int inner = prefill_inner_for(flops);
+  for (int i = 0; i < warmup_launches; ++i) kernels::prefill_attention(a, nullptr);
+  run_timed(state, inner, [&](int) { kernels::prefill_attention(a, nullptr); });
+  state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["flops"] = flops;
+  state.SetLabel(dtype == kernels::kv_dtype::bf16 ? "bf16 KV" : "fp8 KV");
+}
+
+struct prefill_shape {
+  int prefix, chunk, fp8;
+};
+const prefill_shape prefill_shapes[] = {{0, 512, 0},  {0, 1024, 0},    {0, 2048, 0},   {0, 4096, 0},
+                                        {0, 8192, 0}, {8192, 2048, 0}, {0, 4096, 1}};
+
+void prefill_args(benchmark::internal::Benchmark* b) {
+  for (const auto& p : prefill_shapes) b->Args({p.prefix, p.chunk, p.fp8});
+}
+
 void bm_paged_attention_body(benchmark::State& state) { paged_attention_case(state, 1); }
 void bm_paged_attention_v2_body(benchmark::State& state) { paged_attention_case(state, 2); }
 
@@ -109,6 +181,13 @@ void plan_attention(std::vector<case_work>& out) {
         for (const char* name : {"bm_paged_attention", "bm_paged_attention_v2"})
           out.push_back({name, "", static_cast<double>(warmup_launches + timed_iterations * inner_for(kv)), 0, kv, kv});
       }
+  for (const auto& p : prefill_shapes) {
+    const double flops = prefill_flops_of(p.prefix, p.chunk);
+    const double kv = kernels::paged_attention_kv_bytes(p.prefix + p.chunk, kv_heads, head_dim,
+                                                        p.fp8 ? kernels::kv_dtype::fp8_e4m3 : kernels::kv_dtype::bf16);
+    out.push_back({"bm_prefill_attention", "bf16", static_cast<double>(warmup_launches + timed_iterations * prefill_inner_for(flops)),
+                   flops, kv, kv});
+  }
 }
 
 }  // namespace
@@ -117,6 +196,8 @@ const auto* const registered =
     register_case("bm_paged_attention", bm_paged_attention_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
 const auto* const registered_v2 =
     register_case("bm_paged_attention_v2", bm_paged_attention_v2_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
+const auto* const registered_prefill =
+    register_case("bm_prefill_attention", bm_prefill_attention_body)->Apply(prefill_args)->ArgNames({"prefix", "chunk", "fp8"});
 const int planned = register_planner(plan_attention);
 
 }  // namespace gpucal::bench

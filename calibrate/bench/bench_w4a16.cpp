@@ -2,7 +2,9 @@
 // 14336 x 4096 layers of the targets, plus Llama-3-8B's gate|up, for
 // M = 1..256. Each W4A16 case also reports `speedup_vs_bf16` from a BF16
 // run of the same shape timed right before it. bm_w4a16_v2 runs kernel
-// version 2 (16 activation rows per weight pass) on the same cases.
+// version 2 (16 activation rows per weight pass) on the same cases, and
+// bm_w4a16_v3 version 3 (tensor cores, reordered tiles, K split across CTAs
+// at small M; random codes read as either layout cost the same).
 //   gpucal_bench --benchmark_filter=bm_w4a16
 #include <algorithm>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "gpucal/kernels/gemm_reference.hpp"
 #include "gpucal/kernels/lt_gemm.hpp"
 #include "gpucal/kernels/w4a16_gemm.hpp"
+#include "gpucal/kernels/w4a16_layout.hpp"
 
 namespace gpucal::bench {
 
@@ -43,6 +46,8 @@ constexpr int group = 128;
 // copy of the same rotation being 4x larger), launches per timed region, and
 // the bytes one W4A16 launch reads: each weight row once per 8 activation
 // rows in version 1 (m_tile in w4a16_gemm.cu), once per 16 in version 2,
+// once per 16 x m_tiles in version 3 (plus its FP32 partials written and
+// read back when K is split, counted here for 132 SMs, an H100/H200),
 // packed codes, bf16 scales and zero bytes.
 struct w4_sizing {
   int sets, inner, weight_passes;
@@ -50,10 +55,16 @@ struct w4_sizing {
   w4_sizing(const nk& s, int m, int version)
       : sets(rotation_sets(static_cast<double>(s.n) * s.k / 2 * 5)),
         inner(std::max(sets, 20)),
-        weight_passes(version == 1 ? (m + 7) / 8 : (m + 15) / 16),
+        weight_passes(passes(s, m, version)),
         w4_bytes(static_cast<double>(s.n) * s.k / 2),
         bytes((w4_bytes + static_cast<double>(s.n) * (s.k / group) * 3) * weight_passes +
-              static_cast<double>(m) * (s.k + s.n) * 2) {}
+              static_cast<double>(m) * (s.k + s.n) * 2 + (version == 3 ? 2.0 * static_cast<double>(v3_grid(s, m).workspace_bytes(m, s.n)) : 0.0)) {}
+  static kernels::w4a16_grid v3_grid(const nk& s, int m) { return kernels::choose_w4a16_grid(m, s.n, s.k, 132); }
+  static int passes(const nk& s, int m, int version) {
+    if (version == 1) return (m + 7) / 8;
+    if (version == 2) return (m + 15) / 16;
+    return v3_grid(s, m).ctas_m;
+  }
 };
 
 void w4a16_case(benchmark::State& state, int version) {
@@ -77,6 +88,8 @@ void w4a16_case(benchmark::State& state, int version) {
   }
   kernels::device_buffer<std::uint16_t> x(static_cast<std::size_t>(m) * s.k), d(static_cast<std::size_t>(m) * s.n);
   kernels::fill_random_bf16(x.data(), x.size(), -1, 1, 5, nullptr);
+  const std::size_t ws_bytes = version == 3 ? kernels::w4a16_gemm_v3_workspace_bytes(m, s.n, s.k, group) : 0;
+  kernels::device_buffer<std::uint8_t> ws(std::max<std::size_t>(ws_bytes, 1));
 
   static kernels::lt_context ctx;
   std::string reason;
@@ -87,6 +100,11 @@ void w4a16_case(benchmark::State& state, int version) {
   }
   const auto w4 = [&](int i) {
     const auto j = static_cast<std::size_t>(i % sets);
+    if (version == 3) {
+      kernels::w4a16_gemm_v3(x.data(), packed[j].data(), scales[j].data(), zeros[j].data(), d.data(), m, s.n, s.k, group, ws.data(),
+                             ws_bytes, nullptr);
+      return;
+    }
     (version == 1 ? kernels::w4a16_gemm : kernels::w4a16_gemm_v2)(x.data(), packed[j].data(), scales[j].data(), zeros[j].data(),
                                                                    d.data(), m, s.n, s.k, group, nullptr);
   };
@@ -112,6 +130,7 @@ void w4a16_case(benchmark::State& state, int version) {
 
 void bm_w4a16_body(benchmark::State& state) { w4a16_case(state, 1); }
 void bm_w4a16_v2_body(benchmark::State& state) { w4a16_case(state, 2); }
+void bm_w4a16_v3_body(benchmark::State& state) { w4a16_case(state, 3); }
 
 void w4a16_args(benchmark::internal::Benchmark* b) {
   for (std::int64_t shape = 0; shape < 3; ++shape)
@@ -122,20 +141,21 @@ void w4a16_args(benchmark::internal::Benchmark* b) {
 
 // Per case: the BF16 reference and the W4A16 runs, each warmed up and timed.
 void plan_w4a16(std::vector<case_work>& out) {
-  for (const int version : {1, 2})
+  for (const int version : {1, 2, 3})
   for (const nk& s : shapes)
     for (const int m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
       const w4_sizing z(s, m, version);
       const double launches = z.sets + warmup_launches + timed_iterations * z.inner;
       const double setup = z.sets * (z.w4_bytes * 5 + static_cast<double>(s.n) * (s.k / group) * 3);
-      out.push_back({version == 1 ? "bm_w4a16" : "bm_w4a16_v2", "bf16", launches, kernels::gemm_flops(m, s.n, s.k), z.bytes, setup});
-      out.push_back({version == 1 ? "bm_w4a16 (bf16 reference)" : "bm_w4a16_v2 (bf16 reference)", "bf16", launches,
-                     kernels::gemm_flops(m, s.n, s.k), static_cast<double>(s.n) * s.k * 2, 0});
+      const std::string family = version == 1 ? "bm_w4a16" : "bm_w4a16_v" + std::to_string(version);
+      out.push_back({family, "bf16", launches, kernels::gemm_flops(m, s.n, s.k), z.bytes, setup});
+      out.push_back({family + " (bf16 reference)", "bf16", launches, kernels::gemm_flops(m, s.n, s.k), static_cast<double>(s.n) * s.k * 2, 0});
     }
 }
 
 const auto* const registered = register_case("bm_w4a16", bm_w4a16_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
 const auto* const registered_v2 = register_case("bm_w4a16_v2", bm_w4a16_v2_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
+const auto* const registered_v3 = register_case("bm_w4a16_v3", bm_w4a16_v3_body)->Apply(w4a16_args)->ArgNames({"shape", "m"});
 const int planned = register_planner(plan_w4a16);
 
 }  // namespace gpucal::bench

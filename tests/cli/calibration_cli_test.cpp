@@ -48,6 +48,12 @@ TEST_F(calibration_cli, fit_show_history_and_default_pickup) {
   ASSERT_EQ(show.code, 0) << show.err;
   EXPECT_NE(show.out.find("gemm/bf16"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("bandwidth/copy"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("attention/prefill"), std::string::npos) << show.out;
+  // The synthetic prefill chunks of >= 4096 tokens ran at 45 % of the bf16 peak.
+  std::ifstream cal_in(file);
+  const auto cal = nlohmann::json::parse(cal_in);
+  EXPECT_NEAR(cal["coefficients"]["throughput"]["prefill_attention_efficiency"]["value"].get<double>(), 0.45, 1e-3);
+  EXPECT_EQ(cal["coefficients"]["throughput"]["prefill_attention_efficiency"]["source"], "measured");
   EXPECT_NE(show.out.find("(measured)"), std::string::npos) << show.out;
 
   const auto history = run_gpucal({"history", (fs::path(results) / "h100-sxm-80gb").string()});

@@ -1,4 +1,6 @@
-// GPU: KV append through a slot mapping, and paged decode attention against
+// GPU: KV append through a slot mapping, paged decode attention (v1, v2) and
+// causal prefill attention (chunks after a cached prefix, checked against the
+// decode reference run once per query token at its own position) against
 // the host reference: random non-contiguous block tables, context lengths
 // that are not multiples of the block size (1 and 0 included), GQA ratios
 // 1/4/8, head_dim 64/128, block sizes 16/32, bf16 and fp8 KV, contexts long
@@ -17,6 +19,7 @@
 #include "gpucal/kernels/compare.hpp"
 #include "gpucal/kernels/kv_cache.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
+#include "gpucal/kernels/prefill_attention.hpp"
 #include "gpucal/kernels/reference_ops.hpp"
 
 namespace gk = gpucal::kernels;
@@ -66,6 +69,67 @@ struct attention_case {
   gk::kv_dtype dtype;
 };
 
+// A paged cache holding `lens` tokens per sequence: random, non-contiguous
+// block tables (a shuffled permutation of a pool with spare blocks) and
+// random contents rounded to the cache format (fp8 with a scale); k_true and
+// v_true hold exactly the values the kernels read.
+struct paged_cache {
+  std::vector<std::vector<std::int32_t>> tables;
+  std::vector<std::int32_t> flat;  ///< [sequences][max_blocks], -1 unused
+  int max_blocks = 0;
+  std::vector<double> k_true, v_true;
+  gk::device_buffer<std::uint8_t> k_dev, v_dev;
+  float k_scale = 1, v_scale = 1;
+
+  paged_cache(const std::vector<std::int64_t>& lens, const attention_case& c)
+      : k_dev(elements(lens, c) * (c.dtype == gk::kv_dtype::bf16 ? 2 : 1)), v_dev(k_dev.size()) {
+    const int batch = static_cast<int>(lens.size());
+    const std::int64_t num_blocks = blocks(lens, c) + 7;  // spare blocks the tables never use
+    std::vector<std::int32_t> perm(static_cast<std::size_t>(num_blocks));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::mt19937 rng(static_cast<unsigned>(c.q_heads * 131 + c.head_dim + c.block_size));
+    std::shuffle(perm.begin(), perm.end(), rng);
+    max_blocks = static_cast<int>(std::max<std::int64_t>(1, (*std::max_element(lens.begin(), lens.end()) + c.block_size - 1) / c.block_size));
+    tables.resize(lens.size());
+    flat.assign(static_cast<std::size_t>(batch * max_blocks), -1);
+    std::size_t next = 0;
+    for (int b = 0; b < batch; ++b)
+      for (std::int64_t i = 0; i < (lens[b] + c.block_size - 1) / c.block_size; ++i) {
+        tables[b].push_back(perm[next++]);
+        flat[static_cast<std::size_t>(b * max_blocks + i)] = tables[b].back();
+      }
+    const std::size_t cache_elems = elements(lens, c);
+    k_true = random_bf16(cache_elems, 3);
+    v_true = random_bf16(cache_elems, 4);
+    if (c.dtype == gk::kv_dtype::bf16) {
+      auto kb = to_device_bf16(k_true), vb = to_device_bf16(v_true);
+      GPUCAL_CUDA_CHECK(cudaMemcpy(k_dev.data(), kb.data(), kb.bytes(), cudaMemcpyDeviceToDevice));
+      GPUCAL_CUDA_CHECK(cudaMemcpy(v_dev.data(), vb.data(), vb.bytes(), cudaMemcpyDeviceToDevice));
+      return;
+    }
+    k_scale = 0.05f;
+    v_scale = 0.04f;
+    std::vector<std::uint8_t> kq(cache_elems), vq(cache_elems);
+    for (std::size_t i = 0; i < cache_elems; ++i) {
+      kq[i] = gk::float_to_fp8_e4m3_bits(static_cast<float>(k_true[i]) / k_scale);
+      vq[i] = gk::float_to_fp8_e4m3_bits(static_cast<float>(v_true[i]) / v_scale);
+      k_true[i] = gk::fp8_e4m3_bits_to_float(kq[i]) * static_cast<double>(k_scale);
+      v_true[i] = gk::fp8_e4m3_bits_to_float(vq[i]) * static_cast<double>(v_scale);
+    }
+    GPUCAL_CUDA_CHECK(cudaMemcpy(k_dev.data(), kq.data(), cache_elems, cudaMemcpyHostToDevice));
+    GPUCAL_CUDA_CHECK(cudaMemcpy(v_dev.data(), vq.data(), cache_elems, cudaMemcpyHostToDevice));
+  }
+
+  static std::int64_t blocks(const std::vector<std::int64_t>& lens, const attention_case& c) {
+    std::int64_t n = 0;
+    for (auto l : lens) n += (l + c.block_size - 1) / c.block_size;
+    return n;
+  }
+  static std::size_t elements(const std::vector<std::int64_t>& lens, const attention_case& c) {
+    return static_cast<std::size_t>((blocks(lens, c) + 7) * c.block_size * c.kv_heads * c.head_dim);
+  }
+};
+
 // Both versions of the kernel (v1, and v2 with its own split) on the same data.
 TEST_F(paged_attention_test, matches_reference) {
   // 1500 spans 3 partitions of 512 in v1; 9000 spans several of v2's at batch 7.
@@ -80,63 +144,30 @@ TEST_F(paged_attention_test, matches_reference) {
     SCOPED_TRACE(::testing::Message() << "v" << version << " q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim="
                                       << c.head_dim << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
     const int batch = static_cast<int>(lens.size());
-    std::int64_t blocks_needed = 0;
-    for (auto l : lens) blocks_needed += (l + c.block_size - 1) / c.block_size;
-    const std::int64_t num_blocks = blocks_needed + 7;  // spare blocks the tables never use
-    // Random, non-contiguous block tables: a shuffled permutation of the pool.
-    std::vector<std::int32_t> perm(static_cast<std::size_t>(num_blocks));
-    std::iota(perm.begin(), perm.end(), 0);
-    std::mt19937 rng(static_cast<unsigned>(c.q_heads * 131 + c.head_dim + c.block_size));
-    std::shuffle(perm.begin(), perm.end(), rng);
-    const int max_blocks = static_cast<int>((*std::max_element(lens.begin(), lens.end()) + c.block_size - 1) / c.block_size);
-    std::vector<std::vector<std::int32_t>> tables(lens.size());
-    std::vector<std::int32_t> flat(static_cast<std::size_t>(batch * max_blocks), -1);
-    std::size_t next = 0;
-    for (int b = 0; b < batch; ++b)
-      for (std::int64_t i = 0; i < (lens[b] + c.block_size - 1) / c.block_size; ++i) {
-        tables[b].push_back(perm[next++]);
-        flat[static_cast<std::size_t>(b * max_blocks + i)] = tables[b].back();
-      }
-
-    // Cache contents: random, rounded to the cache format (fp8 with a scale).
-    const std::size_t cache_elems = static_cast<std::size_t>(num_blocks * c.block_size * c.kv_heads * c.head_dim);
-    const float k_scale = 0.05f, v_scale = 0.04f;
-    std::vector<double> k_true = random_bf16(cache_elems, 3), v_true = random_bf16(cache_elems, 4);
-    gk::device_buffer<std::uint8_t> k_dev(cache_elems * (c.dtype == gk::kv_dtype::bf16 ? 2 : 1)),
-        v_dev(k_dev.size());
-    if (c.dtype == gk::kv_dtype::bf16) {
-      auto kb = to_device_bf16(k_true), vb = to_device_bf16(v_true);
-      GPUCAL_CUDA_CHECK(cudaMemcpy(k_dev.data(), kb.data(), kb.bytes(), cudaMemcpyDeviceToDevice));
-      GPUCAL_CUDA_CHECK(cudaMemcpy(v_dev.data(), vb.data(), vb.bytes(), cudaMemcpyDeviceToDevice));
-    } else {
-      std::vector<std::uint8_t> kq(cache_elems), vq(cache_elems);
-      for (std::size_t i = 0; i < cache_elems; ++i) {
-        kq[i] = gk::float_to_fp8_e4m3_bits(static_cast<float>(k_true[i]) / k_scale);
-        vq[i] = gk::float_to_fp8_e4m3_bits(static_cast<float>(v_true[i]) / v_scale);
-        k_true[i] = gk::fp8_e4m3_bits_to_float(kq[i]) * static_cast<double>(k_scale);
-        v_true[i] = gk::fp8_e4m3_bits_to_float(vq[i]) * static_cast<double>(v_scale);
-      }
-      GPUCAL_CUDA_CHECK(cudaMemcpy(k_dev.data(), kq.data(), cache_elems, cudaMemcpyHostToDevice));
-      GPUCAL_CUDA_CHECK(cudaMemcpy(v_dev.data(), vq.data(), cache_elems, cudaMemcpyHostToDevice));
-    }
+    const paged_cache cache(lens, c);
+    const auto& tables = cache.tables;
+    const auto& k_true = cache.k_true;
+    const auto& v_true = cache.v_true;
+    const int max_blocks = cache.max_blocks;
+    const float k_scale = cache.k_scale, v_scale = cache.v_scale;
     const auto q = random_bf16(static_cast<std::size_t>(batch * c.q_heads * c.head_dim), 5);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     const auto ref = gk::paged_attention_ref(q, k_true, v_true, tables, lens, c.q_heads, c.kv_heads, c.head_dim,
                                              c.block_size, scale);
 
     auto dq = to_device_bf16(q);
-    auto dtables = to_device(flat);
+    auto dtables = to_device(cache.flat);
     std::vector<std::int32_t> lens32(lens.begin(), lens.end());
     auto dlens = to_device(lens32);
     gk::device_buffer<std::uint16_t> out(q.size());
     GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes()));
     gk::paged_attention_args a;
     a.q = dq.data();
-    a.k_cache = k_dev.data();
-    a.v_cache = v_dev.data();
+    a.k_cache = cache.k_dev.data();
+    a.v_cache = cache.v_dev.data();
     a.cache_dtype = c.dtype;
-    a.k_scale = c.dtype == gk::kv_dtype::bf16 ? 1 : k_scale;
-    a.v_scale = c.dtype == gk::kv_dtype::bf16 ? 1 : v_scale;
+    a.k_scale = k_scale;
+    a.v_scale = v_scale;
     a.block_tables = dtables.data();
     a.max_blocks_per_seq = max_blocks;
     a.context_lens = dlens.data();
@@ -169,6 +200,114 @@ TEST_F(paged_attention_test, rejects_unsupported_shapes) {
   a.q_heads = 18;
   a.kv_heads = 2;  // group 9
   EXPECT_THROW(gk::paged_attention_v2(a, nullptr), std::invalid_argument);
+}
+
+
+// Chunked prefill: sequences of (cached prefix, chunk) = (0, 1), (0, 70),
+// (100, 37), (5, 130), (0, 0), (300, 64), (1000, 200): chunks shorter and
+// longer than a CTA's 64 rows, prefixes off the 64-key tile grid, an empty
+// chunk; q rows of a sequence consecutive, tables read through table_rows.
+TEST_F(paged_attention_test, prefill_matches_reference) {
+  const std::vector<std::pair<std::int64_t, std::int64_t>> chunks{{0, 1}, {0, 70}, {100, 37}, {5, 130}, {0, 0}, {300, 64}, {1000, 200}};
+  for (const attention_case c : {attention_case{8, 8, 128, 16, gk::kv_dtype::bf16}, attention_case{32, 8, 128, 16, gk::kv_dtype::bf16},
+                                 attention_case{16, 2, 64, 32, gk::kv_dtype::bf16}, attention_case{12, 4, 128, 16, gk::kv_dtype::bf16},
+                                 attention_case{24, 4, 64, 1, gk::kv_dtype::bf16}, attention_case{32, 8, 128, 16, gk::kv_dtype::fp8_e4m3},
+                                 attention_case{8, 1, 64, 32, gk::kv_dtype::fp8_e4m3}}) {
+    SCOPED_TRACE(::testing::Message() << "prefill q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim=" << c.head_dim
+                                      << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
+    std::vector<std::int64_t> lens;
+    std::vector<std::int32_t> starts, qlens, ctx;
+    std::int32_t tokens = 0, max_q = 0;
+    for (const auto& [prefix, q] : chunks) {
+      lens.push_back(prefix + q);
+      starts.push_back(tokens);
+      qlens.push_back(static_cast<std::int32_t>(q));
+      ctx.push_back(static_cast<std::int32_t>(prefix + q));
+      tokens += static_cast<std::int32_t>(q);
+      max_q = std::max(max_q, static_cast<std::int32_t>(q));
+    }
+    const paged_cache cache(lens, c);
+    const auto q = random_bf16(static_cast<std::size_t>(tokens) * c.q_heads * c.head_dim, 6);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    // The reference: every query token as a decode query over its own prefix.
+    std::vector<std::vector<std::int32_t>> token_tables;
+    std::vector<std::int64_t> token_ctx;
+    for (std::size_t s = 0; s < chunks.size(); ++s)
+      for (std::int64_t i = 0; i < chunks[s].second; ++i) {
+        token_tables.push_back(cache.tables[s]);
+        token_ctx.push_back(chunks[s].first + i + 1);
+      }
+    const auto ref = gk::paged_attention_ref(q, cache.k_true, cache.v_true, token_tables, token_ctx, c.q_heads, c.kv_heads, c.head_dim,
+                                             c.block_size, scale);
+    // Sequence s's table is stored at row 2 s of a table twice as tall (rows 2 s + 1 poisoned).
+    std::vector<std::int32_t> tall(cache.flat.size() * 2, 1 << 30), rows;
+    for (std::size_t s = 0; s < chunks.size(); ++s) {
+      std::copy_n(cache.flat.begin() + static_cast<std::ptrdiff_t>(s * cache.max_blocks), cache.max_blocks,
+                  tall.begin() + static_cast<std::ptrdiff_t>(2 * s * cache.max_blocks));
+      rows.push_back(static_cast<std::int32_t>(2 * s));
+    }
+    auto dq = to_device_bf16(q);
+    auto dtables = to_device(tall);
+    auto drows = to_device(rows);
+    auto dstarts = to_device(starts);
+    auto dqlens = to_device(qlens);
+    auto dctx = to_device(ctx);
+    gk::device_buffer<std::uint16_t> out(q.size());
+    GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes()));
+    gk::prefill_attention_args a;
+    a.q = dq.data();
+    a.k_cache = cache.k_dev.data();
+    a.v_cache = cache.v_dev.data();
+    a.cache_dtype = c.dtype;
+    a.k_scale = cache.k_scale;
+    a.v_scale = cache.v_scale;
+    a.block_tables = dtables.data();
+    a.max_blocks_per_seq = cache.max_blocks;
+    a.table_rows = drows.data();
+    a.query_starts = dstarts.data();
+    a.query_lens = dqlens.data();
+    a.context_lens = dctx.data();
+    a.out = out.data();
+    a.sequences = static_cast<int>(chunks.size());
+    a.max_query_len = max_q;
+    a.q_heads = c.q_heads;
+    a.kv_heads = c.kv_heads;
+    a.head_dim = c.head_dim;
+    a.block_size = c.block_size;
+    a.scale = static_cast<float>(scale);
+    gk::prefill_attention(a, nullptr);
+    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = from_device_bf16(out);
+    std::vector<double> ref_bf16(ref.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) ref_bf16[i] = gk::round_to_bf16(static_cast<float>(ref[i]));
+    // P is rounded to bf16 before P V (as FlashAttention-2 does): same bound as decode.
+    const auto report = gk::compare_close(got, ref_bf16, 1e-2 * gk::rms(ref_bf16), 1.6e-2);
+    EXPECT_TRUE(report.ok()) << report.describe(got, ref_bf16);
+  }
+}
+
+TEST_F(paged_attention_test, prefill_rejects_unsupported_shapes) {
+  gk::prefill_attention_args a;
+  a.sequences = 1;
+  a.max_query_len = 1;
+  a.q_heads = 8;
+  a.kv_heads = 8;
+  a.scale = 1;
+  a.head_dim = 96;
+  EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);
+  a.head_dim = 128;
+  a.kv_heads = 3;  // 8 % 3
+  EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);
+  a.kv_heads = 8;
+  EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);  // null pointers
+  a.sequences = 70000;
+  EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);
+}
+
+TEST(prefill_attention_flops, counts_the_causal_pairs) {
+  // A 4-token chunk after 3 cached tokens: 4 + 5 + 6 + 7 = 22 pairs, x 4 x 128 x 2 heads.
+  EXPECT_DOUBLE_EQ(gk::prefill_attention_flops(4, 7, 2, 128), 22.0 * 4 * 128 * 2);
+  EXPECT_DOUBLE_EQ(gk::prefill_attention_flops(0, 7, 2, 128), 0.0);
 }
 
 }  // namespace

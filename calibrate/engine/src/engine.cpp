@@ -22,6 +22,7 @@
 #include "gpucal/kernels/lt_gemm.hpp"
 #include "gpucal/kernels/numeric.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
+#include "gpucal/kernels/prefill_attention.hpp"
 #include "gpucal/kernels/w4a16_gemm.hpp"
 
 namespace gpucal::engine {
@@ -105,6 +106,10 @@ struct reference_engine::impl {
 
   // Persistent step inputs, sized for max_num_batched_tokens tokens.
   device_block ids, positions, slots, context_lens, tables, sample_rows, out_ids, inv_freq, x_scale;
+  // Per sequence, for prefill attention: first token row, query tokens, context after the step.
+  device_block seq_starts, seq_query_lens, seq_context_lens;
+  std::int32_t step_sequences = 0, step_max_query_len = 0;
+  bool profiling = false;  // the set-up's profile forward is running
   std::vector<std::uint8_t> staging;  // host side of one step's inputs
 
   impl(const engine_model& model, const engine_options& opt) : m(model), o(opt) {
@@ -147,6 +152,9 @@ struct reference_engine::impl {
     tables = in(T * max_blocks * 4);
     sample_rows = in(T * 4);
     out_ids = in(T * 4);
+    seq_starts = in(T * 4);
+    seq_query_lens = in(T * 4);
+    seq_context_lens = in(T * 4);
     x_scale = in(4);
     std::vector<double> f = k::rope_inv_freq(m.head_dim, m.rope_theta, m.rope_scaling);
     std::vector<float> ff(f.begin(), f.end());
@@ -318,7 +326,9 @@ struct reference_engine::impl {
     }
     allocate_kv(next_block);
     alloc.reserve_arena(static_cast<std::size_t>(free_bytes() / 2));
+    profiling = true;
     run(b, nullptr);
+    profiling = false;
     const arena* a = alloc.activation_arena();
     mem.activation_peak_bytes = static_cast<std::int64_t>(a->peak_live_bytes());
     mem.activation_reserved_bytes = (static_cast<std::int64_t>(a->high_water_bytes()) + arena_rounding - 1) / arena_rounding * arena_rounding;
@@ -416,6 +426,75 @@ struct reference_engine::impl {
     copy(context_lens, b.context_lens.data(), n * 4);
     copy(tables, b.block_tables.data(), b.block_tables.size() * 4);
     copy(sample_rows, b.sample_rows.data(), static_cast<std::size_t>(R) * 4);
+    // Each sequence's rows run from its first token to the next sequence's.
+    const auto S = static_cast<std::size_t>(b.sequences());
+    seq_lens_host.assign(2 * S, 0);
+    step_max_query_len = 0;
+    for (std::size_t s = 0; s < S; ++s) {
+      const std::int32_t end = s + 1 < S ? b.first_tokens[s + 1] : static_cast<std::int32_t>(T);
+      if (b.first_tokens[s] < 0 || end <= b.first_tokens[s] || end > T)
+        throw std::invalid_argument(fmt::format("engine step: sequence {} starts at token {}, after the next one or past the batch", s,
+                                                b.first_tokens[s]));
+      seq_lens_host[s] = end - b.first_tokens[s];
+      seq_lens_host[S + s] = b.context_lens[static_cast<std::size_t>(end - 1)];
+      step_max_query_len = std::max(step_max_query_len, seq_lens_host[s]);
+    }
+    step_sequences = static_cast<std::int32_t>(S);
+    copy(seq_starts, b.first_tokens.data(), S * 4);
+    copy(seq_query_lens, seq_lens_host.data(), S * 4);
+    copy(seq_context_lens, seq_lens_host.data() + S, S * 4);
+  }
+  std::vector<std::int32_t> seq_lens_host;  // query lengths, then context lengths, of the step's sequences
+
+  // Attention of the step's T query rows: steps that carry a prompt chunk
+  // (a sequence with more than one query token) run causal prefill attention
+  // over every sequence on tensor cores; pure decode steps run paged decode
+  // attention, one query per sequence.
+  void attention(const void* q, const std::uint8_t* k_cache, const std::uint8_t* v_cache, void* out, int T, std::int64_t max_ctx,
+                 std::int64_t partition) {
+    k::paged_attention_args a;
+    a.q = q;
+    a.k_cache = k_cache;
+    a.v_cache = v_cache;
+    a.block_tables = tables.as<std::int32_t>();
+    a.max_blocks_per_seq = max_blocks;
+    a.context_lens = context_lens.as<std::int32_t>();
+    a.out = out;
+    a.batch = T;
+    a.q_heads = static_cast<int>(m.q_heads);
+    a.kv_heads = static_cast<int>(m.kv_heads);
+    a.head_dim = static_cast<int>(m.head_dim);
+    a.block_size = static_cast<int>(o.block_size);
+    a.max_context_len = static_cast<int>(max_ctx);
+    a.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+    a.partition_tokens = static_cast<int>(partition);
+    // The decode path's workspace; the profile forward (a prefill) holds it
+    // too, so that the arena it sizes covers every later decode step.
+    device_block ws = step_max_query_len > 1 && !profiling ? device_block() : act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
+    if (step_max_query_len > 1) {
+      k::prefill_attention_args p;
+      p.q = q;
+      p.k_cache = k_cache;
+      p.v_cache = v_cache;
+      p.block_tables = tables.as<std::int32_t>();
+      p.max_blocks_per_seq = max_blocks;
+      p.table_rows = seq_starts.as<std::int32_t>();  // every token row holds its sequence's table: the first one's
+      p.query_starts = seq_starts.as<std::int32_t>();
+      p.query_lens = seq_query_lens.as<std::int32_t>();
+      p.context_lens = seq_context_lens.as<std::int32_t>();
+      p.out = out;
+      p.sequences = step_sequences;
+      p.max_query_len = step_max_query_len;
+      p.q_heads = static_cast<int>(m.q_heads);
+      p.kv_heads = static_cast<int>(m.kv_heads);
+      p.head_dim = static_cast<int>(m.head_dim);
+      p.block_size = static_cast<int>(o.block_size);
+      p.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+      k::prefill_attention(p, stream);
+      return;
+    }
+    a.workspace = ws.data();
+    k::paged_attention(a, stream);
   }
 
   // Runs the forward; the caller synchronizes. Returns the logits block (bf16 [R][vocab]).
@@ -453,26 +532,7 @@ struct reference_engine::impl {
       kk.reset();
       v.reset();
       device_block attn = act(T * m.q_width() * 2);
-      k::paged_attention_args a;
-      a.q = q.data();
-      a.k_cache = k_cache;
-      a.v_cache = v_cache;
-      a.block_tables = tables.as<std::int32_t>();
-      a.max_blocks_per_seq = max_blocks;
-      a.context_lens = context_lens.as<std::int32_t>();
-      a.out = attn.data();
-      a.batch = Ti;
-      a.q_heads = static_cast<int>(m.q_heads);
-      a.kv_heads = static_cast<int>(m.kv_heads);
-      a.head_dim = static_cast<int>(m.head_dim);
-      a.block_size = static_cast<int>(o.block_size);
-      a.max_context_len = static_cast<int>(max_ctx);
-      a.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
-      a.partition_tokens = static_cast<int>(partition);
-      device_block ws = act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
-      a.workspace = ws.data();
-      k::paged_attention(a, stream);
-      ws.reset();
+      attention(q.data(), k_cache, v_cache, attn.data(), Ti, max_ctx, partition);
       q.reset();
       device_block out = act(T * H * 2);
       linear(L.o, attn.data(), out.data(), T);

@@ -318,7 +318,7 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
     if (r.string_or("run_type", "iteration") != "iteration" || r.boolean_or("error_occurred", false)) continue;
     const std::string full = r.string("run_name");
     const std::string family = full.substr(0, full.find('/'));
-    if (family != "bm_gemm" && family != "bm_bandwidth" && family != "bm_paged_attention")
+    if (family != "bm_gemm" && family != "bm_bandwidth" && family != "bm_paged_attention" && family != "bm_prefill_attention")
       continue;  // other families are kept in the raw benchmark JSON only
     const bench_args args(r, full);
     const std::string label = r.string_or("label", "");
@@ -344,6 +344,13 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
       // Bytes read plus written per run: the rate times the run's own time.
       m.params["bytes_moved"] = r.number_in("GB/s", 1e-9, 1e6) * 1e9 * sample * 1e-6;
       m.name = fmt::format("bandwidth/{}/bytes={}", label, m.params["bytes"]);
+    } else if (family == "bm_prefill_attention") {
+      m.labels["kind"] = "prefill_attention";
+      m.labels["kv"] = args.at("fp8", 0, 1) != 0 ? "fp8" : "bf16";
+      m.params["prefix"] = args.at("prefix", 0, 1e10);
+      m.params["chunk"] = args.at("chunk", 1, 1e10);
+      m.params["flops"] = r.number_in("flops", 1, 1e20);
+      m.name = fmt::format("prefill_attention/{}/prefix={}/chunk={}", m.labels["kv"], m.params["prefix"], m.params["chunk"]);
     } else {
       m.labels["kind"] = "attention";
       m.labels["kv"] = args.at("fp8", 0, 1) != 0 ? "fp8" : "bf16";
@@ -358,8 +365,8 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
   }
   for (const auto& name : order) c.measurements.push_back(by_name.at(name));
   if (c.measurements.empty())
-    throw input_error(fmt::format("{}: holds no gpucal_bench results (no successful bm_gemm, bm_bandwidth or "
-                                  "bm_paged_attention iterations)", where));
+    throw input_error(fmt::format("{}: holds no gpucal_bench results (no successful bm_gemm, bm_bandwidth, "
+                                  "bm_paged_attention or bm_prefill_attention iterations)", where));
 
   c.coeffs = default_coefficients();
   c.coeffs.usable_memory_bytes = c.device.total_memory_bytes;
@@ -379,13 +386,15 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
     c.fits.push_back(f.result);
   }
   // HBM efficiency: copies of at least 1 GiB; decode attention: its KV read rate.
-  std::vector<double> copy_gbps, attn_gbps;
+  std::vector<double> copy_gbps, attn_gbps, prefill_tflops;
   for (const auto& m : c.measurements) {
     const std::string kind = m.labels.count("kind") ? m.labels.at("kind") : "";
     if (kind == "bandwidth" && m.labels.at("op") == "copy" && m.params.at("bytes") >= (1ll << 30))
       copy_gbps.push_back(m.params.at("bytes_moved") / (m.median() * 1e3));  // bytes / us / 1e3 = GB/s
     if (kind == "attention" && m.labels.at("kv") == "bf16" && m.params.at("kv_bytes") >= 1e9)
       attn_gbps.push_back(m.params.at("kv_bytes") / 1e3 / m.median());
+    if (kind == "prefill_attention" && m.labels.at("kv") == "bf16" && m.params.at("chunk") >= 4096)
+      prefill_tflops.push_back(m.params.at("flops") / 1e6 / m.median());  // flops / us / 1e6 = TFLOP/s
   }
   double e = 0;
   if (!copy_gbps.empty()) {
@@ -395,6 +404,10 @@ calibration_file calibration_from_benchmarks(std::string_view bench_json, std::s
   if (!attn_gbps.empty()) {
     c.fits.push_back(fit_ratio("attention/decode", attn_gbps, gpu.hbm_bandwidth_gbps, &e));
     c.coeffs.throughput.decode_attention_efficiency = {e, "measured", "median KV-read GB/s of paged decode attention (bf16 KV, >= 1 GB per call) over the datasheet HBM bandwidth"};
+  }
+  if (!prefill_tflops.empty() && gpu.supports("bf16")) {
+    c.fits.push_back(fit_ratio("attention/prefill", prefill_tflops, gpu.peak_tflops.at("bf16"), &e));
+    c.coeffs.throughput.prefill_attention_efficiency = {e, "measured", "median causal TFLOP/s of prefill attention (bf16 KV, chunks of >= 4096 tokens) over the datasheet bf16 peak"};
   }
   return c;
 }

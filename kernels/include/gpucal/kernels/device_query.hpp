@@ -25,6 +25,10 @@ struct device_info {
 /// driver, no device): callers skip with that reason.
 std::optional<device_info> first_device(std::string* reason);
 
+/// The current device's multiprocessor count, asked once per device and
+/// cached (kernel launchers size their grids with it).
+int current_device_sm_count();
+
 /// Launches the probe kernel over `threads` threads and returns, per thread,
 /// its global index in the low 32 bits and its SM id in the high 32 bits.
 std::vector<std::uint64_t> run_probe_kernel(int threads);

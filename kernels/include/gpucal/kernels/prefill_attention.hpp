@@ -1,0 +1,44 @@
+// Causal prefill attention over the paged KV cache (chunked prefill): each
+// sequence's chunk of query tokens against its cached prefix plus the chunk
+// itself (whose K and V are already appended), FlashAttention-2 style on
+// tensor cores (mma.sync m16n8k16 bf16, online softmax in FP32). GQA/MQA
+// (q_heads a multiple of kv_heads), head_dim 64 or 128, any block size,
+// bf16 or fp8 e4m3 KV.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "gpucal/kernels/kv_cache.hpp"
+
+namespace gpucal::kernels {
+
+struct prefill_attention_args {
+  const void* q = nullptr;                     ///< [tokens][q_heads][head_dim] bf16; a sequence's rows are consecutive
+  const void* k_cache = nullptr;               ///< [num_blocks][block_size][kv_heads][head_dim]
+  const void* v_cache = nullptr;
+  kv_dtype cache_dtype = kv_dtype::bf16;
+  float k_scale = 1, v_scale = 1;              ///< fp8: stored value x scale = true value
+  const std::int32_t* block_tables = nullptr;  ///< rows of max_blocks_per_seq entries
+  int max_blocks_per_seq = 0;
+  const std::int32_t* table_rows = nullptr;    ///< [sequences] block_tables row of sequence s; nullptr: row s
+  const std::int32_t* query_starts = nullptr;  ///< [sequences] first row of sequence s in q and out
+  const std::int32_t* query_lens = nullptr;    ///< [sequences] query tokens of this chunk (0 allowed)
+  const std::int32_t* context_lens = nullptr;  ///< [sequences] cached tokens including the chunk
+  void* out = nullptr;                         ///< [tokens][q_heads][head_dim] bf16
+  int sequences = 0, max_query_len = 0;        ///< max_query_len bounds query_lens, sizes the grid
+  int q_heads = 0, kv_heads = 0, head_dim = 128, block_size = 16;
+  float scale = 0;                             ///< softmax scale, usually 1 / sqrt(head_dim)
+};
+
+/// Query i of sequence s sits at position context_lens[s] - query_lens[s] + i
+/// and attends to cached tokens 0..that position. Checks the arguments
+/// (throws std::invalid_argument naming the field) and launches the kernel.
+void prefill_attention(const prefill_attention_args& a, cudaStream_t stream);
+
+/// FLOPs of the causal product for one sequence's chunk (QK^T and PV over
+/// the attended pairs, 4 x head_dim per pair and query head).
+double prefill_attention_flops(std::int64_t query_len, std::int64_t context_len, int q_heads, int head_dim);
+
+}  // namespace gpucal::kernels
