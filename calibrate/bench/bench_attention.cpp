@@ -36,54 +36,78 @@ double kv_bytes_of(int batch, int context, kernels::kv_dtype dtype) {
 }
 int inner_for(double kv_bytes) { return static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0)); }
 
+std::size_t free_device_bytes() {
+  std::size_t free_bytes = 0, total = 0;
+  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return free_bytes;
+}
+
+// K and V caches of `blocks` blocks of random values, and a block table that
+// is a random permutation of them, as a long-running server's are.
+struct random_paged_cache {
+  kernels::device_buffer<std::uint8_t> k, v;
+  kernels::device_buffer<std::int32_t> tables;
+  kernels::kv_dtype dtype;
+
+  // The arguments both attention kernels share, for queries q and output out.
+  kernels::paged_attention_common view(const void* q, void* out, int max_blocks_per_seq) const {
+    kernels::paged_attention_common a;
+    a.q = q;
+    a.k_cache = k.data();
+    a.v_cache = v.data();
+    a.cache_dtype = dtype;
+    a.k_scale = a.v_scale = 0.05f;
+    a.block_tables = tables.data();
+    a.max_blocks_per_seq = max_blocks_per_seq;
+    a.out = out;
+    a.q_heads = q_heads;
+    a.kv_heads = kv_heads;
+    a.head_dim = head_dim;
+    a.block_size = block_size;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    return a;
+  }
+
+  static std::size_t half_bytes(std::int64_t blocks, kernels::kv_dtype dtype) {
+    return static_cast<std::size_t>(blocks) * block_size * kv_heads * head_dim * (dtype == kernels::kv_dtype::bf16 ? 2 : 1);
+  }
+  random_paged_cache(std::int64_t blocks, kernels::kv_dtype dtype_)
+      : k(half_bytes(blocks, dtype_)), v(k.size()), tables(static_cast<std::size_t>(blocks)), dtype(dtype_) {
+    if (dtype == kernels::kv_dtype::bf16) {
+      kernels::fill_random_bf16(k.data(), k.size() / 2, -1, 1, 1, nullptr);
+      kernels::fill_random_bf16(v.data(), v.size() / 2, -1, 1, 2, nullptr);
+    } else {
+      kernels::fill_random_fp8_e4m3(k.data(), k.size(), -2, 2, 1, nullptr);
+      kernels::fill_random_fp8_e4m3(v.data(), v.size(), -2, 2, 2, nullptr);
+    }
+    std::vector<std::int32_t> perm(static_cast<std::size_t>(blocks));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+    GPUCAL_CUDA_CHECK(cudaMemcpy(tables.data(), perm.data(), tables.bytes(), cudaMemcpyHostToDevice));
+  }
+};
+
 void paged_attention_case(benchmark::State& state, int version) {
   const int batch = static_cast<int>(state.range(0)), context = static_cast<int>(state.range(1));
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
   const int blocks_per_seq = (context + block_size - 1) / block_size;
   const std::int64_t num_blocks = static_cast<std::int64_t>(batch) * blocks_per_seq;
-  const std::size_t elem = dtype == kernels::kv_dtype::bf16 ? 2 : 1;
-  const std::size_t cache_bytes = static_cast<std::size_t>(num_blocks) * block_size * kv_heads * head_dim * elem;
-  std::size_t free_bytes = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  if (2.0 * static_cast<double>(cache_bytes) > 0.8 * static_cast<double>(free_bytes)) {
+  if (2.0 * static_cast<double>(random_paged_cache::half_bytes(num_blocks, dtype)) > 0.8 * static_cast<double>(free_device_bytes())) {
     state.SkipWithError("KV cache larger than free device memory");
     return;
   }
-  kernels::device_buffer<std::uint8_t> k(cache_bytes), v(cache_bytes);
-  if (dtype == kernels::kv_dtype::bf16) {
-    kernels::fill_random_bf16(k.data(), k.size() / 2, -1, 1, 1, nullptr);
-    kernels::fill_random_bf16(v.data(), v.size() / 2, -1, 1, 2, nullptr);
-  } else {
-    kernels::fill_random_fp8_e4m3(k.data(), k.size(), -2, 2, 1, nullptr);
-    kernels::fill_random_fp8_e4m3(v.data(), v.size(), -2, 2, 2, nullptr);
-  }
-  std::vector<std::int32_t> perm(static_cast<std::size_t>(num_blocks));
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+  const random_paged_cache cache(num_blocks, dtype);
   std::vector<std::int32_t> lens(static_cast<std::size_t>(batch), context);
-  kernels::device_buffer<std::int32_t> tables(perm.size()), dlens(lens.size());
-  GPUCAL_CUDA_CHECK(cudaMemcpy(tables.data(), perm.data(), tables.bytes(), cudaMemcpyHostToDevice));
+  kernels::device_buffer<std::int32_t> dlens(lens.size());
   GPUCAL_CUDA_CHECK(cudaMemcpy(dlens.data(), lens.data(), dlens.bytes(), cudaMemcpyHostToDevice));
   kernels::device_buffer<std::uint16_t> q(static_cast<std::size_t>(batch) * q_heads * head_dim), out(q.size());
   kernels::fill_random_bf16(q.data(), q.size(), -1, 1, 3, nullptr);
 
   kernels::paged_attention_args a;
-  a.q = q.data();
-  a.k_cache = k.data();
-  a.v_cache = v.data();
-  a.cache_dtype = dtype;
-  a.k_scale = a.v_scale = 0.05f;
-  a.block_tables = tables.data();
-  a.max_blocks_per_seq = blocks_per_seq;
+  static_cast<kernels::paged_attention_common&>(a) = cache.view(q.data(), out.data(), blocks_per_seq);
   a.context_lens = dlens.data();
-  a.out = out.data();
   a.batch = batch;
-  a.q_heads = q_heads;
-  a.kv_heads = kv_heads;
-  a.head_dim = head_dim;
-  a.block_size = block_size;
   a.max_context_len = context;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   kernels::device_buffer<std::uint8_t> ws(version == 1 ? kernels::paged_attention_workspace_bytes(a)
                                                         : kernels::paged_attention_v2_workspace_bytes(a));
   a.workspace = ws.data();
@@ -106,45 +130,20 @@ void bm_prefill_attention_body(benchmark::State& state) {
   const int prefix = static_cast<int>(state.range(0)), chunk = static_cast<int>(state.range(1));
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
   const int context = prefix + chunk, blocks = (context + block_size - 1) / block_size;
-  const std::size_t elem = dtype == kernels::kv_dtype::bf16 ? 2 : 1;
-  const std::size_t cache_bytes = static_cast<std::size_t>(blocks) * block_size * kv_heads * head_dim * elem;
-  kernels::device_buffer<std::uint8_t> k(cache_bytes), v(cache_bytes);
-  if (dtype == kernels::kv_dtype::bf16) {
-    kernels::fill_random_bf16(k.data(), k.size() / 2, -1, 1, 1, nullptr);
-    kernels::fill_random_bf16(v.data(), v.size() / 2, -1, 1, 2, nullptr);
-  } else {
-    kernels::fill_random_fp8_e4m3(k.data(), k.size(), -2, 2, 1, nullptr);
-    kernels::fill_random_fp8_e4m3(v.data(), v.size(), -2, 2, 2, nullptr);
-  }
-  std::vector<std::int32_t> perm(static_cast<std::size_t>(blocks));
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+  const random_paged_cache cache(blocks, dtype);
   const std::vector<std::int32_t> seq{0, chunk, context};  // query start, query length, context length
-  kernels::device_buffer<std::int32_t> tables(perm.size()), dseq(seq.size());
-  GPUCAL_CUDA_CHECK(cudaMemcpy(tables.data(), perm.data(), tables.bytes(), cudaMemcpyHostToDevice));
+  kernels::device_buffer<std::int32_t> dseq(seq.size());
   GPUCAL_CUDA_CHECK(cudaMemcpy(dseq.data(), seq.data(), dseq.bytes(), cudaMemcpyHostToDevice));
   kernels::device_buffer<std::uint16_t> q(static_cast<std::size_t>(chunk) * q_heads * head_dim), out(q.size());
   kernels::fill_random_bf16(q.data(), q.size(), -1, 1, 3, nullptr);
 
   kernels::prefill_attention_args a;
-  a.q = q.data();
-  a.k_cache = k.data();
-  a.v_cache = v.data();
-  a.cache_dtype = dtype;
-  a.k_scale = a.v_scale = 0.05f;
-  a.block_tables = tables.data();
-  a.max_blocks_per_seq = blocks;
+  static_cast<kernels::paged_attention_common&>(a) = cache.view(q.data(), out.data(), blocks);
   a.query_starts = dseq.data();
   a.query_lens = dseq.data() + 1;
   a.context_lens = dseq.data() + 2;
-  a.out = out.data();
   a.sequences = 1;
   a.max_query_len = chunk;
-  a.q_heads = q_heads;
-  a.kv_heads = kv_heads;
-  a.head_dim = head_dim;
-  a.block_size = block_size;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const double flops = prefill_flops_of(prefix, chunk);
   const int inner = prefill_inner_for(flops);
   for (int i = 0; i < warmup_launches; ++i) kernels::prefill_attention(a, nullptr);

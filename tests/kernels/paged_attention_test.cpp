@@ -120,6 +120,26 @@ struct paged_cache {
     GPUCAL_CUDA_CHECK(cudaMemcpy(v_dev.data(), vq.data(), cache_elems, cudaMemcpyHostToDevice));
   }
 
+  // The arguments both kernels share, for queries q, output out and table rows of max_blocks entries.
+  gk::paged_attention_common view(const void* q, void* out, const std::int32_t* block_tables, const attention_case& c) const {
+    gk::paged_attention_common a;
+    a.q = q;
+    a.k_cache = k_dev.data();
+    a.v_cache = v_dev.data();
+    a.cache_dtype = c.dtype;
+    a.k_scale = k_scale;
+    a.v_scale = v_scale;
+    a.block_tables = block_tables;
+    a.max_blocks_per_seq = max_blocks;
+    a.out = out;
+    a.q_heads = c.q_heads;
+    a.kv_heads = c.kv_heads;
+    a.head_dim = c.head_dim;
+    a.block_size = c.block_size;
+    a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+    return a;
+  }
+
   static std::int64_t blocks(const std::vector<std::int64_t>& lens, const attention_case& c) {
     std::int64_t n = 0;
     for (auto l : lens) n += (l + c.block_size - 1) / c.block_size;
@@ -129,6 +149,16 @@ struct paged_cache {
     return static_cast<std::size_t>((blocks(lens, c) + 7) * c.block_size * c.kv_heads * c.head_dim);
   }
 };
+
+// Waits for the kernel and checks every output element against the reference rounded to bf16.
+void expect_close_to_reference(const gk::device_buffer<std::uint16_t>& out, const std::vector<double>& ref) {
+  GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got = from_device_bf16(out);
+  std::vector<double> ref_bf16(ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) ref_bf16[i] = gk::round_to_bf16(static_cast<float>(ref[i]));
+  const auto report = gk::compare_close(got, ref_bf16, 1e-2 * gk::rms(ref_bf16), 1.6e-2);
+  EXPECT_TRUE(report.ok()) << report.describe(got, ref_bf16);
+}
 
 // Both versions of the kernel (v1, and v2 with its own split) on the same data.
 TEST_F(paged_attention_test, matches_reference) {
@@ -145,14 +175,9 @@ TEST_F(paged_attention_test, matches_reference) {
                                       << c.head_dim << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
     const int batch = static_cast<int>(lens.size());
     const paged_cache cache(lens, c);
-    const auto& tables = cache.tables;
-    const auto& k_true = cache.k_true;
-    const auto& v_true = cache.v_true;
-    const int max_blocks = cache.max_blocks;
-    const float k_scale = cache.k_scale, v_scale = cache.v_scale;
     const auto q = random_bf16(static_cast<std::size_t>(batch * c.q_heads * c.head_dim), 5);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-    const auto ref = gk::paged_attention_ref(q, k_true, v_true, tables, lens, c.q_heads, c.kv_heads, c.head_dim,
+    const auto ref = gk::paged_attention_ref(q, cache.k_true, cache.v_true, cache.tables, lens, c.q_heads, c.kv_heads, c.head_dim,
                                              c.block_size, scale);
 
     auto dq = to_device_bf16(q);
@@ -162,32 +187,14 @@ TEST_F(paged_attention_test, matches_reference) {
     gk::device_buffer<std::uint16_t> out(q.size());
     GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes()));
     gk::paged_attention_args a;
-    a.q = dq.data();
-    a.k_cache = cache.k_dev.data();
-    a.v_cache = cache.v_dev.data();
-    a.cache_dtype = c.dtype;
-    a.k_scale = k_scale;
-    a.v_scale = v_scale;
-    a.block_tables = dtables.data();
-    a.max_blocks_per_seq = max_blocks;
+    static_cast<gk::paged_attention_common&>(a) = cache.view(dq.data(), out.data(), dtables.data(), c);
     a.context_lens = dlens.data();
-    a.out = out.data();
     a.batch = batch;
-    a.q_heads = c.q_heads;
-    a.kv_heads = c.kv_heads;
-    a.head_dim = c.head_dim;
-    a.block_size = c.block_size;
     a.max_context_len = static_cast<int>(*std::max_element(lens.begin(), lens.end()));
-    a.scale = static_cast<float>(scale);
     gk::device_buffer<std::uint8_t> ws(version == 1 ? gk::paged_attention_workspace_bytes(a) : gk::paged_attention_v2_workspace_bytes(a));
     a.workspace = ws.data();
     version == 1 ? gk::paged_attention(a, nullptr) : gk::paged_attention_v2(a, nullptr);
-    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
-    const auto got = from_device_bf16(out);
-    std::vector<double> ref_bf16(ref.size());
-    for (std::size_t i = 0; i < ref.size(); ++i) ref_bf16[i] = gk::round_to_bf16(static_cast<float>(ref[i]));
-    const auto report = gk::compare_close(got, ref_bf16, 1e-2 * gk::rms(ref_bf16), 1.6e-2);
-    EXPECT_TRUE(report.ok()) << report.describe(got, ref_bf16);
+    expect_close_to_reference(out, ref);
   }
 }
 
@@ -255,34 +262,16 @@ TEST_F(paged_attention_test, prefill_matches_reference) {
     gk::device_buffer<std::uint16_t> out(q.size());
     GPUCAL_CUDA_CHECK(cudaMemset(out.data(), 0xFF, out.bytes()));
     gk::prefill_attention_args a;
-    a.q = dq.data();
-    a.k_cache = cache.k_dev.data();
-    a.v_cache = cache.v_dev.data();
-    a.cache_dtype = c.dtype;
-    a.k_scale = cache.k_scale;
-    a.v_scale = cache.v_scale;
-    a.block_tables = dtables.data();
-    a.max_blocks_per_seq = cache.max_blocks;
+    static_cast<gk::paged_attention_common&>(a) = cache.view(dq.data(), out.data(), dtables.data(), c);
     a.table_rows = drows.data();
     a.query_starts = dstarts.data();
     a.query_lens = dqlens.data();
     a.context_lens = dctx.data();
-    a.out = out.data();
     a.sequences = static_cast<int>(chunks.size());
     a.max_query_len = max_q;
-    a.q_heads = c.q_heads;
-    a.kv_heads = c.kv_heads;
-    a.head_dim = c.head_dim;
-    a.block_size = c.block_size;
-    a.scale = static_cast<float>(scale);
     gk::prefill_attention(a, nullptr);
-    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
-    const auto got = from_device_bf16(out);
-    std::vector<double> ref_bf16(ref.size());
-    for (std::size_t i = 0; i < ref.size(); ++i) ref_bf16[i] = gk::round_to_bf16(static_cast<float>(ref[i]));
-    // P is rounded to bf16 before P V (as FlashAttention-2 does): same bound as decode.
-    const auto report = gk::compare_close(got, ref_bf16, 1e-2 * gk::rms(ref_bf16), 1.6e-2);
-    EXPECT_TRUE(report.ok()) << report.describe(got, ref_bf16);
+    // P is rounded to bf16 before P V (as FlashAttention-2 does): the same bound as decode.
+    expect_close_to_reference(out, ref);
   }
 }
 

@@ -452,44 +452,36 @@ struct reference_engine::impl {
   // attention, one query per sequence.
   void attention(const void* q, const std::uint8_t* k_cache, const std::uint8_t* v_cache, void* out, int T, std::int64_t max_ctx,
                  std::int64_t partition) {
+    k::paged_attention_common common;
+    common.q = q;
+    common.k_cache = k_cache;
+    common.v_cache = v_cache;
+    common.block_tables = tables.as<std::int32_t>();
+    common.max_blocks_per_seq = max_blocks;
+    common.out = out;
+    common.q_heads = static_cast<int>(m.q_heads);
+    common.kv_heads = static_cast<int>(m.kv_heads);
+    common.head_dim = static_cast<int>(m.head_dim);
+    common.block_size = static_cast<int>(o.block_size);
+    common.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
     k::paged_attention_args a;
-    a.q = q;
-    a.k_cache = k_cache;
-    a.v_cache = v_cache;
-    a.block_tables = tables.as<std::int32_t>();
-    a.max_blocks_per_seq = max_blocks;
+    static_cast<k::paged_attention_common&>(a) = common;
     a.context_lens = context_lens.as<std::int32_t>();
-    a.out = out;
     a.batch = T;
-    a.q_heads = static_cast<int>(m.q_heads);
-    a.kv_heads = static_cast<int>(m.kv_heads);
-    a.head_dim = static_cast<int>(m.head_dim);
-    a.block_size = static_cast<int>(o.block_size);
     a.max_context_len = static_cast<int>(max_ctx);
-    a.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
     a.partition_tokens = static_cast<int>(partition);
     // The decode path's workspace; the profile forward (a prefill) holds it
     // too, so that the arena it sizes covers every later decode step.
     device_block ws = step_max_query_len > 1 && !profiling ? device_block() : act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
     if (step_max_query_len > 1) {
       k::prefill_attention_args p;
-      p.q = q;
-      p.k_cache = k_cache;
-      p.v_cache = v_cache;
-      p.block_tables = tables.as<std::int32_t>();
-      p.max_blocks_per_seq = max_blocks;
+      static_cast<k::paged_attention_common&>(p) = common;
       p.table_rows = seq_starts.as<std::int32_t>();  // every token row holds its sequence's table: the first one's
       p.query_starts = seq_starts.as<std::int32_t>();
       p.query_lens = seq_query_lens.as<std::int32_t>();
       p.context_lens = seq_context_lens.as<std::int32_t>();
-      p.out = out;
       p.sequences = step_sequences;
       p.max_query_len = step_max_query_len;
-      p.q_heads = static_cast<int>(m.q_heads);
-      p.kv_heads = static_cast<int>(m.kv_heads);
-      p.head_dim = static_cast<int>(m.head_dim);
-      p.block_size = static_cast<int>(o.block_size);
-      p.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
       k::prefill_attention(p, stream);
       return;
     }

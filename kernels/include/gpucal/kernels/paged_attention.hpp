@@ -14,20 +14,27 @@
 
 namespace gpucal::kernels {
 
-struct paged_attention_args {
-  const void* q = nullptr;                ///< [batch][q_heads][head_dim] bf16
+/// What decode and prefill attention share: the queries, the paged cache of
+/// one layer read through block tables, the head shape and the output.
+struct paged_attention_common {
+  const void* q = nullptr;                ///< [rows][q_heads][head_dim] bf16
   const void* k_cache = nullptr;          ///< [num_blocks][block_size][kv_heads][head_dim]
   const void* v_cache = nullptr;
   kv_dtype cache_dtype = kv_dtype::bf16;
   float k_scale = 1, v_scale = 1;         ///< fp8: stored value x scale = true value
-  const std::int32_t* block_tables = nullptr;  ///< [batch][max_blocks_per_seq]
+  const std::int32_t* block_tables = nullptr;  ///< rows of max_blocks_per_seq entries
   int max_blocks_per_seq = 0;
-  const std::int32_t* context_lens = nullptr;  ///< [batch]
-  void* out = nullptr;                    ///< [batch][q_heads][head_dim] bf16
-  void* workspace = nullptr;              ///< paged_attention_workspace_bytes()
-  int batch = 0, q_heads = 0, kv_heads = 0, head_dim = 128, block_size = 16;
-  int max_context_len = 0;                ///< upper bound on context_lens, sizes the partition grid
+  void* out = nullptr;                    ///< [rows][q_heads][head_dim] bf16
+  int q_heads = 0, kv_heads = 0, head_dim = 128, block_size = 16;
   float scale = 0;                        ///< softmax scale, usually 1 / sqrt(head_dim)
+};
+
+/// Decode: row b of q is sequence b's one query; block_tables row b is its table.
+struct paged_attention_args : paged_attention_common {
+  const std::int32_t* context_lens = nullptr;  ///< [batch]
+  void* workspace = nullptr;              ///< paged_attention_workspace_bytes()
+  int batch = 0;
+  int max_context_len = 0;                ///< upper bound on context_lens, sizes the partition grid
   int partition_tokens = 512;             ///< context tokens per partition (a multiple of 4)
 };
 

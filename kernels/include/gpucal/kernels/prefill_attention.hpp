@@ -10,26 +10,17 @@
 
 #include <cstdint>
 
-#include "gpucal/kernels/kv_cache.hpp"
+#include "gpucal/kernels/paged_attention.hpp"
 
 namespace gpucal::kernels {
 
-struct prefill_attention_args {
-  const void* q = nullptr;                     ///< [tokens][q_heads][head_dim] bf16; a sequence's rows are consecutive
-  const void* k_cache = nullptr;               ///< [num_blocks][block_size][kv_heads][head_dim]
-  const void* v_cache = nullptr;
-  kv_dtype cache_dtype = kv_dtype::bf16;
-  float k_scale = 1, v_scale = 1;              ///< fp8: stored value x scale = true value
-  const std::int32_t* block_tables = nullptr;  ///< rows of max_blocks_per_seq entries
-  int max_blocks_per_seq = 0;
+/// Rows of q and out: each sequence's chunk, its rows consecutive.
+struct prefill_attention_args : paged_attention_common {
   const std::int32_t* table_rows = nullptr;    ///< [sequences] block_tables row of sequence s; nullptr: row s
   const std::int32_t* query_starts = nullptr;  ///< [sequences] first row of sequence s in q and out
   const std::int32_t* query_lens = nullptr;    ///< [sequences] query tokens of this chunk (0 allowed)
   const std::int32_t* context_lens = nullptr;  ///< [sequences] cached tokens including the chunk
-  void* out = nullptr;                         ///< [tokens][q_heads][head_dim] bf16
   int sequences = 0, max_query_len = 0;        ///< max_query_len bounds query_lens, sizes the grid
-  int q_heads = 0, kv_heads = 0, head_dim = 128, block_size = 16;
-  float scale = 0;                             ///< softmax scale, usually 1 / sqrt(head_dim)
 };
 
 /// Query i of sequence s sits at position context_lens[s] - query_lens[s] + i
