@@ -5,7 +5,9 @@
 // by ||got - ref|| / ||ref||: <= 2e-2 for bf16 and w4a16 (bf16 roundings at
 // the same points, FP32 against double accumulation), <= 6e-2 for fp8 (the
 // per-tensor activation quantization amplifies those differences). Greedy
-// tokens must be the first argmax of the engine's own logits.
+// tokens must be the first argmax of the engine's own logits. The same run
+// with CUDA graphs: decode steps captured once per batch size and replayed
+// (three batch sizes as the requests finish), under the same bounds.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,11 +52,12 @@ double rel_norm_error(const std::vector<float>& got, const std::vector<float>& r
 
 class engine_gpu_test : public gpucal::test::gpu_test, public ::testing::WithParamInterface<linear_format> {};
 
-TEST_P(engine_gpu_test, steps_match_the_host_forward) {
-  if (GetParam() == linear_format::fp8) GPUCAL_REQUIRE_CC(8, 9);
-  const engine_model m = two_layers(GetParam());
-  const host_weights w = random_host_weights(m, 1234 + static_cast<int>(GetParam()));
+// Three requests through the scheduler, every step against the host forward.
+void run_against_host(linear_format format, bool cuda_graphs) {
+  const engine_model m = two_layers(format);
+  const host_weights w = random_host_weights(m, 1234 + static_cast<int>(format));
   engine_options o;
+  o.cuda_graphs = cuda_graphs;
   o.max_num_seqs = 4;
   o.max_num_batched_tokens = 48;
   o.max_model_len = 256;
@@ -73,7 +76,7 @@ TEST_P(engine_gpu_test, steps_match_the_host_forward) {
   s.add({1, 70, 4});
   s.add({2, 17, 3});
   s.add({3, 5, 5});
-  const double bound = GetParam() == linear_format::fp8 ? 6e-2 : 2e-2;
+  const double bound = format == linear_format::fp8 ? 6e-2 : 2e-2;
   int steps = 0;
   while (!s.idle()) {
     const step_plan p = s.schedule();
@@ -93,6 +96,22 @@ TEST_P(engine_gpu_test, steps_match_the_host_forward) {
   EXPECT_EQ(s.generated(1).size(), 4u);
   EXPECT_EQ(s.generated(3).size(), 5u);
   EXPECT_GE(steps, 6);  // 92 prompt tokens over 48-token steps, then decodes
+  if (cuda_graphs) {
+    EXPECT_GE(gpu.memory().cuda_graphs_captured, 2);  // decode batches of 3, 2 and 1 as the requests finish
+    EXPECT_GE(gpu.memory().cuda_graph_bytes, 0);
+  } else {
+    EXPECT_EQ(gpu.memory().cuda_graphs_captured, 0);
+  }
+}
+
+TEST_P(engine_gpu_test, steps_match_the_host_forward) {
+  if (GetParam() == linear_format::fp8) GPUCAL_REQUIRE_CC(8, 9);
+  run_against_host(GetParam(), false);
+}
+
+TEST_P(engine_gpu_test, decode_graphs_match_the_host_forward) {
+  if (GetParam() == linear_format::fp8) GPUCAL_REQUIRE_CC(8, 9);
+  run_against_host(GetParam(), true);
 }
 
 class engine_memory_gpu_test : public gpucal::test::gpu_test {};

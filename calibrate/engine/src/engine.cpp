@@ -133,6 +133,7 @@ struct reference_engine::impl {
   }
 
   ~impl() {
+    for (auto& [key, g] : graphs) GPUCAL_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(g.exec));
     layers.clear();
     plans.clear();
     lt.reset();
@@ -490,7 +491,9 @@ struct reference_engine::impl {
   }
 
   // Runs the forward; the caller synchronizes. Returns the logits block (bf16 [R][vocab]).
-  device_block forward(const forward_batch& b) {
+  // `max_ctx` bounds the step's contexts: the batch's own, or --max-model-len
+  // for a captured decode graph (whose attention grid must fit every replay).
+  device_block forward(const forward_batch& b, std::int64_t max_ctx) {
     const auto T = b.tokens();
     const auto R = static_cast<std::int64_t>(b.sample_rows.size());
     const int Ti = static_cast<int>(T);
@@ -500,7 +503,6 @@ struct reference_engine::impl {
 
     // Attention partitions: at most as many (query, partition) pairs as the
     // profile had queries, so the workspace never outgrows the profiled one.
-    const std::int64_t max_ctx = b.max_context_len();
     const std::int64_t parts_budget = std::max<std::int64_t>(1, profile_tokens / T);
     std::int64_t partition = std::max<std::int64_t>(512, (max_ctx + parts_budget - 1) / parts_budget);
     partition = (partition + 3) / 4 * 4;
@@ -563,16 +565,60 @@ struct reference_engine::impl {
     return logits;
   }
 
+  // One captured decode step per (tokens, sampled rows), as vLLM keeps one
+  // graph per decode batch size. A forward allocates the same arena ranges in
+  // the same order every time its shape recurs (the arena is empty between
+  // steps), so the captured addresses stay the graph's: its logits included.
+  struct decode_graph {
+    cudaGraphExec_t exec = nullptr;
+    const void* logits = nullptr;
+  };
+  std::map<std::pair<std::int64_t, std::int64_t>, decode_graph> graphs;
+
+  const void* replay_decode_graph(const forward_batch& b) {
+    const std::pair<std::int64_t, std::int64_t> key{b.tokens(), static_cast<std::int64_t>(b.sample_rows.size())};
+    auto it = graphs.find(key);
+    if (it == graphs.end()) {
+      const std::int64_t free_before = free_bytes();
+      GPUCAL_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+      decode_graph g;
+      cudaGraph_t graph = nullptr;
+      try {
+        device_block logits = forward(b, o.max_model_len);
+        g.logits = logits.data();
+      } catch (...) {
+        if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      GPUCAL_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+      const cudaError_t st = cudaGraphInstantiate(&g.exec, graph, 0);
+      GPUCAL_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
+      GPUCAL_CUDA_CHECK(st);
+      mem.cuda_graph_bytes += std::max<std::int64_t>(0, free_before - free_bytes());
+      ++mem.cuda_graphs_captured;
+      it = graphs.emplace(key, g).first;
+    }
+    GPUCAL_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream));
+    return it->second.logits;
+  }
+
   std::vector<std::int32_t> run(const forward_batch& b, std::vector<float>* logits_out) {
     copy_inputs(b);
-    device_block logits = forward(b);
+    device_block eager_logits;
+    const void* logits = nullptr;
+    if (o.cuda_graphs && step_max_query_len == 1 && !profiling) {
+      logits = replay_decode_graph(b);
+    } else {
+      eager_logits = forward(b, b.max_context_len());
+      logits = eager_logits.data();
+    }
     const std::size_t R = b.sample_rows.size();
     std::vector<std::int32_t> out(R);
     GPUCAL_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_ids.data(), R * 4, cudaMemcpyDeviceToHost, stream));
     std::vector<std::uint16_t> bits;
     if (logits_out) {
       bits.resize(R * static_cast<std::size_t>(m.vocab));
-      GPUCAL_CUDA_CHECK(cudaMemcpyAsync(bits.data(), logits.data(), bits.size() * 2, cudaMemcpyDeviceToHost, stream));
+      GPUCAL_CUDA_CHECK(cudaMemcpyAsync(bits.data(), logits, bits.size() * 2, cudaMemcpyDeviceToHost, stream));
     }
     GPUCAL_CUDA_CHECK(cudaStreamSynchronize(stream));
     GPUCAL_CUDA_CHECK(cudaGetLastError());

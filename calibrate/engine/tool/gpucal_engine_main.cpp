@@ -6,7 +6,8 @@
 //            the device's state at start and end (power, temperature,
 //            clocks, ECC), the framework overheads (CUDA context, cuBLASLt,
 //            allocation granularity, NCCL; overhead.hpp), activation peak
-//            versus max_num_batched_tokens, decode and prefill step times;
+//            versus max_num_batched_tokens, decode and prefill step times,
+//            decode steps replayed from CUDA graphs and the graphs' memory;
 //            fits the activation coefficients and the engine's per-step
 //            overhead; writes IN's content plus these as a new calibration
 //            file (never replacing one).
@@ -226,9 +227,9 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
                                            {{"batch", static_cast<double>(B)}, {"context", static_cast<double>(L)}}, s.step_us));
           progress(fmt::format("decode B={} L={}: {:.1f} us median, model kernels {:.1f} us", B, L, s.median_us(), k));
         });
-    // Prefill steps are measured and kept, but stay out of the overhead fit: the
-    // reference engine runs a prompt's attention through its decode kernel,
-    // which the model does not price, and that time is not per-step overhead.
+    // Prefill steps are measured and kept beside the model's kernels (prompt
+    // attention runs the prefill kernel, priced by prefill_attention_efficiency),
+    // but stay out of the overhead fit, which reads decode steps only.
     for (const std::int64_t T : prefill_lengths(quick))
       try_probe(fmt::format("prefill T={}", T), skipped, [&] {
         const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
@@ -238,6 +239,29 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
         progress(fmt::format("prefill T={}: {:.1f} us median, model kernels {:.1f} us (not in the overhead fit)", T,
                              s.median_us(), k));
       });
+  });
+  // 3. The same decode steps captured in CUDA graphs (one per batch size, as
+  // vLLM's decode graphs): the step time without per-kernel launches, and the
+  // device memory the captured graphs hold. Kept as measurements; the
+  // overhead fit stays on the eager steps above.
+  try_probe("decode with CUDA graphs", skipped, [&] {
+    eng::engine_options og = d.o;
+    og.cuda_graphs = true;
+    eng::reference_engine e(d.m, og);
+    const int steps = quick ? 8 : 16;
+    for (const std::int64_t B : quick ? std::vector<std::int64_t>{1, 32} : std::vector<std::int64_t>{1, 8, 32, 128})
+      try_probe(fmt::format("decode with CUDA graphs B={} L=512", B), skipped, [&] {
+        const eng::step_samples s = eng::measure_decode(e, B, 512, steps);
+        c.measurements.push_back(sampled(fmt::format("engine/decode_step_cuda_graphs/{}/B={}/L=512", d.m.name, B), "us",
+                                         {{"batch", static_cast<double>(B)}, {"context", 512.0}}, s.step_us));
+        progress(fmt::format("decode with CUDA graphs B={} L=512: {:.1f} us median", B, s.median_us()));
+      });
+    const eng::engine_memory& mm = e.memory();
+    c.measurements.push_back(sampled(fmt::format("engine/cuda_graph_bytes/{}", d.m.name), "bytes",
+                                     {{"graphs", static_cast<double>(mm.cuda_graphs_captured)}},
+                                     {static_cast<double>(mm.cuda_graph_bytes)}));
+    progress(fmt::format("CUDA graphs: {} captured, {:.1f} MiB of device memory", mm.cuda_graphs_captured,
+                         static_cast<double>(mm.cuda_graph_bytes) / (1 << 20)));
   });
   try_probe("step-overhead fit", skipped, [&] {
     const model::step_overhead_fit so = model::fit_step_overhead(decode_points, "gpucal");

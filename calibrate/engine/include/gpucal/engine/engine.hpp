@@ -27,6 +27,9 @@ struct engine_options {
   std::int64_t block_size = 16;
   std::optional<std::int64_t> num_blocks;  ///< a fixed pool instead of what the budget leaves
   std::uint64_t seed = 1;                  ///< random weights
+  /// Pure decode steps are captured once per (tokens, sampled rows) in a CUDA
+  /// graph and replayed, as vLLM's decode graphs are; prompt steps run eagerly.
+  bool cuda_graphs = false;
 };
 
 /// Where the device memory went, in bytes.
@@ -45,6 +48,8 @@ struct engine_memory {
   std::int64_t num_blocks = 0;
   std::int64_t kv_pool_bytes = 0;
   std::int64_t device_used_bytes = 0;         ///< total - free once set up (CUDA context included)
+  std::int64_t cuda_graphs_captured = 0;      ///< decode graphs instantiated so far (cuda_graphs)
+  std::int64_t cuda_graph_bytes = 0;          ///< free-memory drop over their capture and instantiation
 };
 
 class reference_engine {
