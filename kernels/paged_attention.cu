@@ -263,7 +263,7 @@ __host__ __device__ constexpr std::size_t v2_state_floats() {
 }
 
 template <int HeadDim, int GroupMax, typename KV>
-__global__ void __launch_bounds__(v2_warps * 32) paged_attention_partition_kernel_v2(
+__global__ void __launch_bounds__(v2_warps * 32, 2) paged_attention_partition_kernel_v2(
     const __nv_bfloat16* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
     float k_scale, float v_scale, const std::int32_t* __restrict__ block_tables, int max_blocks,
     const std::int32_t* __restrict__ context_lens, float* __restrict__ ws_m, float* __restrict__ ws_l,

@@ -58,8 +58,9 @@ __device__ __forceinline__ uint4 load8(const __nv_fp8_storage_t* p, float scale)
   return out;
 }
 
+// 3 CTAs per SM at head_dim 64, 2 at 128: ptxas then spills nothing on sm_80/89/90a.
 template <int HeadDim, typename Cache>
-__global__ void __launch_bounds__(pf_warps * 32, 3)  // 3 CTAs per SM: no spills at head_dim 64
+__global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
     prefill_attention_kernel(const __nv_bfloat16* __restrict__ q, const Cache* __restrict__ k_cache, const Cache* __restrict__ v_cache,
                              float k_scale, float v_scale, const std::int32_t* __restrict__ block_tables, int max_blocks,
                              const std::int32_t* __restrict__ table_rows, const std::int32_t* __restrict__ query_starts,

@@ -97,7 +97,7 @@ constexpr int v2_rows_per_block = 8;  // warps, one output row each
 constexpr int v2_unroll = 2;          // 16-byte weight loads in flight per lane
 
 template <int MT>
-__global__ void __launch_bounds__(v2_rows_per_block * 32)
+__global__ void __launch_bounds__(v2_rows_per_block * 32, 2)
     w4a16_gemv_kernel_v2(const __nv_bfloat16* __restrict__ x, const std::uint32_t* __restrict__ packed,
                          const __nv_bfloat16* __restrict__ scales, const std::uint8_t* __restrict__ zeros,
                          __nv_bfloat16* __restrict__ d, int m, int n, int k, int group) {
@@ -164,16 +164,18 @@ void launch_v2(const void* x, const std::uint32_t* packed, const void* scales, c
 // weight load, K split across CTAs where N alone does not fill the GPU.
 //
 // A CTA: 4 warps, warp w owns W tile row nb = 4 blockIdx.x + w (16 outputs);
-// per stage of 4 k-tiles (256 inputs) each lane issues its 4 16-byte weight
-// loads (one per k-tile, 512 contiguous bytes per warp per k-tile) before the
-// CTA stages the activations [16 m_tiles][256] in shared memory (rows padded
+// per stage of 8 k-tiles (512 inputs; 4 with 64 activation rows, for shared
+// memory) each lane issues its 16-byte weight loads (one per k-tile, 512
+// contiguous bytes per warp per k-tile), all in flight together, before the
+// CTA stages the activations [16 m_tiles][stage] in shared memory (rows padded
 // by 16 bytes: the A-fragment loads of a warp hit 32 distinct banks). The
 // group's scale and zero are read when the group changes (groups are a
 // multiple of 64 inputs: a k-tile never straddles two).
 
 constexpr int v3_warps = 4;
-constexpr int v3_stage_tiles = 4;                         // k-tiles per shared-memory stage
-constexpr int v3_x_stride = v3_stage_tiles * w4_tile_k + 8;  // bf16 per staged activation row
+// k-tiles per shared-memory stage: 8 (16 or 32 activation rows, 16.5 or 33 KB), 4 for 64 rows (33 KB).
+template <int MT>
+constexpr int v3_stage_tiles = MT == 4 ? 4 : 8;
 
 template <int MT>
 __global__ void __launch_bounds__(v3_warps * 32)
@@ -181,7 +183,9 @@ __global__ void __launch_bounds__(v3_warps * 32)
                         const __nv_bfloat16* __restrict__ scales, const std::uint8_t* __restrict__ zeros,
                         __nv_bfloat16* __restrict__ d, float* __restrict__ partial, int m, int n, int k, int group,
                         int k_tiles_per_split) {
-  __shared__ __align__(16) __nv_bfloat16 sx[MT * 16][v3_x_stride];
+  constexpr int stage_tiles = v3_stage_tiles<MT>;
+  constexpr int x_stride = stage_tiles * w4_tile_k + 8;  // bf16 per staged activation row
+  __shared__ __align__(16) __nv_bfloat16 sx[MT * 16][x_stride];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int nb = blockIdx.x * v3_warps + warp;
   const int n_tiles = n / w4_tile_n, k_tiles = k / w4_tile_k, groups = (k + group - 1) / group;
@@ -200,11 +204,11 @@ __global__ void __launch_bounds__(v3_warps * 32)
   int cached_group = -1;
   __nv_bfloat162 s2[2], z2[2];  // per n8 half: scale and 128 + zero, in both halves
 
-  for (int kc = kb_begin; kc < kb_end; kc += v3_stage_tiles) {
-    const int stage = min(v3_stage_tiles, kb_end - kc);
-    uint4 wq[v3_stage_tiles];
+  for (int kc = kb_begin; kc < kb_end; kc += stage_tiles) {
+    const int stage = min(stage_tiles, kb_end - kc);
+    uint4 wq[stage_tiles];
 #pragma unroll
-    for (int u = 0; u < v3_stage_tiles; ++u)
+    for (int u = 0; u < stage_tiles; ++u)
       wq[u] = active && u < stage ? __ldg(wt + static_cast<std::int64_t>(kc + u) * 32) : make_uint4(0, 0, 0, 0);
     __syncthreads();  // every warp is done with the previous stage's activations
     const int vecs = stage * (w4_tile_k / 8);  // 16-byte vectors per activation row
@@ -217,7 +221,7 @@ __global__ void __launch_bounds__(v3_warps * 32)
     __syncthreads();
     if (!active) continue;
 #pragma unroll
-    for (int u = 0; u < v3_stage_tiles; ++u) {
+    for (int u = 0; u < stage_tiles; ++u) {
       if (u >= stage) break;
       const int gi = (kc + u) * w4_tile_k / group;
       if (gi != cached_group) {

@@ -221,15 +221,19 @@ TEST(w4a16_layout, emulated_v3_tile_walk_matches_the_reference) {
 }
 
 TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
-  // Llama-3-8B's down projection at M = 1 on 132 SMs: 64 CTAs, 5 slices of 45, 45, 45, 45, 44 tiles.
+  // Llama-3-8B's down projection at M = 1 on 132 SMs: 64 CTAs want ceil(528 / 64) = 9 slices
+  // of 25 tiles (the last 24); partials 9 x 8 bytes per output against 7168 bytes of weights.
   const auto down = gk::choose_w4a16_grid(1, 4096, 14336, 132);
   EXPECT_EQ(down.m_tiles, 1);
   EXPECT_EQ(down.ctas_n, 64);
   EXPECT_EQ(down.ctas_m, 1);
-  EXPECT_EQ(down.splits, 5);
-  EXPECT_EQ(down.k_tiles_per_split, 45);
-  EXPECT_EQ(down.workspace_bytes(1, 4096), 5 * 4096 * 4);
-  // gate|up at M = 64: 448 CTAs already fill 132 SMs twice: one slice, no workspace.
+  EXPECT_EQ(down.splits, 9);
+  EXPECT_EQ(down.k_tiles_per_split, 25);
+  EXPECT_EQ(down.workspace_bytes(1, 4096), 9 * 4096 * 4);
+  // M = 16 on the same layer: 14336 / (160 x 16) = 5 slices at most by the partials' traffic.
+  EXPECT_EQ(gk::choose_w4a16_grid(16, 4096, 14336, 132).splits, 5);
+  // gate|up at M = 64: 448 CTAs want 2 slices, but 2 x 64 rows of partials would
+  // cost half the weight traffic (4096 / (160 x 64) < 1): one slice, no workspace.
   const auto up = gk::choose_w4a16_grid(64, 28672, 4096, 132);
   EXPECT_EQ(up.m_tiles, 4);
   EXPECT_EQ(up.ctas_n, 448);
@@ -249,6 +253,7 @@ TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
         EXPECT_LT(static_cast<std::int64_t>(g.splits - 1) * g.k_tiles_per_split, k / 64);  // the last slice is not empty
         if (g.splits > 1) {
           EXPECT_GE(g.k_tiles_per_split, 8);
+          EXPECT_LE(160 * g.splits * m, k);  // partials under a tenth of the weight bytes
         }
       }
   EXPECT_THROW(gk::choose_w4a16_grid(1, 40, 64, 132), std::invalid_argument);

@@ -46,8 +46,12 @@ w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int
   g.ctas_n = static_cast<int>((n / w4_tile_n + 3) / 4);
   g.ctas_m = static_cast<int>((m + 16 * g.m_tiles - 1) / (16 * g.m_tiles));
   const std::int64_t k_tiles = k / w4_tile_k, base = static_cast<std::int64_t>(g.ctas_n) * g.ctas_m;
-  const std::int64_t wanted = (2 * static_cast<std::int64_t>(sms) + base - 1) / base;
-  const std::int64_t splits = std::clamp<std::int64_t>(wanted, 1, std::max<std::int64_t>(1, k_tiles / 8));
+  const std::int64_t wanted = (4 * static_cast<std::int64_t>(sms) + base - 1) / base;
+  // Slices of >= 8 k-tiles, and FP32 partials (4 bytes written and read back
+  // per slice and output) under a tenth of the weight bytes (k / 2 per output row):
+  // 8 x splits x m <= k / 20.
+  const std::int64_t by_partials = k / (160 * m);
+  const std::int64_t splits = std::clamp<std::int64_t>(wanted, 1, std::max<std::int64_t>(1, std::min(k_tiles / 8, by_partials)));
   g.k_tiles_per_split = static_cast<int>((k_tiles + splits - 1) / splits);
   g.splits = static_cast<int>((k_tiles + g.k_tiles_per_split - 1) / g.k_tiles_per_split);  // no empty slice
   return g;

@@ -52,8 +52,10 @@ int int4_mma_code(const std::vector<std::uint32_t>& tiles, std::int64_t k, std::
 
 /// How W4A16 v3 covers a GEMM: CTAs of 4 warps, one 16-row tile of W each
 /// and all `m_tiles` x 16 activation rows of the CTA (so each weight byte is
-/// read once per 16 x m_tiles rows); K split so that at least two CTAs per
-/// SM are in flight, each split at least 8 k-tiles (512 inputs) long.
+/// read once per 16 x m_tiles rows); K split so that about four CTAs per SM
+/// are in flight, each slice at least 8 k-tiles (512 inputs) long and the
+/// FP32 partial sums (written, then read back by the reduction) under a tenth
+/// of the weight bytes.
 struct w4a16_grid {
   int m_tiles = 1;             ///< 16-row activation tiles per CTA: 1, 2 or 4
   int ctas_n = 0, ctas_m = 0;  ///< ceil(n / 64), ceil(m / (16 m_tiles))
