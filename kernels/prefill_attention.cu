@@ -31,6 +31,7 @@
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/mma_layout.hpp"
 #include "gpucal/kernels/prefill_attention.hpp"
+#include "gpucal/kernels/prefill_tiles.hpp"
 #include "mma.cuh"
 
 namespace gpucal::kernels {
@@ -76,15 +77,14 @@ __global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
   const int qlen = query_lens[seq];
   if (q0 >= qlen) return;  // the whole CTA: no barrier is skipped by part of it
   const int ctx = context_lens[seq];
-  const int first_pos = ctx - qlen;  // position of query 0
   const int kvh = head / (q_heads / kv_heads);
   const std::int32_t* table = block_tables + static_cast<std::int64_t>(table_rows ? table_rows[seq] : seq) * max_blocks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane >> 2, t = lane & 3;
   const int w0 = q0 + warp * 16;  // the warp's first query row
   const bool warp_active = w0 < qlen;
-  const int warp_last_pos = first_pos + min(w0 + 15, qlen - 1);
-  const int kv_end = first_pos + min(q0 + pf_rows, qlen);  // keys the CTA's last query attends to
+  const int warp_keys_end = prefill_keys_end(qlen, ctx, w0, 16);  // tiles from here on are all in the warp's future
+  const int kv_end = prefill_keys_end(qlen, ctx, q0, pf_rows);    // keys the CTA's last query attends to
 
   // Q fragments, zero past the chunk.
   std::uint32_t qa[ks_steps][4];
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
     for (int i = 0; i < 4; ++i) o[n][i] = 0;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0, 0};  // rows g and g + 8; sums lane-partial
   // Positions of the lane's two rows (past the chunk: the last query's, never stored).
-  const int pos[2] = {first_pos + min(w0 + g, qlen - 1), first_pos + min(w0 + g + 8, qlen - 1)};
+  const int pos[2] = {prefill_row_position(qlen, ctx, w0 + g), prefill_row_position(qlen, ctx, w0 + g + 8)};
   const float qk_scale = scale * log2e;
 
   for (int kt0 = 0; kt0 < kv_end; kt0 += pf_keys) {
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
       }
     }
     __syncthreads();
-    if (!warp_active || kt0 > warp_last_pos) continue;  // the tile is wholly in this warp's future
+    if (!warp_active || kt0 >= warp_keys_end) continue;  // the tile is wholly in this warp's future
 
     float s[pf_keys / 8][4];
 #pragma unroll

@@ -8,6 +8,7 @@
 // through the emulated mma against the reference GEMM, and the grid.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
@@ -15,6 +16,7 @@
 #include "gpucal/kernels/int4_pack.hpp"
 #include "gpucal/kernels/mma_layout.hpp"
 #include "gpucal/kernels/numeric.hpp"
+#include "gpucal/kernels/prefill_tiles.hpp"
 #include "gpucal/kernels/w4a16_layout.hpp"
 
 namespace gk = gpucal::kernels;
@@ -102,6 +104,36 @@ TEST(mma_layout, score_accumulators_are_the_next_a_operand) {
         EXPECT_EQ(a.row, c.row);
         EXPECT_EQ(a.col, c.col + 8 * (q / 2));
       }
+}
+
+TEST(prefill_tiles, the_walk_covers_every_attended_pair_and_no_more) {
+  // CTAs of 64 rows in warps of 16, tiles of 64 keys, as the kernel.
+  for (const int qlen : {1, 2, 15, 16, 17, 63, 64, 65, 130, 200})
+    for (const int prefix : {0, 1, 5, 63, 64, 100, 1000}) {
+      const int ctx = prefix + qlen;
+      for (int q0 = 0; q0 < qlen; q0 += 64) {
+        const int kv_end = gk::prefill_keys_end(qlen, ctx, q0, 64);
+        ASSERT_LE(kv_end, ctx);
+        int needed_end = 0;
+        for (int w0 = q0; w0 < q0 + 64; w0 += 16) {
+          if (w0 >= qlen) continue;  // an idle warp computes nothing
+          const int warp_end = gk::prefill_keys_end(qlen, ctx, w0, 16);
+          for (int r = w0; r < w0 + 16 && r < qlen; ++r) {
+            const int pos = gk::prefill_row_position(qlen, ctx, r);
+            ASSERT_EQ(pos, prefix + r);
+            // Every key 0..pos is in a tile the CTA loads (key < kv_end) and the warp computes (tile start < warp_end).
+            for (int key = 0; key <= pos; ++key) {
+              ASSERT_LT(key, kv_end);
+              ASSERT_LT(key / 64 * 64, warp_end) << qlen << " " << prefix << " row " << r << " key " << key;
+            }
+            needed_end = std::max(needed_end, pos + 1);
+          }
+        }
+        EXPECT_EQ(kv_end, needed_end) << "qlen " << qlen << " prefix " << prefix << " q0 " << q0;  // no key past the last needed
+      }
+    }
+  // Rows past the chunk take its last query's position.
+  EXPECT_EQ(gk::prefill_row_position(5, 12, 9), 11);
 }
 
 TEST(w4a16_layout, slots_are_the_b_fragment_and_a_bijection) {
