@@ -206,7 +206,9 @@ __global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
   for (int h = 0; h < 2; ++h) {
     const int r = w0 + g + 8 * h;
     if (r >= qlen) continue;
-    const float inv = 1.0f / row_sum[h];  // key 0 is always attended: the sum is positive
+    // Key 0 is attended whenever the context holds the chunk; a context shorter
+    // than its chunk leaves the row without keys: zeros, as decode's empty context.
+    const float inv = row_sum[h] > 0 ? 1.0f / row_sum[h] : 0.0f;
     auto* dst = out + ((row0 + r) * q_heads + head) * HeadDim + 2 * t;
 #pragma unroll
     for (int n = 0; n < o_tiles; ++n)

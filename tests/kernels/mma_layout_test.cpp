@@ -288,6 +288,15 @@ TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
           EXPECT_LE(160 * g.splits * m, k);  // partials under a tenth of the weight bytes
         }
       }
+  // One workspace for a range of m: the largest any m needs (not the last m's).
+  std::int64_t most = 0;
+  for (std::int64_t m = 1; m <= 64; ++m) most = std::max(most, gk::choose_w4a16_grid(m, 4096, 4096, 132).workspace_bytes(m, 4096));
+  EXPECT_EQ(gk::w4a16_max_workspace_bytes(64, 4096, 4096, 132), most);
+  EXPECT_GT(most, gk::choose_w4a16_grid(1, 4096, 4096, 132).workspace_bytes(1, 4096));  // m = 1 is not the largest
+  EXPECT_EQ(gk::choose_w4a16_grid(13, 4096, 4096, 132).splits, 1);
+  // The grid's y limit.
+  EXPECT_EQ(gk::choose_w4a16_grid(gk::w4a16_max_m, 64, 64, 132).ctas_m, 65535);
+  EXPECT_THROW(gk::choose_w4a16_grid(gk::w4a16_max_m + 1, 64, 64, 132), std::invalid_argument);
   EXPECT_THROW(gk::choose_w4a16_grid(1, 40, 64, 132), std::invalid_argument);
   EXPECT_THROW(gk::choose_w4a16_grid(1, 64, 100, 132), std::invalid_argument);
   EXPECT_THROW(gk::choose_w4a16_grid(0, 64, 64, 132), std::invalid_argument);

@@ -431,13 +431,17 @@ struct reference_engine::impl {
     const auto S = static_cast<std::size_t>(b.sequences());
     seq_lens_host.assign(2 * S, 0);
     step_max_query_len = 0;
+    if (S == 0 || b.first_tokens[0] != 0) throw std::invalid_argument("engine step: the first sequence must start at token 0");
     for (std::size_t s = 0; s < S; ++s) {
       const std::int32_t end = s + 1 < S ? b.first_tokens[s + 1] : static_cast<std::int32_t>(T);
-      if (b.first_tokens[s] < 0 || end <= b.first_tokens[s] || end > T)
+      if (end <= b.first_tokens[s] || end > T)
         throw std::invalid_argument(fmt::format("engine step: sequence {} starts at token {}, after the next one or past the batch", s,
                                                 b.first_tokens[s]));
       seq_lens_host[s] = end - b.first_tokens[s];
       seq_lens_host[S + s] = b.context_lens[static_cast<std::size_t>(end - 1)];
+      if (seq_lens_host[S + s] < seq_lens_host[s])
+        throw std::invalid_argument(fmt::format("engine step: sequence {} has {} query tokens but a context of {}", s, seq_lens_host[s],
+                                                seq_lens_host[S + s]));
       step_max_query_len = std::max(step_max_query_len, seq_lens_host[s]);
     }
     step_sequences = static_cast<std::int32_t>(S);
@@ -579,6 +583,11 @@ struct reference_engine::impl {
     const std::pair<std::int64_t, std::int64_t> key{b.tokens(), static_cast<std::int64_t>(b.sample_rows.size())};
     auto it = graphs.find(key);
     if (it == graphs.end()) {
+      // One eager forward of the same shape first: every kernel and cuBLASLt
+      // plan it uses is loaded and created before the capture (lazy module
+      // loading during a capture needs a CUDA 12.3+ driver), as vLLM warms up
+      // before capturing.
+      forward(b, o.max_model_len);
       const std::int64_t free_before = free_bytes();
       GPUCAL_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
       decode_graph g;
@@ -599,6 +608,7 @@ struct reference_engine::impl {
       it = graphs.emplace(key, g).first;
     }
     GPUCAL_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream));
+    ++mem.cuda_graph_launches;
     return it->second.logits;
   }
 

@@ -39,8 +39,9 @@ int int4_mma_code(const std::vector<std::uint32_t>& tiles, std::int64_t k, std::
 
 w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int sms) {
   check_tiles(n, k, "choose_w4a16_grid");
-  if (m <= 0 || m > (1 << 24) || sms <= 0)
-    throw std::invalid_argument("choose_w4a16_grid: m must be 1..16777216 and sms positive (m=" + std::to_string(m) + ")");
+  if (m <= 0 || m > w4a16_max_m || sms <= 0)
+    throw std::invalid_argument("choose_w4a16_grid: m must be 1.." + std::to_string(w4a16_max_m) + " and sms positive (m=" +
+                                std::to_string(m) + ")");
   w4a16_grid g;
   g.m_tiles = m <= 16 ? 1 : m <= 32 ? 2 : 4;
   g.ctas_n = static_cast<int>((n / w4_tile_n + 3) / 4);
@@ -55,6 +56,14 @@ w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int
   g.k_tiles_per_split = static_cast<int>((k_tiles + splits - 1) / splits);
   g.splits = static_cast<int>((k_tiles + g.k_tiles_per_split - 1) / g.k_tiles_per_split);  // no empty slice
   return g;
+}
+
+std::int64_t w4a16_max_workspace_bytes(std::int64_t max_m, std::int64_t n, std::int64_t k, int sms) {
+  // Splits need 160 x m <= k: beyond m = k / 160 every grid is unsplit.
+  std::int64_t most = 0;
+  for (std::int64_t m = 1; m <= std::min(max_m, k / 160); ++m) most = std::max(most, choose_w4a16_grid(m, n, k, sms).workspace_bytes(m, n));
+  if (max_m >= 1) choose_w4a16_grid(max_m, n, k, sms);  // checks max_m and the shape like every grid
+  return most;
 }
 
 }  // namespace gpucal::kernels

@@ -24,7 +24,8 @@ struct prefill_attention_args : paged_attention_common {
 };
 
 /// Query i of sequence s sits at position context_lens[s] - query_lens[s] + i
-/// and attends to cached tokens 0..that position. Checks the arguments
+/// and attends to cached tokens 0..that position (context_lens[s] >=
+/// query_lens[s]; a row left without keys gets zeros). Checks the arguments
 /// (throws std::invalid_argument naming the field) and launches the kernel.
 void prefill_attention(const prefill_attention_args& a, cudaStream_t stream);
 

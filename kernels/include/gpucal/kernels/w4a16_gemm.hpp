@@ -31,7 +31,7 @@ void w4a16_gemm_v2(const void* x, const std::uint32_t* packed, const void* scale
 /// throws std::invalid_argument naming them otherwise. Where K is split across
 /// CTAs the FP32 partial sums need `workspace` of
 /// w4a16_gemm_v3_workspace_bytes() bytes (0 when unsplit; sized for the
-/// current device).
+/// current device; w4a16_max_workspace_bytes serves a range of m at once).
 std::size_t w4a16_gemm_v3_workspace_bytes(int m, int n, int k, int group);
 void w4a16_gemm_v3(const void* x, const std::uint32_t* tiles, const void* scales, const std::uint8_t* zeros, void* d, int m,
                    int n, int k, int group, void* workspace, std::size_t workspace_bytes, cudaStream_t stream);

@@ -49,6 +49,7 @@ struct engine_memory {
   std::int64_t kv_pool_bytes = 0;
   std::int64_t device_used_bytes = 0;         ///< total - free once set up (CUDA context included)
   std::int64_t cuda_graphs_captured = 0;      ///< decode graphs instantiated so far (cuda_graphs)
+  std::int64_t cuda_graph_launches = 0;       ///< decode steps run from a graph so far
   std::int64_t cuda_graph_bytes = 0;          ///< free-memory drop over their capture and instantiation
 };
 

@@ -65,8 +65,18 @@ struct w4a16_grid {
   std::int64_t workspace_bytes(std::int64_t m, std::int64_t n) const { return splits > 1 ? splits * m * n * 4 : 0; }
 };
 
-/// The grid for an m x n x k GEMM on `sms` multiprocessors (m, n, k >= 1,
-/// n % 16 == 0, k % 64 == 0, sms >= 1; throws std::invalid_argument otherwise).
+/// Largest M: 65535 CTA rows of 64 activation rows (the grid's y limit).
+inline constexpr std::int64_t w4a16_max_m = 65535LL * 64;
+
+/// The grid for an m x n x k GEMM on `sms` multiprocessors (1 <= m <=
+/// w4a16_max_m, n % 16 == 0, k % 64 == 0, sms >= 1; throws
+/// std::invalid_argument otherwise).
 w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int sms);
+
+/// The workspace that serves every m from 1 to max_m: the split, and so the
+/// workspace, is not monotonic in m (n = k = 4096 on 132 SMs: 131 KB at m = 1,
+/// 410 KB at m = 5, none from m = 13), so a caller sizing once for a batch
+/// range takes this maximum.
+std::int64_t w4a16_max_workspace_bytes(std::int64_t max_m, std::int64_t n, std::int64_t k, int sms);
 
 }  // namespace gpucal::kernels
