@@ -453,8 +453,8 @@ struct reference_engine::impl {
 
   // Attention of the step's T query rows: steps that carry a prompt chunk
   // (a sequence with more than one query token) run causal prefill attention
-  // over every sequence on tensor cores; pure decode steps run paged decode
-  // attention, one query per sequence.
+  // over every sequence on tensor cores (unless prefill_kernel is off); pure
+  // decode steps run paged decode attention, one query per token row.
   void attention(const void* q, const std::uint8_t* k_cache, const std::uint8_t* v_cache, void* out, int T, std::int64_t max_ctx,
                  std::int64_t partition) {
     k::paged_attention_common common;
@@ -477,8 +477,9 @@ struct reference_engine::impl {
     a.partition_tokens = static_cast<int>(partition);
     // The decode path's workspace; the profile forward (a prefill) holds it
     // too, so that the arena it sizes covers every later decode step.
-    device_block ws = step_max_query_len > 1 && !profiling ? device_block() : act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
-    if (step_max_query_len > 1) {
+    const bool prefill = step_max_query_len > 1 && o.prefill_kernel;
+    device_block ws = prefill && !profiling ? device_block() : act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
+    if (prefill) {
       k::prefill_attention_args p;
       static_cast<k::paged_attention_common&>(p) = common;
       p.table_rows = seq_starts.as<std::int32_t>();  // every token row holds its sequence's table: the first one's

@@ -2,7 +2,7 @@
 // and `gpucal validate` run this binary, so the planning CLI never needs
 // CUDA libraries).
 //
-//   probe    --calibration IN.json [--model M] [--quick] [--out-dir DIR]
+//   probe    --calibration IN.json [--model M] [--quick] [--out-dir DIR] [--prefill-attention kernel|decode]
 //            the device's state at start and end (power, temperature,
 //            clocks, ECC), the framework overheads (CUDA context, cuBLASLt,
 //            allocation granularity, NCCL; overhead.hpp), activation peak
@@ -11,7 +11,7 @@
 //            fits the activation coefficients and the engine's per-step
 //            overhead; writes IN's content plus these as a new calibration
 //            file (never replacing one).
-//   validate --calibration FILE [--models a,b,c] [--quick] [--out FILE.md]
+//   validate --calibration FILE [--models a,b,c] [--quick] [--out FILE.md] [--prefill-attention kernel|decode]
 //            predicted against measured memory and step times per model.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -68,8 +68,9 @@ struct deployment {
   model::estimate_options est;
 };
 
-deployment make_deployment(const std::string& name, std::int64_t max_model_len) {
+deployment make_deployment(const std::string& name, std::int64_t max_model_len, bool prefill_kernel) {
   deployment d;
+  d.o.prefill_kernel = prefill_kernel;
   d.spec = model::resolve_model(name);
   d.m = eng::engine_model_from(d.spec, eng::linear_format::bf16, std::nullopt);
   const model::engine_profile p = model::resolve_engine("gpucal");
@@ -136,7 +137,12 @@ std::map<std::string, double> device_state(const gpucal::calibrate::nvml& n, con
   return out;
 }
 
-int run_probe(const std::string& in_path, const std::string& model_name, bool quick, const std::string& out_dir) {
+// How prompt steps run attention, as the flag names it and as a sentence.
+const char* prefill_path(bool prefill_kernel) {
+  return prefill_kernel ? "prompt attention on the prefill kernel" : "prompt attention on the decode kernel, once per query token";
+}
+
+int run_probe(const std::string& in_path, const std::string& model_name, bool quick, const std::string& out_dir, bool prefill_kernel) {
   model::calibration_file c = model::load_calibration(in_path);
   // 0. Framework overheads, the CUDA context first: NVML's reading comes before any CUDA call that could make one.
   char bus[32] = {};
@@ -151,7 +157,8 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   if (c.device.sku != gpu.slug)
     throw gpucal::input_error(fmt::format("--calibration: {} is for {}, this device is {}", in_path, c.device.sku, gpu.slug));
   const model::engine_profile profile = model::resolve_engine("gpucal");
-  deployment d = make_deployment(model_name, 4096);
+  deployment d = make_deployment(model_name, 4096, prefill_kernel);
+  progress(fmt::format("engine: {}", prefill_path(prefill_kernel)));
   const auto settings = model::resolve_settings(d.spec, gpu, profile, d.est, dev.total_memory_bytes);
   c.measurements.insert(c.measurements.end(), oh.measurements.begin(), oh.measurements.end());
   std::vector<std::string> skipped = oh.skipped;
@@ -235,7 +242,8 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
         const eng::step_samples s = eng::measure_prefill(e, T, quick ? 3 : 5);
         const double k = kernels_us(tm.prefill(static_cast<double>(T)));
         c.measurements.push_back(sampled(fmt::format("engine/prefill/{}/T={}", d.m.name, T), "us",
-                                         {{"tokens", static_cast<double>(T)}}, s.step_us));
+                                         {{"tokens", static_cast<double>(T)}, {"prefill_kernel", prefill_kernel ? 1.0 : 0.0}},
+                                         s.step_us));
         progress(fmt::format("prefill T={}: {:.1f} us median, model kernels {:.1f} us (not in the overhead fit)", T,
                              s.median_us(), k));
       });
@@ -283,7 +291,8 @@ int run_probe(const std::string& in_path, const std::string& model_name, bool qu
   return 0;
 }
 
-int run_validate(const std::string& cal_path, const std::vector<std::string>& models, bool quick, const std::string& out_md) {
+int run_validate(const std::string& cal_path, const std::vector<std::string>& models, bool quick, const std::string& out_md,
+                 bool prefill_kernel) {
   // The validation every reader applies, and the device it was measured on.
   const model::calibration_file cal = model::load_calibration(cal_path, "--calibration");
   const model::coefficients& coeffs = cal.coeffs;
@@ -299,10 +308,11 @@ int run_validate(const std::string& cal_path, const std::vector<std::string>& mo
                                 static_cast<double>(dev.total_memory_bytes) / gib, dev.driver_version, dev.runtime_version),
                     fmt::format("calibration: {}", cal_path), fmt::format("generated {} by gpucal validate{}", model::utc_now_iso8601(),
                                                                           quick ? " --quick" : ""),
-                    "engine: gpucal reference engine, bf16 weights and KV, gpu_memory_utilization 0.9, "
-                    "max_num_seqs 256, max_num_batched_tokens 8192, max_model_len 4096, block size 16"};
+                    fmt::format("engine: gpucal reference engine, bf16 weights and KV, gpu_memory_utilization 0.9, "
+                                "max_num_seqs 256, max_num_batched_tokens 8192, max_model_len 4096, block size 16, {}",
+                                prefill_path(prefill_kernel))};
   for (const std::string& name : models) try_probe(name, skipped, [&] {
-    deployment d = make_deployment(name, 4096);
+    deployment d = make_deployment(name, 4096, prefill_kernel);
     progress(fmt::format("{}: starting the engine", d.spec.name));
     eng::reference_engine e(d.m, d.o);
     const eng::engine_memory& mm = e.memory();
@@ -360,16 +370,21 @@ int main(int argc, char** argv) {
   std::string cal, model_name = "llama-3-8b", out_dir, out_md;
   std::vector<std::string> models{"llama-3-8b", "qwen2.5-7b", "llama-2-7b"};
   bool quick = false;
+  std::string prefill_attention = "kernel";
   CLI::App* probe = app.add_subcommand("probe", "Measure activation peaks and step times; fit them into a new calibration file");
   probe->add_option("--calibration", cal, "Calibration file from `gpucal fit` for this GPU")->required();
   probe->add_option("--model", model_name, "Catalog model the probes run (llama, qwen2 or mistral family)");
   probe->add_option("--out-dir", out_dir, "Folder of the new file (default: the input's)");
   probe->add_flag("--quick", quick, "Fewer points and repeats (about a minute)");
+  probe->add_option("--prefill-attention", prefill_attention, "How prompt steps run attention: kernel (prefill kernel) or decode (the decode kernel per query token)")
+      ->check(CLI::IsMember({"kernel", "decode"}));
   CLI::App* validate = app.add_subcommand("validate", "Model predictions against the engine's measurements, per model");
   validate->add_option("--calibration", cal, "Calibration file whose coefficients the model uses")->required();
   validate->add_option("--models", models, "Catalog models")->delimiter(',');
   validate->add_option("--out", out_md, "Write the table as Markdown here (atomically)");
   validate->add_flag("--quick", quick, "Fewer points and repeats");
+  validate->add_option("--prefill-attention", prefill_attention, "How prompt steps run attention: kernel or decode")
+      ->check(CLI::IsMember({"kernel", "decode"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -378,8 +393,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (probe->parsed()) return run_probe(cal, model_name, quick, out_dir);
-    return run_validate(cal, models, quick, out_md);
+    const bool prefill_kernel = prefill_attention == "kernel";
+    if (probe->parsed()) return run_probe(cal, model_name, quick, out_dir, prefill_kernel);
+    return run_validate(cal, models, quick, out_md, prefill_kernel);
   } catch (const gpucal::input_error& e) {
     std::cerr << "gpucal-engine: error: " << e.what() << "\n";
     return 2;

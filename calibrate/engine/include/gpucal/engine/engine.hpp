@@ -30,6 +30,9 @@ struct engine_options {
   /// Pure decode steps are captured once per (tokens, sampled rows) in a CUDA
   /// graph and replayed, as vLLM's decode graphs are; prompt steps run eagerly.
   bool cuda_graphs = false;
+  /// Steps that carry a prompt chunk run prefill attention on tensor cores;
+  /// false: the paged decode kernel once per query token (the way before it).
+  bool prefill_kernel = true;
 };
 
 /// Where the device memory went, in bytes.
