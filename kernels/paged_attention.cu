@@ -224,7 +224,7 @@ void launch(const paged_attention_args& a, cudaStream_t stream) {
 // group bucket 1/2/4/8 uses 64/96/142/216 registers with bf16 KV and
 // 56/90/127/204 with fp8 at head_dim 128, no spills but 4 bytes in bucket 1
 // (bf16, head_dim 128, in the final merge); dynamic shared memory
-// (8 states at head_dim 128, 16 at 64) x bucket x (2 + head_dim) floats +
+// (4 states at head_dim 256, 8 at 128, 16 at 64) x bucket x (2 + head_dim) floats +
 // the table slice (under 48 KB).
 
 constexpr int v2_warps = 4;
@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(v2_warps * 32, 2) paged_attention_partition_ke
     float* __restrict__ ws_acc, int q_heads, int kv_heads, int block_size, float scale, int partition_tokens,
     int partitions) {
   using raw_t = typename v2_raw<KV>::type;
-  constexpr int lanes = HeadDim / v2_vec;  // lanes per token row: 16 (head_dim 128) or 8 (64)
+  constexpr int lanes = HeadDim / v2_vec;  // lanes per token row: 32 (head_dim 256), 16 (128) or 8 (64)
   constexpr int tok = 32 / lanes;          // tokens a warp reads per step
   constexpr int states = v2_warps * tok;   // independent softmax states per CTA
   constexpr int step = v2_warps * tok;     // tokens the CTA reads per step
@@ -386,9 +386,11 @@ void launch_v2_group(const paged_attention_args& a, const attention_split& split
   else launch_v2<HeadDim, 8, KV>(a, split, stream);
 }
 
+// partition_tokens: version 1 (which reads it, and has no head_dim 256).
 void check_args(const paged_attention_args& a, const char* name, bool partition_tokens) {
   const auto bad = [name](const std::string& what) { throw std::invalid_argument(std::string(name) + ": " + what); };
-  if (a.head_dim != 64 && a.head_dim != 128) bad("head_dim must be 64 or 128, got " + std::to_string(a.head_dim));
+  if (a.head_dim != 64 && a.head_dim != 128 && (partition_tokens || a.head_dim != 256))
+    bad(std::string("head_dim must be 64 or 128") + (partition_tokens ? "" : " or 256") + ", got " + std::to_string(a.head_dim));
   if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) bad("q_heads must be a multiple of kv_heads");
   if (a.q_heads / a.kv_heads > max_group) bad("at most 8 query heads per KV head");
   if (a.block_size <= 0 || (partition_tokens && (a.partition_tokens <= 0 || a.partition_tokens % warps)))
@@ -412,7 +414,9 @@ void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream) {
   if (a.batch == 0) return;
   const attention_split split = split_of(a);
   const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
-  if (a.head_dim == 128) {
+  if (a.head_dim == 256) {  // Gemma 2 and 3 below 27B: one token per warp step, 32 lanes a row
+    fp8 ? launch_v2_group<256, __nv_fp8_storage_t>(a, split, stream) : launch_v2_group<256, __nv_bfloat16>(a, split, stream);
+  } else if (a.head_dim == 128) {
     fp8 ? launch_v2_group<128, __nv_fp8_storage_t>(a, split, stream) : launch_v2_group<128, __nv_bfloat16>(a, split, stream);
   } else {
     fp8 ? launch_v2_group<64, __nv_fp8_storage_t>(a, split, stream) : launch_v2_group<64, __nv_bfloat16>(a, split, stream);

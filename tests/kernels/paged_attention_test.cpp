@@ -3,7 +3,7 @@
 // decode reference run once per query token at its own position) against
 // the host reference: random non-contiguous block tables, context lengths
 // that are not multiples of the block size (1 and 0 included), GQA ratios
-// 1/4/8, head_dim 64/128, block sizes 16/32, bf16 and fp8 KV, contexts long
+// 1/4/8, head_dim 64/128 (256 in v2), block sizes 16/32, bf16 and fp8 KV, contexts long
 // enough to use several partitions. Outputs poisoned, every element checked.
 // Tolerance: bf16 output, |got - ref| <= 1.6e-2 |ref| + 1e-2 rms(ref); for fp8
 // KV the reference reads the same fp8-rounded cache, so the bound is the same.
@@ -170,7 +170,10 @@ TEST_F(paged_attention_test, matches_reference) {
                                  attention_case{12, 4, 128, 16, gk::kv_dtype::bf16},  // group 3: v2's bucket of 4, one head unused
                                  attention_case{24, 4, 64, 1, gk::kv_dtype::bf16},    // group 6, one-token blocks
                                  attention_case{32, 8, 128, 16, gk::kv_dtype::fp8_e4m3}, attention_case{8, 2, 64, 32, gk::kv_dtype::fp8_e4m3},
-                                 attention_case{28, 4, 128, 32, gk::kv_dtype::fp8_e4m3}}) {  // group 7
+                                 attention_case{28, 4, 128, 32, gk::kv_dtype::fp8_e4m3},   // group 7
+                                 attention_case{16, 8, 256, 16, gk::kv_dtype::bf16},       // Gemma-2-9B's heads, v2 only
+                                 attention_case{8, 4, 256, 16, gk::kv_dtype::fp8_e4m3}}) {  // Gemma-2-2B's, v2 only
+    if (version == 1 && c.head_dim == 256) continue;  // version 1 refuses head_dim 256 (rejects_unsupported_shapes)
     SCOPED_TRACE(::testing::Message() << "v" << version << " q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim="
                                       << c.head_dim << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
     const int batch = static_cast<int>(lens.size());
@@ -203,6 +206,8 @@ TEST_F(paged_attention_test, rejects_unsupported_shapes) {
   a.head_dim = 96;
   EXPECT_THROW(gk::paged_attention(a, nullptr), std::invalid_argument);
   EXPECT_THROW(gk::paged_attention_v2(a, nullptr), std::invalid_argument);
+  a.head_dim = 256;  // version 2 only
+  EXPECT_THROW(gk::paged_attention(a, nullptr), std::invalid_argument);
   a.head_dim = 128;
   a.q_heads = 18;
   a.kv_heads = 2;  // group 9

@@ -47,7 +47,8 @@ void paged_attention(const paged_attention_args& a, cudaStream_t stream);
 /// with several tokens' loads in flight, the partition's block-table slice in
 /// shared memory, the GQA group as a template bucket (1, 2, 4, 8), and
 /// partitions sized by choose_attention_split for the current device instead
-/// of `partition_tokens` (which it ignores). Same arguments, same results.
+/// of `partition_tokens` (which it ignores). Same arguments, same results;
+/// head_dim 256 too (Gemma 2 and 3), which version 1 refuses.
 std::size_t paged_attention_v2_workspace_bytes(const paged_attention_args& a);
 void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream);
 
