@@ -262,8 +262,13 @@ TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
   EXPECT_EQ(down.splits, 9);
   EXPECT_EQ(down.k_tiles_per_split, 25);
   EXPECT_EQ(down.workspace_bytes(1, 4096), 9 * 4096 * 4);
-  // M = 16 on the same layer: 14336 / (160 x 16) = 5 slices at most by the partials' traffic.
-  EXPECT_EQ(gk::choose_w4a16_grid(16, 4096, 14336, 132).splits, 5);
+  // M = 16 on the same layer: 64 CTAs leave SMs idle, so partials may take a quarter of
+  // the weight bytes: 14336 / (64 x 16) = 14 slices at most; 9 wanted, 9 of 25 tiles.
+  EXPECT_EQ(gk::choose_w4a16_grid(16, 4096, 14336, 132).splits, 9);
+  // M = 64: 14336 / (64 x 64) = 3 slices of 75 tiles (the last 74): 192 CTAs instead of 64.
+  const auto down64 = gk::choose_w4a16_grid(64, 4096, 14336, 132);
+  EXPECT_EQ(down64.splits, 3);
+  EXPECT_EQ(down64.k_tiles_per_split, 75);
   // gate|up at M = 64: 448 CTAs want 2 slices, but 2 x 64 rows of partials would
   // cost half the weight traffic (4096 / (160 x 64) < 1): one slice, no workspace.
   const auto up = gk::choose_w4a16_grid(64, 28672, 4096, 132);
@@ -285,7 +290,8 @@ TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
         EXPECT_LT(static_cast<std::int64_t>(g.splits - 1) * g.k_tiles_per_split, k / 64);  // the last slice is not empty
         if (g.splits > 1) {
           EXPECT_GE(g.k_tiles_per_split, 8);
-          EXPECT_LE(160 * g.splits * m, k);  // partials under a tenth of the weight bytes
+          // Partials under a tenth of the weight bytes, a quarter when the unsplit grid leaves SMs idle.
+          EXPECT_LE((static_cast<std::int64_t>(g.ctas_n) * g.ctas_m < sms ? 64 : 160) * g.splits * m, k);
         }
       }
   // One workspace for a range of m: the largest any m needs (not the last m's).
@@ -293,7 +299,7 @@ TEST(w4a16_layout, grid_fills_the_gpu_and_never_leaves_an_empty_slice) {
   for (std::int64_t m = 1; m <= 64; ++m) most = std::max(most, gk::choose_w4a16_grid(m, 4096, 4096, 132).workspace_bytes(m, 4096));
   EXPECT_EQ(gk::w4a16_max_workspace_bytes(64, 4096, 4096, 132), most);
   EXPECT_GT(most, gk::choose_w4a16_grid(1, 4096, 4096, 132).workspace_bytes(1, 4096));  // m = 1 is not the largest
-  EXPECT_EQ(gk::choose_w4a16_grid(13, 4096, 4096, 132).splits, 1);
+  EXPECT_EQ(gk::choose_w4a16_grid(64, 4096, 4096, 132).splits, 1);  // 4096 / (64 x 64) = 1
   // The grid's y limit.
   EXPECT_EQ(gk::choose_w4a16_grid(gk::w4a16_max_m, 64, 64, 132).ctas_m, 65535);
   EXPECT_THROW(gk::choose_w4a16_grid(gk::w4a16_max_m + 1, 64, 64, 132), std::invalid_argument);

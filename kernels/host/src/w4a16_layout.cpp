@@ -49,9 +49,10 @@ w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int
   const std::int64_t k_tiles = k / w4_tile_k, base = static_cast<std::int64_t>(g.ctas_n) * g.ctas_m;
   const std::int64_t wanted = (4 * static_cast<std::int64_t>(sms) + base - 1) / base;
   // Slices of >= 8 k-tiles, and FP32 partials (4 bytes written and read back
-  // per slice and output) under a tenth of the weight bytes (k / 2 per output row):
-  // 8 x splits x m <= k / 20.
-  const std::int64_t by_partials = k / (160 * m);
+  // per slice and output) under a tenth of the weight bytes (k / 2 per output
+  // row: 8 x splits x m <= k / 20), or under a quarter when the unsplit grid
+  // leaves SMs idle (8 x splits x m <= k / 8).
+  const std::int64_t by_partials = base < sms ? k / (64 * m) : k / (160 * m);
   const std::int64_t splits = std::clamp<std::int64_t>(wanted, 1, std::max<std::int64_t>(1, std::min(k_tiles / 8, by_partials)));
   g.k_tiles_per_split = static_cast<int>((k_tiles + splits - 1) / splits);
   g.splits = static_cast<int>((k_tiles + g.k_tiles_per_split - 1) / g.k_tiles_per_split);  // no empty slice
@@ -59,9 +60,9 @@ w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int
 }
 
 std::int64_t w4a16_max_workspace_bytes(std::int64_t max_m, std::int64_t n, std::int64_t k, int sms) {
-  // Splits need 160 x m <= k: beyond m = k / 160 every grid is unsplit.
+  // Two slices need 128 x m <= k: beyond m = k / 128 every grid is unsplit.
   std::int64_t most = 0;
-  for (std::int64_t m = 1; m <= std::min(max_m, k / 160); ++m) most = std::max(most, choose_w4a16_grid(m, n, k, sms).workspace_bytes(m, n));
+  for (std::int64_t m = 1; m <= std::min(max_m, k / 128); ++m) most = std::max(most, choose_w4a16_grid(m, n, k, sms).workspace_bytes(m, n));
   if (max_m >= 1) choose_w4a16_grid(max_m, n, k, sms);  // checks max_m and the shape like every grid
   return most;
 }

@@ -55,7 +55,8 @@ int int4_mma_code(const std::vector<std::uint32_t>& tiles, std::int64_t k, std::
 /// read once per 16 x m_tiles rows); K split so that about four CTAs per SM
 /// are in flight, each slice at least 8 k-tiles (512 inputs) long and the
 /// FP32 partial sums (written, then read back by the reduction) under a tenth
-/// of the weight bytes.
+/// of the weight bytes, or a quarter where the unsplit grid has fewer CTAs
+/// than the GPU has SMs.
 struct w4a16_grid {
   int m_tiles = 1;             ///< 16-row activation tiles per CTA: 1, 2 or 4
   int ctas_n = 0, ctas_m = 0;  ///< ceil(n / 64), ceil(m / (16 m_tiles))
@@ -74,9 +75,9 @@ inline constexpr std::int64_t w4a16_max_m = 65535LL * 64;
 w4a16_grid choose_w4a16_grid(std::int64_t m, std::int64_t n, std::int64_t k, int sms);
 
 /// The workspace that serves every m from 1 to max_m: the split, and so the
-/// workspace, is not monotonic in m (n = k = 4096 on 132 SMs: 131 KB at m = 1,
-/// 410 KB at m = 5, none from m = 13), so a caller sizing once for a batch
-/// range takes this maximum.
+/// workspace, is not monotonic in m (the slices shrink as m grows while the
+/// partials per slice grow), so a caller sizing once for a batch range takes
+/// this maximum.
 std::int64_t w4a16_max_workspace_bytes(std::int64_t max_m, std::int64_t n, std::int64_t k, int sms);
 
 }  // namespace gpucal::kernels
