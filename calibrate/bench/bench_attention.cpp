@@ -8,7 +8,8 @@
 // bm_prefill_attention runs causal prefill attention (tensor cores) for one
 // sequence's chunk after a cached prefix, at the same head shape: TFLOP/s
 // counts the attended pairs (prefill_attention_flops), and the fit reads its
-// share of the bf16 peak.
+// share of the bf16 peak; bm_prefill_attention_v2 runs version 2 (cp.async,
+// double-buffered tiles) on the same cases.
 //   gpucal_bench --benchmark_filter='bm_(paged|prefill)_attention'
 
 #include <algorithm>
@@ -126,7 +127,7 @@ void paged_attention_case(benchmark::State& state, int version) {
 double prefill_flops_of(int prefix, int chunk) { return kernels::prefill_attention_flops(chunk, prefix + chunk, q_heads, head_dim); }
 int prefill_inner_for(double flops) { return static_cast<int>(std::clamp(2e11 / flops, 1.0, 200.0)); }
 
-void bm_prefill_attention_body(benchmark::State& state) {
+void prefill_attention_case(benchmark::State& state, int version) {
   const int prefix = static_cast<int>(state.range(0)), chunk = static_cast<int>(state.range(1));
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
   const int context = prefix + chunk, blocks = (context + block_size - 1) / block_size;
@@ -146,8 +147,9 @@ void bm_prefill_attention_body(benchmark::State& state) {
   a.max_query_len = chunk;
   const double flops = prefill_flops_of(prefix, chunk);
   const int inner = prefill_inner_for(flops);
-  for (int i = 0; i < warmup_launches; ++i) kernels::prefill_attention(a, nullptr);
-  run_timed(state, inner, [&](int) { kernels::prefill_attention(a, nullptr); });
+  const auto launch = [&] { version == 1 ? kernels::prefill_attention(a, nullptr) : kernels::prefill_attention_v2(a, nullptr); };
+  for (int i = 0; i < warmup_launches; ++i) launch();
+  run_timed(state, inner, [&](int) { launch(); });
   state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["flops"] = flops;
   state.SetLabel(dtype == kernels::kv_dtype::bf16 ? "bf16 KV" : "fp8 KV");
@@ -162,6 +164,9 @@ const prefill_shape prefill_shapes[] = {{0, 512, 0},  {0, 1024, 0},    {0, 2048,
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (const auto& p : prefill_shapes) b->Args({p.prefix, p.chunk, p.fp8});
 }
+
+void bm_prefill_attention_body(benchmark::State& state) { prefill_attention_case(state, 1); }
+void bm_prefill_attention_v2_body(benchmark::State& state) { prefill_attention_case(state, 2); }
 
 void bm_paged_attention_body(benchmark::State& state) { paged_attention_case(state, 1); }
 void bm_paged_attention_v2_body(benchmark::State& state) { paged_attention_case(state, 2); }
@@ -184,8 +189,8 @@ void plan_attention(std::vector<case_work>& out) {
     const double flops = prefill_flops_of(p.prefix, p.chunk);
     const double kv = kernels::paged_attention_kv_bytes(p.prefix + p.chunk, kv_heads, head_dim,
                                                         p.fp8 ? kernels::kv_dtype::fp8_e4m3 : kernels::kv_dtype::bf16);
-    out.push_back({"bm_prefill_attention", "bf16", static_cast<double>(warmup_launches + timed_iterations * prefill_inner_for(flops)),
-                   flops, kv, kv});
+    for (const char* name : {"bm_prefill_attention", "bm_prefill_attention_v2"})
+      out.push_back({name, "bf16", static_cast<double>(warmup_launches + timed_iterations * prefill_inner_for(flops)), flops, kv, kv});
   }
 }
 
@@ -197,6 +202,8 @@ const auto* const registered_v2 =
     register_case("bm_paged_attention_v2", bm_paged_attention_v2_body)->Apply(attention_args)->ArgNames({"batch", "context", "fp8"});
 const auto* const registered_prefill =
     register_case("bm_prefill_attention", bm_prefill_attention_body)->Apply(prefill_args)->ArgNames({"prefix", "chunk", "fp8"});
+const auto* const registered_prefill_v2 =
+    register_case("bm_prefill_attention_v2", bm_prefill_attention_v2_body)->Apply(prefill_args)->ArgNames({"prefix", "chunk", "fp8"});
 const int planned = register_planner(plan_attention);
 
 }  // namespace gpucal::bench

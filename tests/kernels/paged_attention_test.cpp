@@ -1,5 +1,5 @@
 // GPU: KV append through a slot mapping, paged decode attention (v1, v2) and
-// causal prefill attention (chunks after a cached prefix, checked against the
+// causal prefill attention (v1, v2; chunks after a cached prefix, checked against the
 // decode reference run once per query token at its own position) against
 // the host reference: random non-contiguous block tables, context lengths
 // that are not multiples of the block size (1 and 0 included), GQA ratios
@@ -219,13 +219,13 @@ TEST_F(paged_attention_test, rejects_unsupported_shapes) {
 // (100, 37), (5, 130), (0, 0), (300, 64), (700, 100): chunks shorter and
 // longer than a CTA's 64 rows, prefixes off the 64-key tile grid, an empty
 // chunk; q rows of a sequence consecutive, tables read through table_rows.
-TEST_F(paged_attention_test, prefill_matches_reference) {
+void check_prefill(int version) {
   const std::vector<std::pair<std::int64_t, std::int64_t>> chunks{{0, 1}, {0, 70}, {100, 37}, {5, 130}, {0, 0}, {300, 64}, {700, 100}};
   for (const attention_case c : {attention_case{8, 8, 128, 16, gk::kv_dtype::bf16}, attention_case{32, 8, 128, 16, gk::kv_dtype::bf16},
                                  attention_case{16, 2, 64, 32, gk::kv_dtype::bf16}, attention_case{12, 4, 128, 16, gk::kv_dtype::bf16},
                                  attention_case{24, 4, 64, 1, gk::kv_dtype::bf16}, attention_case{32, 8, 128, 16, gk::kv_dtype::fp8_e4m3},
                                  attention_case{8, 1, 64, 32, gk::kv_dtype::fp8_e4m3}}) {
-    SCOPED_TRACE(::testing::Message() << "prefill q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim=" << c.head_dim
+    SCOPED_TRACE(::testing::Message() << "prefill v" << version << " q_heads=" << c.q_heads << " kv_heads=" << c.kv_heads << " head_dim=" << c.head_dim
                                       << " block=" << c.block_size << " fp8=" << (c.dtype == gk::kv_dtype::fp8_e4m3));
     std::vector<std::int64_t> lens;
     std::vector<std::int32_t> starts, qlens, ctx;
@@ -274,11 +274,17 @@ TEST_F(paged_attention_test, prefill_matches_reference) {
     a.context_lens = dctx.data();
     a.sequences = static_cast<int>(chunks.size());
     a.max_query_len = max_q;
-    gk::prefill_attention(a, nullptr);
+    version == 1 ? gk::prefill_attention(a, nullptr) : gk::prefill_attention_v2(a, nullptr);
     // P is rounded to bf16 before P V (as FlashAttention-2 does): the same bound as decode.
     expect_close_to_reference(out, ref);
   }
 }
+
+// Version 1 is what the reference engine runs; the device run tests it first, on its own.
+TEST_F(paged_attention_test, prefill_matches_reference) { check_prefill(1); }
+
+// Version 2 (cp.async, double-buffered; fp8 KV runs version 1).
+TEST_F(paged_attention_test, prefill_v2_matches_reference) { check_prefill(2); }
 
 TEST_F(paged_attention_test, prefill_rejects_unsupported_shapes) {
   gk::prefill_attention_args a;
@@ -289,6 +295,7 @@ TEST_F(paged_attention_test, prefill_rejects_unsupported_shapes) {
   a.scale = 1;
   a.head_dim = 96;
   EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);
+  EXPECT_THROW(gk::prefill_attention_v2(a, nullptr), std::invalid_argument);
   a.head_dim = 128;
   a.kv_heads = 3;  // 8 % 3
   EXPECT_THROW(gk::prefill_attention(a, nullptr), std::invalid_argument);

@@ -29,6 +29,12 @@ struct prefill_attention_args : paged_attention_common {
 /// (throws std::invalid_argument naming the field) and launches the kernel.
 void prefill_attention(const prefill_attention_args& a, cudaStream_t stream);
 
+/// Version 2 (kernels/prefill_attention.cu): K and V tiles copied with
+/// cp.async into two shared-memory buffers, the next tile landing while the
+/// current one is computed, V kept row-major. Same arguments and results;
+/// fp8 KV runs version 1.
+void prefill_attention_v2(const prefill_attention_args& a, cudaStream_t stream);
+
 /// FLOPs of the causal product for one sequence's chunk (QK^T and PV over
 /// the attended pairs, 4 x head_dim per pair and query head).
 double prefill_attention_flops(std::int64_t query_len, std::int64_t context_len, int q_heads, int head_dim);
