@@ -295,8 +295,9 @@ constexpr int pf_v2_stride = HeadDim + 8;  // bf16 per staged K or V row: fragme
 template <int HeadDim>
 constexpr std::size_t pf_v2_smem_bytes = 2 * 2 * pf_keys * pf_v2_stride<HeadDim> * sizeof(__nv_bfloat16);  // 2 buffers of K and V
 
+// 3 CTAs per SM at head_dim 64 (37 KiB each), 2 at 128 (69 KiB each; one on sm_89's 100 KiB).
 template <int HeadDim>
-__global__ void __launch_bounds__(pf_warps * 32, 2)
+__global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
     prefill_attention_kernel_v2(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k_cache,
                                 const __nv_bfloat16* __restrict__ v_cache, const std::int32_t* __restrict__ block_tables, int max_blocks,
                                 const std::int32_t* __restrict__ table_rows, const std::int32_t* __restrict__ query_starts,
