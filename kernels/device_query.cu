@@ -23,6 +23,12 @@ __global__ void probe_kernel(std::uint64_t* out, int n) {
 
 }  // namespace
 
+std::size_t free_device_bytes() {
+  std::size_t free = 0, total = 0;
+  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
 int current_device_sm_count() {
   static std::atomic<int> sms_of[64] = {};
   int device = 0;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/device_query.hpp"
 #include "gpucal/kernels/kv_cache.hpp"
 
 namespace gpucal::kernels {
@@ -49,9 +50,7 @@ kv_pool kv_pool::from_budget(const kv_cache_shape& shape, std::int64_t budget_by
 
 kv_pool kv_pool::from_free_memory(const kv_cache_shape& shape, double utilization, kv_dtype dtype) {
   if (!(utilization > 0 && utilization <= 1)) throw std::invalid_argument("kv_pool: utilization outside (0, 1]");
-  std::size_t free_bytes = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  return from_budget(shape, static_cast<std::int64_t>(static_cast<double>(free_bytes) * utilization), dtype);
+  return from_budget(shape, static_cast<std::int64_t>(static_cast<double>(free_device_bytes()) * utilization), dtype);
 }
 
 std::int64_t kv_pool::half_elements() const {

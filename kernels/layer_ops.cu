@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "bf16x8.cuh"
+#include "warp_reduce.cuh"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/layer_ops.hpp"
 
@@ -28,7 +29,7 @@ __global__ void embedding_kernel(const std::int32_t* __restrict__ ids, const bf1
 // Block sum through warp shuffles and one shared word per warp (blockDim a multiple of 32, <= 1024).
 __device__ float block_sum(float v) {
   __shared__ float partial[32];
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  v = warp_sum(v);
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
   __syncthreads();
   float total = 0;
@@ -142,7 +143,7 @@ __global__ void absmax_kernel(const bf16* __restrict__ x, std::int64_t n, unsign
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
     m = fmaxf(m, fabsf(__bfloat162float(x[i])));
-  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  m = warp_max(m);
   if (threadIdx.x % 32 == 0) atomicMax(bits, __float_as_uint(m));
 }
 

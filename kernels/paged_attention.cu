@@ -21,6 +21,7 @@
 #include <string>
 
 #include "bf16x8.cuh"
+#include "warp_reduce.cuh"
 #include "gpucal/kernels/attention_split.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
 #include "gpucal/kernels/device_query.hpp"
@@ -57,12 +58,6 @@ __device__ __forceinline__ void load_row(const __nv_fp8_storage_t* p, float (&ou
     const __half_raw h = __nv_cvt_fp8_to_halfraw(p[i], __NV_E4M3);
     out[i] = __half2float(__half(h)) * scale;
   }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
 }
 
 // Folds one token (score s, value row v) into an online-softmax state (m, l, acc).
@@ -196,20 +191,34 @@ int partitions_of(const paged_attention_args& a) {
   return std::max(1, (a.max_context_len + a.partition_tokens - 1) / a.partition_tokens);
 }
 
-template <int HeadDim, typename KV>
-void launch(const paged_attention_args& a, cudaStream_t stream) {
-  const int parts = partitions_of(a);
+// The workspace of `parts` partitions: m and l as [batch][q_heads][parts], acc as [batch][q_heads][parts][head_dim].
+std::size_t workspace_floats(const paged_attention_args& a, int parts) {
+  const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
+  return heads * static_cast<std::size_t>(parts) * (2 + static_cast<std::size_t>(a.head_dim));
+}
+
+// Both passes of either version (their partition kernels take the same
+// parameters): partitions into the workspace, then the per-head reduction.
+template <int HeadDim, typename KV, typename PartitionKernel>
+void launch_passes(PartitionKernel kernel, const paged_attention_args& a, int partition_tokens, int parts, int threads,
+                   std::size_t smem, cudaStream_t stream) {
   const std::int64_t heads = static_cast<std::int64_t>(a.batch) * a.q_heads;
   auto* ws = static_cast<float*>(a.workspace);
   float *ws_m = ws, *ws_l = ws + heads * parts, *ws_acc = ws + 2 * heads * parts;
-  paged_attention_partition_kernel<HeadDim, KV><<<dim3(parts, a.kv_heads, a.batch), warps * 32, 0, stream>>>(
-      static_cast<const __nv_bfloat16*>(a.q), static_cast<const KV*>(a.k_cache), static_cast<const KV*>(a.v_cache),
-      a.k_scale, a.v_scale, a.block_tables, a.max_blocks_per_seq, a.context_lens, ws_m, ws_l, ws_acc, a.q_heads,
-      a.kv_heads, a.block_size, a.scale, a.partition_tokens, parts);
+  kernel<<<dim3(parts, a.kv_heads, a.batch), threads, smem, stream>>>(
+      static_cast<const __nv_bfloat16*>(a.q), static_cast<const KV*>(a.k_cache), static_cast<const KV*>(a.v_cache), a.k_scale,
+      a.v_scale, a.block_tables, a.max_blocks_per_seq, a.context_lens, ws_m, ws_l, ws_acc, a.q_heads, a.kv_heads, a.block_size,
+      a.scale, partition_tokens, parts);
   GPUCAL_CUDA_CHECK(cudaGetLastError());
   paged_attention_reduce_kernel<HeadDim><<<dim3(a.q_heads, a.batch), HeadDim, 0, stream>>>(
-      ws_m, ws_l, ws_acc, a.context_lens, static_cast<__nv_bfloat16*>(a.out), a.q_heads, a.partition_tokens, parts);
+      ws_m, ws_l, ws_acc, a.context_lens, static_cast<__nv_bfloat16*>(a.out), a.q_heads, partition_tokens, parts);
   GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int HeadDim, typename KV>
+void launch(const paged_attention_args& a, cudaStream_t stream) {
+  launch_passes<HeadDim, KV>(paged_attention_partition_kernel<HeadDim, KV>, a, a.partition_tokens, partitions_of(a), warps * 32, 0,
+                             stream);
 }
 
 // ---- paged_attention_partition_kernel_v2 ----
@@ -221,9 +230,9 @@ void launch(const paged_attention_args& a, cudaStream_t stream) {
 // memory, sizes its registers by the GQA group's power-of-two bucket, and
 // splits the context so that small batches still fill the GPU.
 // ptxas (CUDA 13.0, sm_90a; cmake -DGPUCAL_PTXAS_VERBOSE=ON prints it):
-// group bucket 1/2/4/8 uses 64/96/142/216 registers with bf16 KV and
-// 56/90/127/204 with fp8 at head_dim 128, no spills but 4 bytes in bucket 1
-// (bf16, head_dim 128, in the final merge); dynamic shared memory
+// group bucket 1/2/4/8 uses 72/104/144/216 registers with bf16 KV and
+// 56/92/131/206 with fp8 at head_dim 64 and 128, no spill on sm_80/89/90a
+// at 2 CTAs per SM; dynamic shared memory
 // (4 states at head_dim 256, 8 at 128, 16 at 64) x bucket x (2 + head_dim) floats +
 // the table slice (under 48 KB).
 
@@ -244,22 +253,16 @@ struct v2_raw<__nv_fp8_storage_t> {
 
 __device__ __forceinline__ void v2_unpack(const uint4& r, float (&out)[v2_vec], float) { unpack_bf16x8(r, out); }
 
-__device__ __forceinline__ void v2_unpack(const uint2& r, float (&out)[v2_vec], float scale) {
-  const auto* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(p[i], __NV_E4M3);  // two values per conversion
-    const float2 f = __half22float2(__half2(h));
-    out[2 * i] = f.x * scale;
-    out[2 * i + 1] = f.y * scale;
-  }
-}
+__device__ __forceinline__ void v2_unpack(const uint2& r, float (&out)[v2_vec], float scale) { unpack_fp8x8(r, out, scale); }
+
+// Independent softmax states of a CTA: its warps' sub-warps, one token row each per step.
+template <int HeadDim>
+constexpr int v2_states = v2_warps * (32 / (HeadDim / v2_vec));
 
 // Shared memory of one CTA: the softmax states of its sub-warps, then the block-table slice.
 template <int HeadDim, int GroupMax>
 __host__ __device__ constexpr std::size_t v2_state_floats() {
-  constexpr int states = v2_warps * (32 / (HeadDim / v2_vec));
-  return static_cast<std::size_t>(states) * GroupMax * (2 + HeadDim);
+  return static_cast<std::size_t>(v2_states<HeadDim>) * GroupMax * (2 + HeadDim);
 }
 
 template <int HeadDim, int GroupMax, typename KV>
@@ -270,10 +273,10 @@ __global__ void __launch_bounds__(v2_warps * 32, 2) paged_attention_partition_ke
     float* __restrict__ ws_acc, int q_heads, int kv_heads, int block_size, float scale, int partition_tokens,
     int partitions) {
   using raw_t = typename v2_raw<KV>::type;
-  constexpr int lanes = HeadDim / v2_vec;  // lanes per token row: 32 (head_dim 256), 16 (128) or 8 (64)
-  constexpr int tok = 32 / lanes;          // tokens a warp reads per step
-  constexpr int states = v2_warps * tok;   // independent softmax states per CTA
-  constexpr int step = v2_warps * tok;     // tokens the CTA reads per step
+  constexpr int lanes = HeadDim / v2_vec;          // lanes per token row: 32 (head_dim 256), 16 (128) or 8 (64)
+  constexpr int tok = 32 / lanes;                  // tokens a warp reads per step
+  constexpr int states = v2_states<HeadDim>;       // independent softmax states per CTA
+  constexpr int step = states;                     // tokens the CTA reads per step: one per state
   const int part = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, sub = lane / lanes, sl = lane % lanes;
   const int state = warp * tok + sub;
@@ -331,8 +334,7 @@ __global__ void __launch_bounds__(v2_warps * 32, 2) paged_attention_partition_ke
         float dot = 0;
 #pragma unroll
         for (int i = 0; i < v2_vec; ++i) dot += qv[g][i] * kf[i];
-#pragma unroll
-        for (int o = lanes / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);  // within the sub-warp
+        dot = warp_sum<lanes>(dot);  // within the sub-warp
         if (!valid || g >= group) continue;
         online_softmax_add(dot * scale, vf, m[g], l[g], acc[g]);
       }
@@ -361,20 +363,10 @@ attention_split split_of(const paged_attention_args& a) {
 
 template <int HeadDim, int GroupMax, typename KV>
 void launch_v2(const paged_attention_args& a, const attention_split& split, cudaStream_t stream) {
-  const int parts = split.partitions;
-  const std::int64_t heads = static_cast<std::int64_t>(a.batch) * a.q_heads;
-  auto* ws = static_cast<float*>(a.workspace);
-  float *ws_m = ws, *ws_l = ws + heads * parts, *ws_acc = ws + 2 * heads * parts;
   const std::size_t smem = v2_state_floats<HeadDim, GroupMax>() * sizeof(float) +
                            static_cast<std::size_t>(split.table_entries) * sizeof(std::int32_t);
-  paged_attention_partition_kernel_v2<HeadDim, GroupMax, KV><<<dim3(parts, a.kv_heads, a.batch), v2_warps * 32, smem, stream>>>(
-      static_cast<const __nv_bfloat16*>(a.q), static_cast<const KV*>(a.k_cache), static_cast<const KV*>(a.v_cache),
-      a.k_scale, a.v_scale, a.block_tables, a.max_blocks_per_seq, a.context_lens, ws_m, ws_l, ws_acc, a.q_heads,
-      a.kv_heads, a.block_size, a.scale, split.partition_tokens, parts);
-  GPUCAL_CUDA_CHECK(cudaGetLastError());
-  paged_attention_reduce_kernel<HeadDim><<<dim3(a.q_heads, a.batch), HeadDim, 0, stream>>>(
-      ws_m, ws_l, ws_acc, a.context_lens, static_cast<__nv_bfloat16*>(a.out), a.q_heads, split.partition_tokens, parts);
-  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  launch_passes<HeadDim, KV>(paged_attention_partition_kernel_v2<HeadDim, GroupMax, KV>, a, split.partition_tokens, split.partitions,
+                             v2_warps * 32, smem, stream);
 }
 
 template <int HeadDim, typename KV>
@@ -386,14 +378,14 @@ void launch_v2_group(const paged_attention_args& a, const attention_split& split
   else launch_v2<HeadDim, 8, KV>(a, split, stream);
 }
 
-// partition_tokens: version 1 (which reads it, and has no head_dim 256).
-void check_args(const paged_attention_args& a, const char* name, bool partition_tokens) {
+// Version 1 reads partition_tokens and has no head_dim 256; version 2 has both the other way round.
+void check_args(const paged_attention_args& a, const char* name, int version) {
   const auto bad = [name](const std::string& what) { throw std::invalid_argument(std::string(name) + ": " + what); };
-  if (a.head_dim != 64 && a.head_dim != 128 && (partition_tokens || a.head_dim != 256))
-    bad(std::string("head_dim must be 64 or 128") + (partition_tokens ? "" : " or 256") + ", got " + std::to_string(a.head_dim));
+  if (a.head_dim != 64 && a.head_dim != 128 && (version == 1 || a.head_dim != 256))
+    bad(std::string("head_dim must be 64 or 128") + (version == 1 ? "" : " or 256") + ", got " + std::to_string(a.head_dim));
   if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) bad("q_heads must be a multiple of kv_heads");
   if (a.q_heads / a.kv_heads > max_group) bad("at most 8 query heads per KV head");
-  if (a.block_size <= 0 || (partition_tokens && (a.partition_tokens <= 0 || a.partition_tokens % warps)))
+  if (a.block_size <= 0 || (version == 1 && (a.partition_tokens <= 0 || a.partition_tokens % warps)))
     bad("block_size and partition_tokens");
   if (!a.q || !a.k_cache || !a.v_cache || !a.block_tables || !a.context_lens || !a.out || !a.workspace) bad("null pointer");
 }
@@ -404,13 +396,11 @@ std::size_t paged_attention_v2_workspace_bytes(const paged_attention_args& a) {
   if (a.batch <= 0) return 0;
   if (a.kv_heads <= 0 || a.block_size <= 0 || a.q_heads <= 0 || a.max_context_len < 0)
     throw std::invalid_argument("paged_attention_v2_workspace_bytes: batch, heads, block_size and max_context_len");
-  const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
-  const auto parts = static_cast<std::size_t>(split_of(a).partitions);
-  return heads * parts * (2 + static_cast<std::size_t>(a.head_dim)) * sizeof(float);
+  return workspace_floats(a, split_of(a).partitions) * sizeof(float);
 }
 
 void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream) {
-  check_args(a, "paged_attention_v2", false);
+  check_args(a, "paged_attention_v2", 2);
   if (a.batch == 0) return;
   const attention_split split = split_of(a);
   const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
@@ -424,9 +414,7 @@ void paged_attention_v2(const paged_attention_args& a, cudaStream_t stream) {
 }
 
 std::size_t paged_attention_workspace_bytes(const paged_attention_args& a) {
-  const auto heads = static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.q_heads);
-  const auto parts = static_cast<std::size_t>(partitions_of(a));
-  return heads * parts * (2 + static_cast<std::size_t>(a.head_dim)) * sizeof(float);
+  return workspace_floats(a, partitions_of(a)) * sizeof(float);
 }
 
 double paged_attention_kv_bytes(std::int64_t total_context_tokens, int kv_heads, int head_dim, kv_dtype dtype) {
@@ -434,7 +422,7 @@ double paged_attention_kv_bytes(std::int64_t total_context_tokens, int kv_heads,
 }
 
 void paged_attention(const paged_attention_args& a, cudaStream_t stream) {
-  check_args(a, "paged_attention", true);
+  check_args(a, "paged_attention", 1);
   if (a.batch == 0) return;
   const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
   if (a.head_dim == 128) {

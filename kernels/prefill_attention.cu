@@ -24,6 +24,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,7 @@
 #include "gpucal/kernels/mma_layout.hpp"
 #include "gpucal/kernels/prefill_attention.hpp"
 #include "gpucal/kernels/prefill_tiles.hpp"
+#include "bf16x8.cuh"
 #include "mma.cuh"
 
 namespace gpucal::kernels {
@@ -47,16 +49,9 @@ constexpr float log2e = 1.4426950408889634f;
 __device__ __forceinline__ uint4 load8(const __nv_bfloat16* p, float) { return *reinterpret_cast<const uint4*>(p); }
 
 __device__ __forceinline__ uint4 load8(const __nv_fp8_storage_t* p, float scale) {
-  const uint2 raw = *reinterpret_cast<const uint2*>(p);
-  const auto* b = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
-  uint4 out;
-  auto* o = reinterpret_cast<std::uint32_t*>(&out);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b[i], __NV_E4M3)));
-    o[i] = pack_bf162(f.x * scale, f.y * scale);
-  }
-  return out;
+  float f[8];
+  unpack_fp8x8(*reinterpret_cast<const uint2*>(p), f, scale);
+  return pack_bf16x8(f);
 }
 
 // ---- what both versions share: one warp's 16 query rows across the key tiles ----
@@ -357,10 +352,12 @@ __global__ void __launch_bounds__(pf_warps * 32, HeadDim == 64 ? 3 : 2)
   if (c.warp_active) pf_store_rows<HeadDim>(st, out, c.row0, c.w0, c.qlen, q_heads, head, lane);
 }
 
+// Both versions' grid: 64-row blocks of the longest chunk x query heads x sequences.
+dim3 pf_grid(const prefill_attention_args& a) { return dim3((a.max_query_len + pf_rows - 1) / pf_rows, a.q_heads, a.sequences); }
+
 template <int HeadDim, typename Cache>
 void launch(const prefill_attention_args& a, cudaStream_t stream) {
-  const dim3 grid((a.max_query_len + pf_rows - 1) / pf_rows, a.q_heads, a.sequences);
-  prefill_attention_kernel<HeadDim, Cache><<<grid, pf_warps * 32, 0, stream>>>(
+  prefill_attention_kernel<HeadDim, Cache><<<pf_grid(a), pf_warps * 32, 0, stream>>>(
       static_cast<const __nv_bfloat16*>(a.q), static_cast<const Cache*>(a.k_cache), static_cast<const Cache*>(a.v_cache), a.k_scale,
       a.v_scale, a.block_tables, a.max_blocks_per_seq, a.table_rows, a.query_starts, a.query_lens, a.context_lens,
       static_cast<__nv_bfloat16*>(a.out), a.q_heads, a.kv_heads, a.block_size, a.scale);
@@ -370,10 +367,19 @@ void launch(const prefill_attention_args& a, cudaStream_t stream) {
 template <int HeadDim>
 void launch_v2(const prefill_attention_args& a, cudaStream_t stream) {
   constexpr std::size_t smem = pf_v2_smem_bytes<HeadDim>;  // 68 KiB at head_dim 128: above the 48 KiB default
-  GPUCAL_CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel_v2<HeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem)));
-  const dim3 grid((a.max_query_len + pf_rows - 1) / pf_rows, a.q_heads, a.sequences);
-  prefill_attention_kernel_v2<HeadDim><<<grid, pf_warps * 32, smem, stream>>>(
+  if constexpr (smem > 48 * 1024) {
+    // Raised once per device (the attribute stays set), not on every launch.
+    static std::atomic<std::uint64_t> raised{0};  // bit d: device d
+    int device = 0;
+    GPUCAL_CUDA_CHECK(cudaGetDevice(&device));
+    const std::uint64_t bit = device < 64 ? std::uint64_t{1} << device : 0;
+    if (!bit || !(raised.load(std::memory_order_relaxed) & bit)) {
+      GPUCAL_CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel_v2<HeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(smem)));
+      raised.fetch_or(bit, std::memory_order_relaxed);
+    }
+  }
+  prefill_attention_kernel_v2<HeadDim><<<pf_grid(a), pf_warps * 32, smem, stream>>>(
       static_cast<const __nv_bfloat16*>(a.q), static_cast<const __nv_bfloat16*>(a.k_cache), static_cast<const __nv_bfloat16*>(a.v_cache),
       a.block_tables, a.max_blocks_per_seq, a.table_rows, a.query_starts, a.query_lens, a.context_lens, static_cast<__nv_bfloat16*>(a.out),
       a.q_heads, a.kv_heads, a.block_size, a.scale);
@@ -396,25 +402,29 @@ bool check_prefill_args(const prefill_attention_args& a, const char* name) {
   return true;
 }
 
-}  // namespace
-
-void prefill_attention_v2(const prefill_attention_args& a, cudaStream_t stream) {
-  if (!check_prefill_args(a, "prefill_attention_v2")) return;
-  if (a.cache_dtype == kv_dtype::fp8_e4m3) {  // cp.async copies bytes: fp8 KV is converted on load by version 1
-    prefill_attention(a, stream);
-    return;
-  }
-  a.head_dim == 128 ? launch_v2<128>(a, stream) : launch_v2<64>(a, stream);
-}
-
-void prefill_attention(const prefill_attention_args& a, cudaStream_t stream) {
-  if (!check_prefill_args(a, "prefill_attention")) return;
+// Version 1 for checked arguments.
+void launch_v1(const prefill_attention_args& a, cudaStream_t stream) {
   const bool fp8 = a.cache_dtype == kv_dtype::fp8_e4m3;
   if (a.head_dim == 128) {
     fp8 ? launch<128, __nv_fp8_storage_t>(a, stream) : launch<128, __nv_bfloat16>(a, stream);
   } else {
     fp8 ? launch<64, __nv_fp8_storage_t>(a, stream) : launch<64, __nv_bfloat16>(a, stream);
   }
+}
+
+}  // namespace
+
+void prefill_attention_v2(const prefill_attention_args& a, cudaStream_t stream) {
+  if (!check_prefill_args(a, "prefill_attention_v2")) return;
+  if (a.cache_dtype == kv_dtype::fp8_e4m3) {  // cp.async copies bytes: fp8 KV is converted on load by version 1
+    launch_v1(a, stream);
+    return;
+  }
+  a.head_dim == 128 ? launch_v2<128>(a, stream) : launch_v2<64>(a, stream);
+}
+
+void prefill_attention(const prefill_attention_args& a, cudaStream_t stream) {
+  if (check_prefill_args(a, "prefill_attention")) launch_v1(a, stream);
 }
 
 double prefill_attention_flops(std::int64_t query_len, std::int64_t context_len, int q_heads, int head_dim) {

@@ -22,6 +22,7 @@
 #include "gpucal/kernels/w4a16_gemm.hpp"
 #include "gpucal/kernels/w4a16_layout.hpp"
 #include "mma.cuh"
+#include "warp_reduce.cuh"
 
 namespace gpucal::kernels {
 
@@ -45,9 +46,7 @@ __device__ __forceinline__ void store_rows(const float (&acc)[Rows], int rows, i
 #pragma unroll
   for (int r = 0; r < Rows; ++r) {
     if (r >= rows) break;
-    float v = acc[r];
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const float v = warp_sum(acc[r]);
     if (lane == 0) d[static_cast<std::int64_t>(m0 + r) * n + row] = __float2bfloat16_rn(v);  // [m][n]
   }
 }
@@ -293,6 +292,24 @@ void launch_v3(const void* x, const std::uint32_t* tiles, const void* scales, co
   GPUCAL_CUDA_CHECK(cudaGetLastError());
 }
 
+// The packed (int4_weights) layout's sizes; false when there is nothing to do.
+bool check_packed(int m, int n, int k, int group, const char* who) {
+  if (m < 0 || n < 0 || k <= 0 || k % 8 || group <= 0 || group % 8)
+    throw std::invalid_argument(std::string(who) + ": k and group must be positive multiples of 8 (k=" + std::to_string(k) +
+                                ", group=" + std::to_string(group) + ")");
+  return m > 0 && n > 0;
+}
+
+// Version 1 for checked sizes.
+void launch_v1(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d, int m, int n, int k,
+               int group, cudaStream_t stream) {
+  const dim3 grid((n + rows_per_block - 1) / rows_per_block, (m + m_tile - 1) / m_tile);
+  w4a16_gemv_kernel<<<grid, rows_per_block * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), packed, static_cast<const __nv_bfloat16*>(scales), zeros,
+      static_cast<__nv_bfloat16*>(d), m, n, k, group);
+  GPUCAL_CUDA_CHECK(cudaGetLastError());
+}
+
 void check_v3(int m, int n, int k, int group, const char* who) {
   if (m < 0 || n < 0 || k <= 0 || k % w4_tile_k || n % w4_tile_n || group <= 0 || group % w4_tile_k)
     throw std::invalid_argument(std::string(who) + ": n must be a multiple of 16, k and group multiples of 64 (n=" +
@@ -330,12 +347,9 @@ void w4a16_gemm_v3(const void* x, const std::uint32_t* tiles, const void* scales
 
 void w4a16_gemm_v2(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
                    int m, int n, int k, int group, cudaStream_t stream) {
-  if (m < 0 || n < 0 || k <= 0 || k % 8 || group <= 0 || group % 8)
-    throw std::invalid_argument("w4a16_gemm_v2: k and group must be positive multiples of 8 (k=" + std::to_string(k) +
-                                ", group=" + std::to_string(group) + ")");
-  if (m == 0 || n == 0) return;
+  if (!check_packed(m, n, k, group, "w4a16_gemm_v2")) return;
   if (k % 32 || group % 32) {  // off v2's 32-code grid: version 1
-    w4a16_gemm(x, packed, scales, zeros, d, m, n, k, group, stream);
+    launch_v1(x, packed, scales, zeros, d, m, n, k, group, stream);
     return;
   }
   // The smallest M tile that holds the batch, 16 rows per pass beyond.
@@ -348,15 +362,7 @@ void w4a16_gemm_v2(const void* x, const std::uint32_t* packed, const void* scale
 
 void w4a16_gemm(const void* x, const std::uint32_t* packed, const void* scales, const std::uint8_t* zeros, void* d,
                 int m, int n, int k, int group, cudaStream_t stream) {
-  if (m < 0 || n < 0 || k <= 0 || k % 8 || group <= 0 || group % 8)
-    throw std::invalid_argument("w4a16_gemm: k and group must be positive multiples of 8 (k=" + std::to_string(k) +
-                                ", group=" + std::to_string(group) + ")");
-  if (m == 0 || n == 0) return;
-  const dim3 grid((n + rows_per_block - 1) / rows_per_block, (m + m_tile - 1) / m_tile);
-  w4a16_gemv_kernel<<<grid, rows_per_block * 32, 0, stream>>>(
-      static_cast<const __nv_bfloat16*>(x), packed, static_cast<const __nv_bfloat16*>(scales), zeros,
-      static_cast<__nv_bfloat16*>(d), m, n, k, group);
-  GPUCAL_CUDA_CHECK(cudaGetLastError());
+  if (check_packed(m, n, k, group, "w4a16_gemm")) launch_v1(x, packed, scales, zeros, d, m, n, k, group, stream);
 }
 
 }  // namespace gpucal::kernels

@@ -37,18 +37,7 @@ inline std::vector<double> from_device_bf16(const gpucal::kernels::device_buffer
   return v;
 }
 
-template <typename T>
-gpucal::kernels::device_buffer<T> to_device(const std::vector<T>& v) {
-  gpucal::kernels::device_buffer<T> d(v.size());
-  if (!v.empty()) GPUCAL_CUDA_CHECK(cudaMemcpy(d.data(), v.data(), d.bytes(), cudaMemcpyHostToDevice));
-  return d;
-}
-
-template <typename T>
-std::vector<T> from_device(const gpucal::kernels::device_buffer<T>& d) {
-  std::vector<T> v(d.size());
-  if (!v.empty()) GPUCAL_CUDA_CHECK(cudaMemcpy(v.data(), d.data(), d.bytes(), cudaMemcpyDeviceToHost));
-  return v;
-}
+using gpucal::kernels::from_device;
+using gpucal::kernels::to_device;
 
 }  // namespace gpucal::test

@@ -1,10 +1,12 @@
-// Move-only owner of one cudaMalloc allocation.
+// Move-only owner of one cudaMalloc allocation, and blocking copies of a
+// host vector to and from one.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "gpucal/kernels/cuda_check.hpp"
 
@@ -40,5 +42,21 @@ private:
   T* data_ = nullptr;
   std::size_t count_ = 0;
 };
+
+/// A new buffer holding v's elements (cudaMemcpy, returns once they landed).
+template <typename T>
+device_buffer<T> to_device(const std::vector<T>& v) {
+  device_buffer<T> d(v.size());
+  if (!v.empty()) GPUCAL_CUDA_CHECK(cudaMemcpy(d.data(), v.data(), d.bytes(), cudaMemcpyHostToDevice));
+  return d;
+}
+
+/// The buffer's elements on the host.
+template <typename T>
+std::vector<T> from_device(const device_buffer<T>& d) {
+  std::vector<T> v(d.size());
+  if (!v.empty()) GPUCAL_CUDA_CHECK(cudaMemcpy(v.data(), d.data(), d.bytes(), cudaMemcpyDeviceToHost));
+  return v;
+}
 
 }  // namespace gpucal::kernels

@@ -2,6 +2,7 @@
 // device work end to end: every thread writes its global index and SM id.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +25,9 @@ struct device_info {
 /// The first device, or nullopt with `reason` set when none is usable (no
 /// driver, no device): callers skip with that reason.
 std::optional<device_info> first_device(std::string* reason);
+
+/// Free memory of the current device now (cudaMemGetInfo), in bytes.
+std::size_t free_device_bytes();
 
 /// The current device's multiprocessor count, asked once per device and
 /// cached (kernel launchers size their grids with it).
