@@ -21,6 +21,7 @@
 #include "bench_env.hpp"
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/device_buffer.hpp"
+#include "gpucal/kernels/device_query.hpp"
 #include "gpucal/kernels/paged_attention.hpp"
 #include "gpucal/kernels/prefill_attention.hpp"
 
@@ -29,6 +30,8 @@ namespace gpucal::bench {
 namespace {
 
 constexpr int q_heads = 32, kv_heads = 8, head_dim = 128, block_size = 16;
+// The decode cases, for the benchmark arguments and the plan alike.
+constexpr int decode_batches[] = {1, 16, 64, 256}, decode_contexts[] = {512, 4096, 16384};
 
 // KV bytes one launch reads, and launches per timed region: the cache is far
 // larger than L2 for the interesting cases; small ones repeat in a region.
@@ -36,12 +39,6 @@ double kv_bytes_of(int batch, int context, kernels::kv_dtype dtype) {
   return kernels::paged_attention_kv_bytes(static_cast<std::int64_t>(batch) * context, kv_heads, head_dim, dtype);
 }
 int inner_for(double kv_bytes) { return static_cast<int>(std::clamp(2e8 / kv_bytes, 1.0, 200.0)); }
-
-std::size_t free_device_bytes() {
-  std::size_t free_bytes = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  return free_bytes;
-}
 
 // K and V caches of `blocks` blocks of random values, and a block table that
 // is a random permutation of them, as a long-running server's are.
@@ -69,11 +66,10 @@ struct random_paged_cache {
     return a;
   }
 
-  static std::size_t half_bytes(std::int64_t blocks, kernels::kv_dtype dtype) {
-    return static_cast<std::size_t>(blocks) * block_size * kv_heads * head_dim * (dtype == kernels::kv_dtype::bf16 ? 2 : 1);
+  static std::size_t half_bytes(std::int64_t blocks, kernels::kv_dtype dtype) {  // K (or V) alone
+    return static_cast<std::size_t>(kernels::paged_attention_kv_bytes(blocks * block_size, kv_heads, head_dim, dtype) / 2);
   }
-  random_paged_cache(std::int64_t blocks, kernels::kv_dtype dtype_)
-      : k(half_bytes(blocks, dtype_)), v(k.size()), tables(static_cast<std::size_t>(blocks)), dtype(dtype_) {
+  random_paged_cache(std::int64_t blocks, kernels::kv_dtype dtype_) : k(half_bytes(blocks, dtype_)), v(k.size()), dtype(dtype_) {
     if (dtype == kernels::kv_dtype::bf16) {
       kernels::fill_random_bf16(k.data(), k.size() / 2, -1, 1, 1, nullptr);
       kernels::fill_random_bf16(v.data(), v.size() / 2, -1, 1, 2, nullptr);
@@ -84,7 +80,7 @@ struct random_paged_cache {
     std::vector<std::int32_t> perm(static_cast<std::size_t>(blocks));
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
-    GPUCAL_CUDA_CHECK(cudaMemcpy(tables.data(), perm.data(), tables.bytes(), cudaMemcpyHostToDevice));
+    tables = kernels::to_device(perm);
   }
 };
 
@@ -93,14 +89,13 @@ void paged_attention_case(benchmark::State& state, int version) {
   const auto dtype = state.range(2) == 0 ? kernels::kv_dtype::bf16 : kernels::kv_dtype::fp8_e4m3;
   const int blocks_per_seq = (context + block_size - 1) / block_size;
   const std::int64_t num_blocks = static_cast<std::int64_t>(batch) * blocks_per_seq;
-  if (2.0 * static_cast<double>(random_paged_cache::half_bytes(num_blocks, dtype)) > 0.8 * static_cast<double>(free_device_bytes())) {
+  if (2.0 * static_cast<double>(random_paged_cache::half_bytes(num_blocks, dtype)) > 0.8 * static_cast<double>(kernels::free_device_bytes())) {
     state.SkipWithError("KV cache larger than free device memory");
     return;
   }
   const random_paged_cache cache(num_blocks, dtype);
   std::vector<std::int32_t> lens(static_cast<std::size_t>(batch), context);
-  kernels::device_buffer<std::int32_t> dlens(lens.size());
-  GPUCAL_CUDA_CHECK(cudaMemcpy(dlens.data(), lens.data(), dlens.bytes(), cudaMemcpyHostToDevice));
+  const auto dlens = kernels::to_device(lens);
   kernels::device_buffer<std::uint16_t> q(static_cast<std::size_t>(batch) * q_heads * head_dim), out(q.size());
   kernels::fill_random_bf16(q.data(), q.size(), -1, 1, 3, nullptr);
 
@@ -133,8 +128,7 @@ void prefill_attention_case(benchmark::State& state, int version) {
   const int context = prefix + chunk, blocks = (context + block_size - 1) / block_size;
   const random_paged_cache cache(blocks, dtype);
   const std::vector<std::int32_t> seq{0, chunk, context};  // query start, query length, context length
-  kernels::device_buffer<std::int32_t> dseq(seq.size());
-  GPUCAL_CUDA_CHECK(cudaMemcpy(dseq.data(), seq.data(), dseq.bytes(), cudaMemcpyHostToDevice));
+  const auto dseq = kernels::to_device(seq);
   kernels::device_buffer<std::uint16_t> q(static_cast<std::size_t>(chunk) * q_heads * head_dim), out(q.size());
   kernels::fill_random_bf16(q.data(), q.size(), -1, 1, 3, nullptr);
 
@@ -173,14 +167,14 @@ void bm_paged_attention_v2_body(benchmark::State& state) { paged_attention_case(
 
 void attention_args(benchmark::internal::Benchmark* b) {
   for (std::int64_t dtype : {0, 1})
-    for (std::int64_t batch : {1, 16, 64, 256})
-      for (std::int64_t context : {512, 4096, 16384}) b->Args({batch, context, dtype});
+    for (const int batch : decode_batches)
+      for (const int context : decode_contexts) b->Args({batch, context, dtype});
 }
 
 void plan_attention(std::vector<case_work>& out) {
   for (const auto dtype : {kernels::kv_dtype::bf16, kernels::kv_dtype::fp8_e4m3})
-    for (const int batch : {1, 16, 64, 256})
-      for (const int context : {512, 4096, 16384}) {
+    for (const int batch : decode_batches)
+      for (const int context : decode_contexts) {
         const double kv = kv_bytes_of(batch, context, dtype);
         for (const char* name : {"bm_paged_attention", "bm_paged_attention_v2"})
           out.push_back({name, "", static_cast<double>(warmup_launches + timed_iterations * inner_for(kv)), 0, kv, kv});

@@ -10,6 +10,7 @@
 #include "bench_env.hpp"
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/device_buffer.hpp"
+#include "gpucal/kernels/device_query.hpp"
 
 namespace gpucal::bench {
 
@@ -28,9 +29,7 @@ void bm_bandwidth_body(benchmark::State& state) {
   const auto bytes = static_cast<std::size_t>(state.range(1));
   const bool v2 = state.range(2) == 2;
   const int operands = operands_of(op);
-  std::size_t free_bytes = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  if (static_cast<double>(bytes) * operands > 0.8 * static_cast<double>(free_bytes)) {
+  if (static_cast<double>(bytes) * operands > 0.8 * static_cast<double>(kernels::free_device_bytes())) {
     state.SkipWithError("not enough free device memory for this size");
     return;
   }

@@ -5,6 +5,7 @@
 // GB/s counts the bytes each op must move once (inputs read, outputs written).
 //   gpucal_bench --benchmark_filter=bm_layer_ops
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/device_buffer.hpp"
 #include "gpucal/kernels/layer_ops.hpp"
+#include "gpucal/kernels/reference_ops.hpp"
 
 namespace gpucal::bench {
 
@@ -35,8 +37,8 @@ void bm_layer_ops_body(benchmark::State& state) {
   const int tokens = static_cast<int>(state.range(2));
   const auto rows = static_cast<std::size_t>(tokens);
   kernels::device_buffer<std::uint16_t> a, b, w, c, d;
-  kernels::device_buffer<std::int32_t> positions(rows);
-  kernels::device_buffer<float> inv_freq(head_dim / 2);
+  kernels::device_buffer<std::int32_t> positions;
+  kernels::device_buffer<float> inv_freq;
   if (op == 0) {
     a = kernels::device_buffer<std::uint16_t>(rows * hidden);
     b = kernels::device_buffer<std::uint16_t>(rows * hidden);
@@ -57,10 +59,9 @@ void bm_layer_ops_body(benchmark::State& state) {
     kernels::fill_random_bf16(b.data(), b.size(), -1, 1, 6, nullptr);
     std::vector<std::int32_t> pos(rows);
     for (std::size_t i = 0; i < rows; ++i) pos[i] = static_cast<std::int32_t>(1000 + i);
-    std::vector<float> inv(head_dim / 2);
-    for (std::size_t i = 0; i < inv.size(); ++i) inv[i] = 1.0f / static_cast<float>(std::pow(500000.0, 2.0 * static_cast<double>(i) / head_dim));
-    GPUCAL_CUDA_CHECK(cudaMemcpy(positions.data(), pos.data(), positions.bytes(), cudaMemcpyHostToDevice));
-    GPUCAL_CUDA_CHECK(cudaMemcpy(inv_freq.data(), inv.data(), inv_freq.bytes(), cudaMemcpyHostToDevice));
+    const std::vector<double> f = kernels::rope_inv_freq(head_dim, 500000, std::nullopt);  // Llama 3's theta, unscaled
+    positions = kernels::to_device(pos);
+    inv_freq = kernels::to_device(std::vector<float>(f.begin(), f.end()));
   }
   const auto launch = [&](int) {
     if (op == 0) {
@@ -85,17 +86,19 @@ void bm_layer_ops_body(benchmark::State& state) {
   state.SetLabel(std::string(op_names[op]) + " v" + std::to_string(version));
 }
 
+// The cases, for the benchmark arguments and the plan alike: each op in both versions at each token count.
+constexpr int ops[] = {0, 1, 2}, versions[] = {1, 2}, token_counts[] = {1, 64, 4096};
+
 void layer_ops_args(benchmark::internal::Benchmark* b) {
-  for (std::int64_t op : {0, 1, 2})
-    for (std::int64_t version : {1, 2})
-      for (std::int64_t tokens : {1, 64, 4096}) b->Args({op, version, tokens});
+  for (const int op : ops)
+    for (const int version : versions)
+      for (const int tokens : token_counts) b->Args({op, version, tokens});
 }
 
 void plan_layer_ops(std::vector<case_work>& out) {
-  for (int op : {0, 1, 2})
-    for (int version : {1, 2})
-      for (int tokens : {1, 64, 4096}) {
-        (void)version;
+  for (const int op : ops)
+    for (std::size_t v = 0; v < std::size(versions); ++v)  // both versions move the same bytes
+      for (const int tokens : token_counts) {
         const double bytes = bytes_of(op, tokens);
         out.push_back({"bm_layer_ops", "", static_cast<double>(warmup_launches + timed_iterations * inner_for(bytes)), 0, bytes, bytes});
       }

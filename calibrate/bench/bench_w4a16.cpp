@@ -7,6 +7,7 @@
 // at small M; random codes read as either layout cost the same).
 //   gpucal_bench --benchmark_filter=bm_w4a16
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "bench_env.hpp"
@@ -25,6 +26,7 @@ struct nk {
   int n, k;
 };
 const nk shapes[] = {{4096, 14336}, {14336, 4096}, {28672, 4096}};
+constexpr int batch_rows[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};  // M of every shape, for the arguments and the plan
 
 // Median of `reps` timed regions of `inner` launches each.
 template <typename Launch>
@@ -133,8 +135,8 @@ void bm_w4a16_v2_body(benchmark::State& state) { w4a16_case(state, 2); }
 void bm_w4a16_v3_body(benchmark::State& state) { w4a16_case(state, 3); }
 
 void w4a16_args(benchmark::internal::Benchmark* b) {
-  for (std::int64_t shape = 0; shape < 3; ++shape)
-    for (std::int64_t m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) b->Args({shape, m});
+  for (std::int64_t shape = 0; shape < static_cast<std::int64_t>(std::size(shapes)); ++shape)
+    for (const int m : batch_rows) b->Args({shape, m});
 }
 
 }  // namespace
@@ -143,7 +145,7 @@ void w4a16_args(benchmark::internal::Benchmark* b) {
 void plan_w4a16(std::vector<case_work>& out) {
   for (const int version : {1, 2, 3})
   for (const nk& s : shapes)
-    for (const int m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+    for (const int m : batch_rows) {
       const w4_sizing z(s, m, version);
       const double launches = z.sets + warmup_launches + timed_iterations * z.inner;
       const double setup = z.sets * (z.w4_bytes * 5 + static_cast<double>(s.n) * (s.k / group) * 3);

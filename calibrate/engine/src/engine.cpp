@@ -17,6 +17,7 @@
 #include "gpucal/engine/tracking_allocator.hpp"
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/device_query.hpp"
 #include "gpucal/kernels/kv_cache.hpp"
 #include "gpucal/kernels/layer_ops.hpp"
 #include "gpucal/kernels/lt_gemm.hpp"
@@ -51,11 +52,7 @@ public:
   void release(void* p) noexcept override { GPUCAL_CUDA_CHECK_NOTHROW(cudaFree(p)); }
 };
 
-std::int64_t free_bytes() {
-  std::size_t free = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return static_cast<std::int64_t>(free);
-}
+std::int64_t free_bytes() { return static_cast<std::int64_t>(k::free_device_bytes()); }
 
 // One linear weight on the device, laid out in one allocation:
 // bf16 [rows][cols]; fp8 codes [rows][cols] then the fp32 scale;
@@ -76,10 +73,6 @@ struct dev_layer {
   dev_linear qkv, o, gate_up, down;
   device_block kv;  // [2][num_blocks][block_size][kv_heads][head_dim] bf16
 };
-
-void upload(void* dst, const void* src, std::size_t bytes) {
-  GPUCAL_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));  // callers sync the device after their last
-}
 
 std::vector<std::uint16_t> bf16_bits(const std::vector<float>& v) {
   std::vector<std::uint16_t> b(v.size());
@@ -109,7 +102,6 @@ struct reference_engine::impl {
   // Per sequence, for prefill attention: first token row, query tokens, context after the step.
   device_block seq_starts, seq_query_lens, seq_context_lens;
   std::int32_t step_sequences = 0, step_max_query_len = 0;
-  bool profiling = false;  // the set-up's profile forward is running
   std::vector<std::uint8_t> staging;  // host side of one step's inputs
 
   impl(const engine_model& model, const engine_options& opt) : m(model), o(opt) {
@@ -140,6 +132,12 @@ struct reference_engine::impl {
     if (stream) GPUCAL_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
   }
 
+  // A host-to-device copy on the engine's stream, so every later step sees it
+  // (a pageable source has been staged when the call returns: it may go).
+  void upload(void* dst, const void* src, std::size_t bytes) {
+    GPUCAL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  }
+
   device_block weight(std::int64_t bytes) { return device_block(alloc, static_cast<std::size_t>(bytes), memory_use::weights); }
   device_block act(std::int64_t bytes) { return device_block(alloc, static_cast<std::size_t>(bytes), memory_use::activations); }
 
@@ -161,7 +159,6 @@ struct reference_engine::impl {
     std::vector<float> ff(f.begin(), f.end());
     inv_freq = in(static_cast<std::int64_t>(ff.size() * 4));
     upload(inv_freq.data(), ff.data(), ff.size() * 4);
-    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());  // the upload lands before any step on the non-blocking stream
     mem.inputs_bytes = static_cast<std::int64_t>(alloc.by_use(memory_use::inputs).live);
   }
 
@@ -295,10 +292,6 @@ struct reference_engine::impl {
     }
     put(final_norm, w.final_norm, m.hidden, "final_norm");
     if (!m.tie_embeddings) put(lm_head, w.lm_head, m.vocab * m.hidden, "lm_head");
-    // cudaMemcpy from pageable memory may return before its DMA lands, and the
-    // forward runs on a non-blocking stream that does not wait for the legacy
-    // stream: every upload is complete before the first step.
-    GPUCAL_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
   // --- set-up: profile, arena, KV pool ---------------------------------------
@@ -327,9 +320,7 @@ struct reference_engine::impl {
     }
     allocate_kv(next_block);
     alloc.reserve_arena(static_cast<std::size_t>(free_bytes() / 2));
-    profiling = true;
-    run(b, nullptr);
-    profiling = false;
+    run(b, nullptr, true);
     const arena* a = alloc.activation_arena();
     mem.activation_peak_bytes = static_cast<std::int64_t>(a->peak_live_bytes());
     mem.activation_reserved_bytes = (static_cast<std::int64_t>(a->high_water_bytes()) + arena_rounding - 1) / arena_rounding * arena_rounding;
@@ -428,77 +419,84 @@ struct reference_engine::impl {
     copy(tables, b.block_tables.data(), b.block_tables.size() * 4);
     copy(sample_rows, b.sample_rows.data(), static_cast<std::size_t>(R) * 4);
     // Each sequence's rows run from its first token to the next sequence's.
+    // Per sequence, as append_sequence recorded them (consecutive rows, contexts holding their chunks).
     const auto S = static_cast<std::size_t>(b.sequences());
-    seq_lens_host.assign(2 * S, 0);
-    step_max_query_len = 0;
-    if (S == 0 || b.first_tokens[0] != 0) throw std::invalid_argument("engine step: the first sequence must start at token 0");
-    for (std::size_t s = 0; s < S; ++s) {
-      const std::int32_t end = s + 1 < S ? b.first_tokens[s + 1] : static_cast<std::int32_t>(T);
-      if (end <= b.first_tokens[s] || end > T)
-        throw std::invalid_argument(fmt::format("engine step: sequence {} starts at token {}, after the next one or past the batch", s,
-                                                b.first_tokens[s]));
-      seq_lens_host[s] = end - b.first_tokens[s];
-      seq_lens_host[S + s] = b.context_lens[static_cast<std::size_t>(end - 1)];
-      if (seq_lens_host[S + s] < seq_lens_host[s])
-        throw std::invalid_argument(fmt::format("engine step: sequence {} has {} query tokens but a context of {}", s, seq_lens_host[s],
-                                                seq_lens_host[S + s]));
-      step_max_query_len = std::max(step_max_query_len, seq_lens_host[s]);
-    }
+    if (S == 0 || b.query_lens.size() != S || b.seq_context_lens.size() != S)
+      throw std::invalid_argument("engine step: per-sequence lengths do not match the batch's sequences");
     step_sequences = static_cast<std::int32_t>(S);
+    step_max_query_len = b.max_query_len();
     copy(seq_starts, b.first_tokens.data(), S * 4);
-    copy(seq_query_lens, seq_lens_host.data(), S * 4);
-    copy(seq_context_lens, seq_lens_host.data() + S, S * 4);
+    copy(seq_query_lens, b.query_lens.data(), S * 4);
+    copy(seq_context_lens, b.seq_context_lens.data(), S * 4);
   }
-  std::vector<std::int32_t> seq_lens_host;  // query lengths, then context lengths, of the step's sequences
 
-  // Attention of the step's T query rows: steps that carry a prompt chunk
-  // (a sequence with more than one query token) run causal prefill attention
+  // One step's attention arguments, built once per forward; each layer sets
+  // only its queries, cache and output. Steps that carry a prompt chunk (a
+  // sequence with more than one query token) run causal prefill attention
   // over every sequence on tensor cores (unless prefill_kernel is off); pure
   // decode steps run paged decode attention, one query per token row.
-  void attention(const void* q, const std::uint8_t* k_cache, const std::uint8_t* v_cache, void* out, int T, std::int64_t max_ctx,
-                 std::int64_t partition) {
+  struct step_attention {
+    bool prefill = false;
+    std::int64_t decode_ws_bytes = 0;  // the decode path's workspace per layer (0: none)
+    k::paged_attention_args decode;
+    k::prefill_attention_args chunk;
+  };
+
+  // `profile`: the set-up's profile forward (a prefill), which holds the decode
+  // workspace too, so that the arena it sizes covers every later decode step.
+  step_attention plan_attention(int T, std::int64_t max_ctx, bool profile) const {
     k::paged_attention_common common;
-    common.q = q;
-    common.k_cache = k_cache;
-    common.v_cache = v_cache;
     common.block_tables = tables.as<std::int32_t>();
     common.max_blocks_per_seq = max_blocks;
-    common.out = out;
     common.q_heads = static_cast<int>(m.q_heads);
     common.kv_heads = static_cast<int>(m.kv_heads);
     common.head_dim = static_cast<int>(m.head_dim);
     common.block_size = static_cast<int>(o.block_size);
     common.scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
-    k::paged_attention_args a;
-    static_cast<k::paged_attention_common&>(a) = common;
-    a.context_lens = context_lens.as<std::int32_t>();
-    a.batch = T;
-    a.max_context_len = static_cast<int>(max_ctx);
-    a.partition_tokens = static_cast<int>(partition);
-    // The decode path's workspace; the profile forward (a prefill) holds it
-    // too, so that the arena it sizes covers every later decode step.
-    const bool prefill = step_max_query_len > 1 && o.prefill_kernel;
-    device_block ws = prefill && !profiling ? device_block() : act(static_cast<std::int64_t>(k::paged_attention_workspace_bytes(a)));
-    if (prefill) {
-      k::prefill_attention_args p;
-      static_cast<k::paged_attention_common&>(p) = common;
-      p.table_rows = seq_starts.as<std::int32_t>();  // every token row holds its sequence's table: the first one's
-      p.query_starts = seq_starts.as<std::int32_t>();
-      p.query_lens = seq_query_lens.as<std::int32_t>();
-      p.context_lens = seq_context_lens.as<std::int32_t>();
-      p.sequences = step_sequences;
-      p.max_query_len = step_max_query_len;
-      k::prefill_attention(p, stream);
+    // Decode partitions: at most as many (query, partition) pairs as the
+    // profile had queries, so the workspace never outgrows the profiled one.
+    const std::int64_t parts_budget = std::max<std::int64_t>(1, profile_tokens / T);
+    std::int64_t partition = std::max<std::int64_t>(512, (max_ctx + parts_budget - 1) / parts_budget);
+    partition = (partition + 3) / 4 * 4;
+    step_attention s;
+    static_cast<k::paged_attention_common&>(s.decode) = common;
+    s.decode.context_lens = context_lens.as<std::int32_t>();
+    s.decode.batch = T;
+    s.decode.max_context_len = static_cast<int>(max_ctx);
+    s.decode.partition_tokens = static_cast<int>(partition);
+    s.prefill = step_max_query_len > 1 && o.prefill_kernel;
+    if (!s.prefill || profile) s.decode_ws_bytes = static_cast<std::int64_t>(k::paged_attention_workspace_bytes(s.decode));
+    if (s.prefill) {
+      static_cast<k::paged_attention_common&>(s.chunk) = common;
+      s.chunk.table_rows = seq_starts.as<std::int32_t>();  // every token row holds its sequence's table: the first one's
+      s.chunk.query_starts = seq_starts.as<std::int32_t>();
+      s.chunk.query_lens = seq_query_lens.as<std::int32_t>();
+      s.chunk.context_lens = seq_context_lens.as<std::int32_t>();
+      s.chunk.sequences = step_sequences;
+      s.chunk.max_query_len = step_max_query_len;
+    }
+    return s;
+  }
+
+  void attention(step_attention& s, const void* q, const std::uint8_t* k_cache, const std::uint8_t* v_cache, void* out) {
+    device_block ws = s.decode_ws_bytes ? act(s.decode_ws_bytes) : device_block();
+    k::paged_attention_common& c = s.prefill ? static_cast<k::paged_attention_common&>(s.chunk) : s.decode;
+    c.q = q;
+    c.k_cache = k_cache;
+    c.v_cache = v_cache;
+    c.out = out;
+    if (s.prefill) {
+      k::prefill_attention(s.chunk, stream);
       return;
     }
-    a.workspace = ws.data();
-    k::paged_attention(a, stream);
+    s.decode.workspace = ws.data();
+    k::paged_attention(s.decode, stream);
   }
 
   // Runs the forward; the caller synchronizes. Returns the logits block (bf16 [R][vocab]).
   // `max_ctx` bounds the step's contexts: the batch's own, or --max-model-len
   // for a captured decode graph (whose attention grid must fit every replay).
-  device_block forward(const forward_batch& b, std::int64_t max_ctx) {
+  device_block forward(const forward_batch& b, std::int64_t max_ctx, bool profile) {
     const auto T = b.tokens();
     const auto R = static_cast<std::int64_t>(b.sample_rows.size());
     const int Ti = static_cast<int>(T);
@@ -506,11 +504,7 @@ struct reference_engine::impl {
     device_block x = act(T * H * 2);
     k::embedding_gather(ids.as<std::int32_t>(), embed.data(), x.data(), Ti, static_cast<int>(H), stream);
 
-    // Attention partitions: at most as many (query, partition) pairs as the
-    // profile had queries, so the workspace never outgrows the profiled one.
-    const std::int64_t parts_budget = std::max<std::int64_t>(1, profile_tokens / T);
-    std::int64_t partition = std::max<std::int64_t>(512, (max_ctx + parts_budget - 1) / parts_budget);
-    partition = (partition + 3) / 4 * 4;
+    step_attention sa = plan_attention(Ti, max_ctx, profile);
 
     for (auto& L : layers) {
       device_block h = act(T * H * 2);
@@ -531,7 +525,7 @@ struct reference_engine::impl {
       kk.reset();
       v.reset();
       device_block attn = act(T * m.q_width() * 2);
-      attention(q.data(), k_cache, v_cache, attn.data(), Ti, max_ctx, partition);
+      attention(sa, q.data(), k_cache, v_cache, attn.data());
       q.reset();
       device_block out = act(T * H * 2);
       linear(L.o, attn.data(), out.data(), T);
@@ -588,13 +582,13 @@ struct reference_engine::impl {
       // plan it uses is loaded and created before the capture (lazy module
       // loading during a capture needs a CUDA 12.3+ driver), as vLLM warms up
       // before capturing.
-      forward(b, o.max_model_len);
+      forward(b, o.max_model_len, false);
       const std::int64_t free_before = free_bytes();
       GPUCAL_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
       decode_graph g;
       cudaGraph_t graph = nullptr;
       try {
-        device_block logits = forward(b, o.max_model_len);
+        device_block logits = forward(b, o.max_model_len, false);
         g.logits = logits.data();
       } catch (...) {
         if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
@@ -613,14 +607,15 @@ struct reference_engine::impl {
     return it->second.logits;
   }
 
-  std::vector<std::int32_t> run(const forward_batch& b, std::vector<float>* logits_out) {
+  // `profile`: the set-up's profile forward (eager, holding the decode workspace).
+  std::vector<std::int32_t> run(const forward_batch& b, std::vector<float>* logits_out, bool profile = false) {
     copy_inputs(b);
     device_block eager_logits;
     const void* logits = nullptr;
-    if (o.cuda_graphs && step_max_query_len == 1 && !profiling) {
+    if (o.cuda_graphs && step_max_query_len == 1 && !profile) {
       logits = replay_decode_graph(b);
     } else {
-      eager_logits = forward(b, b.max_context_len());
+      eager_logits = forward(b, b.max_context_len(), profile);
       logits = eager_logits.data();
     }
     const std::size_t R = b.sample_rows.size();

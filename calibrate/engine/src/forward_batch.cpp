@@ -14,9 +14,14 @@ std::int32_t forward_batch::max_context_len() const {
   return context_lens.empty() ? 0 : *std::max_element(context_lens.begin(), context_lens.end());
 }
 
+std::int32_t forward_batch::max_query_len() const {
+  return query_lens.empty() ? 0 : *std::max_element(query_lens.begin(), query_lens.end());
+}
+
 void forward_batch::append_sequence(const std::vector<std::int32_t>& ids, std::int64_t start,
                                     const std::vector<std::int32_t>& block_table, std::int64_t block_size, bool sample) {
   if (ids.empty()) throw std::invalid_argument("forward_batch: a sequence needs at least one token");
+  if (start < 0) throw std::invalid_argument(fmt::format("forward_batch: start position {} is negative", start));
   const std::int64_t end = start + static_cast<std::int64_t>(ids.size());
   const std::int64_t blocks = (end + block_size - 1) / block_size;
   if (static_cast<std::int64_t>(block_table.size()) < blocks)
@@ -26,6 +31,8 @@ void forward_batch::append_sequence(const std::vector<std::int32_t>& ids, std::i
     throw std::invalid_argument(fmt::format("forward_batch: a table of {} blocks exceeds max_blocks_per_seq {}",
                                             block_table.size(), max_blocks_per_seq));
   first_tokens.push_back(static_cast<std::int32_t>(input_ids.size()));
+  query_lens.push_back(static_cast<std::int32_t>(ids.size()));
+  seq_context_lens.push_back(static_cast<std::int32_t>(end));
   for (std::int64_t p = start; p < end; ++p) {
     input_ids.push_back(ids[static_cast<std::size_t>(p - start)]);
     positions.push_back(static_cast<std::int32_t>(p));

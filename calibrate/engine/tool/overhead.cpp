@@ -14,17 +14,14 @@
 
 #include "../../nvml.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
+#include "gpucal/kernels/device_query.hpp"
 #include "gpucal/kernels/lt_gemm.hpp"
 
 namespace gpucal::engine_tool {
 
 namespace {
 
-double free_bytes() {
-  std::size_t free = 0, total = 0;
-  GPUCAL_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return static_cast<double>(free);
-}
+double free_bytes() { return static_cast<double>(gpucal::kernels::free_device_bytes()); }
 
 model::measurement bytes_measurement(const std::string& name, std::vector<double> samples) {
   model::measurement m;

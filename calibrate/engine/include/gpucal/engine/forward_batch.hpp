@@ -20,12 +20,15 @@ struct forward_batch {
   std::vector<std::int32_t> block_tables;  ///< [tokens][max_blocks_per_seq], unused entries 0
   std::vector<std::int32_t> sample_rows;   ///< token indices whose logits are sampled
   std::vector<std::int32_t> first_tokens;  ///< per sequence, the index of its first token (its rows share one table)
+  std::vector<std::int32_t> query_lens;    ///< per sequence, its tokens in this batch (consecutive rows from first_tokens)
+  std::vector<std::int32_t> seq_context_lens;  ///< per sequence, its context after this batch: last position + 1
   std::int64_t sequences() const { return static_cast<std::int64_t>(first_tokens.size()); }
 
   explicit forward_batch(std::int32_t max_blocks) : max_blocks_per_seq(max_blocks) {}
 
   std::int64_t tokens() const { return static_cast<std::int64_t>(input_ids.size()); }
   std::int32_t max_context_len() const;
+  std::int32_t max_query_len() const;
 
   /// Appends `ids.size()` tokens of one sequence at positions start.., whose
   /// KV lives in `block_table` (blocks of `block_size` tokens, already
