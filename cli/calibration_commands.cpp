@@ -122,33 +122,18 @@ int run_fit_engine(const fit_engine_args& a, std::ostream& out) {
 
   // The base profile's JSON with the fitted terms and where they came from.
   const auto [text, where] = model::engine_profile_text(base_name);
-  nlohmann::ordered_json profile = nlohmann::ordered_json::parse(text);
-  nlohmann::ordered_json fitted = nlohmann::ordered_json::object();
-  for (const auto& [k, c] : f.fitted) fitted[k] = {{"value", c.value}, {"source", c.source}, {"note", c.note}};
-  profile["display_name"] = profile["display_name"].get<std::string>() + ", fitted to startup logs";
-  profile["fitted"] = fitted;
-  std::string files;
-  for (const auto& l : logs) files += (files.empty() ? "" : ", ") + l.path;
-  profile["sources"].push_back({{"fact", fmt::format("fitted terms: gpucal fit-engine over {} logs on {} (base profile {})", logs.size(),
-                                                     gpu.slug, where)},
-                                {"where", files.size() > 2000 ? files.substr(0, 1997) + "..." : files}});
-  const std::string json_text = profile.dump(2) + "\n";
+  std::vector<std::string> log_paths;
+  for (const auto& l : logs) log_paths.push_back(l.path);
+  const std::string json_text = model::fitted_profile_json(text, where, f.fitted, log_paths, gpu.slug);
   (void)model::parse_engine_profile(json_text, a.out);  // what --engine will read back
   model::write_file_atomic(a.out, json_text, "--out");
 
-  std::vector<double> fit_err, held_err;
-  for (const auto& c : f.checks) (c.held_out ? held_err : fit_err).push_back(std::fabs(c.error_pct()));
-  const auto summary = [](std::vector<double> v) {
-    if (v.empty()) return std::pair<double, double>{0, 0};
-    return std::pair<double, double>{model::median_of(v), *std::max_element(v.begin(), v.end())};
-  };
-  const auto [fit_med, fit_max] = summary(fit_err);
-  const auto [held_med, held_max] = summary(held_err);
+  const model::kv_error_stats fit_err = f.kv_error(false), held_err = f.kv_error(true);
   if (a.json) {
     nlohmann::ordered_json j;
     j["out"] = a.out;
     j["base"] = base.label();
-    j["fitted"] = fitted;
+    j["fitted"] = nlohmann::ordered_json::parse(json_text)["fitted"];  // as written
     nlohmann::ordered_json fits = nlohmann::ordered_json::array();
     for (const auto& r : f.fits)
       fits.push_back({{"name", r.name}, {"points", r.points}, {"residual_max_rel", r.residual_max_rel}, {"residual_rms_rel", r.residual_rms_rel}});
@@ -158,8 +143,9 @@ int run_fit_engine(const fit_engine_args& a, std::ostream& out) {
       checks.push_back({{"log", c.path}, {"model", c.model}, {"tp", c.tp}, {"held_out", c.held_out}, {"measured_kv_gib", c.measured_kv_gib},
                         {"predicted_kv_gib", c.predicted_kv_gib}, {"error_pct", c.error_pct()}});
     j["logs"] = checks;
-    j["kv_error_pct"] = {{"fit_median", fit_med}, {"fit_max", fit_max}, {"held_out_median", held_med}, {"held_out_max", held_max},
-                         {"fit_logs", fit_err.size()}, {"held_out_logs", held_err.size()}};
+    j["kv_error_pct"] = {{"fit_median", fit_err.median_pct}, {"fit_max", fit_err.max_pct},
+                         {"held_out_median", held_err.median_pct}, {"held_out_max", held_err.max_pct},
+                         {"fit_logs", fit_err.logs}, {"held_out_logs", held_err.logs}};
     j["skipped"] = f.skipped;
     out << j.dump(2) << "\n";
     return 0;
@@ -174,7 +160,7 @@ int run_fit_engine(const fit_engine_args& a, std::ostream& out) {
     out << fmt::format("{:<48} {:>3} {:>10.2f} {:>10.2f} {:>+7.2f}%{}\n", c.model.substr(0, 48), c.tp, c.measured_kv_gib,
                        c.predicted_kv_gib, c.error_pct(), c.held_out ? "  held out" : "");
   out << fmt::format("available KV error: fit median {:.2f}% max {:.2f}% ({} logs); held out median {:.2f}% max {:.2f}% ({} logs)\n",
-                     fit_med, fit_max, fit_err.size(), held_med, held_max, held_err.size());
+                     fit_err.median_pct, fit_err.max_pct, fit_err.logs, held_err.median_pct, held_err.max_pct, held_err.logs);
   for (const auto& s : f.skipped) out << "  skipped: " << s << "\n";
   return 0;
 }

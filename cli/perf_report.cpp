@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -129,6 +130,13 @@ ordered_json dist_json(const model::length_dist& d) {
 ordered_json latency_json(const model::latency_summary& l) {
   return {{"mean", l.mean}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"max", l.max}, {"samples", l.samples},
           {"cdf_percent_0_to_100", l.cdf}};
+}
+
+// Every note of a serve command, restated ones included, in order.
+std::vector<std::string> note_texts(const model::serve_command& c) {
+  std::vector<std::string> out;
+  for (const auto& n : c.notes) out.push_back(n.text);
+  return out;
 }
 
 }  // namespace
@@ -291,13 +299,12 @@ std::string plan_text(const model::plan_result& r, const model::model_spec& m, c
         const int reps = p.disagg ? p.disagg->prefill_replicas : p.replicas;
         o += fmt::format("{:>3} {}{}\n", i + 1, c.text(), reps > 1 ? fmt::format("   # x {} replicas", reps) : "");
         for (const auto& note : c.notes)
-          if (note.find("replicas of this command") == std::string::npos) o += fmt::format("      # {}\n", note);
+          if (!note.restated) o += fmt::format("      # {}\n", note.text);
         if (p.disagg) {
           const model::serve_command d = model::decode_serve_command_for(m, p, r.engine);
           o += fmt::format("    {}{}\n", d.text(), p.disagg->decode_replicas > 1 ? fmt::format("   # x {} replicas", p.disagg->decode_replicas) : "");
           for (const auto& note : d.notes)
-            if (note.find("replicas of this command") == std::string::npos && note.find("pool:") == std::string::npos)
-              o += fmt::format("      # {}\n", note);
+            if (!note.restated) o += fmt::format("      # {}\n", note.text);
         }
       }
     }
@@ -365,11 +372,11 @@ std::string plan_json(const model::plan_result& r, const model::model_spec& m, c
     if (r.engine == "vllm" || r.engine == "sglang") {
       const model::serve_command c = model::serve_command_for(m, p, r.engine);
       x["serve_command"] = c.args;
-      x["serve_notes"] = c.notes;
+      x["serve_notes"] = note_texts(c);
       if (p.disagg) {
         const model::serve_command d = model::decode_serve_command_for(m, p, r.engine);
         x["decode_serve_command"] = d.args;
-        x["decode_serve_notes"] = d.notes;
+        x["decode_serve_notes"] = note_texts(d);
       }
     }
     if (p.disagg) {

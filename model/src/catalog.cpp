@@ -232,28 +232,35 @@ bool version_less(std::string_view a, std::string_view b) {
   return false;
 }
 
-}  // namespace
+// A profile file (e.g. written by `gpucal fit-engine`) rather than an embedded name.
+bool is_profile_path(std::string_view name) { return name.ends_with(".json") || name.find('/') != std::string_view::npos; }
 
-engine_profile resolve_engine(std::string_view name) {
-  const auto [text, where] = engine_profile_text(name);
-  return parse_engine_profile(text, where);
+// One embedded engine profile, parsed once, with the text and path it came from.
+struct embedded_engine {
+  engine_profile profile;
+  std::string_view text;
+  std::string_view path;
+};
+
+std::vector<embedded_engine> embedded_engines() {
+  std::vector<embedded_engine> out;
+  for (const auto& f : detail::embedded_files())
+    if (f.path.starts_with("engines/") && f.path.ends_with(".json"))
+      out.push_back({parse_engine_profile(f.text, f.path), f.text, f.path});
+  return out;
 }
 
-std::pair<std::string, std::string> engine_profile_text(std::string_view name) {
-  // A profile file (e.g. written by `gpucal fit-engine`).
-  if (name.ends_with(".json") || name.find('/') != std::string_view::npos) {
-    const std::string path(name);
-    return {read_input_file(path, "--engine"), path};
-  }
+// The embedded profile that "ENGINE" (the newest) or "ENGINE@VERSION" names.
+const embedded_engine& pick_engine(const std::vector<embedded_engine>& all, std::string_view name) {
   const std::string spec = lower(name);
   const auto at = spec.find('@');
   const std::string key = spec.substr(0, at);
   const std::string version = at == std::string::npos ? "" : spec.substr(at + 1);
-  std::vector<engine_profile> same;
+  std::vector<const engine_profile*> same;
   std::vector<std::string> names;
-  for (auto& e : list_engines()) {
-    if (lower(e.engine) == key) same.push_back(e);
-    if (std::find(names.begin(), names.end(), e.engine) == names.end()) names.push_back(e.engine);
+  for (const auto& e : all) {
+    if (lower(e.profile.engine) == key) same.push_back(&e.profile);
+    if (std::find(names.begin(), names.end(), e.profile.engine) == names.end()) names.push_back(e.profile.engine);
   }
   if (same.empty()) {
     std::string allowed;
@@ -261,21 +268,38 @@ std::pair<std::string, std::string> engine_profile_text(std::string_view name) {
     throw input_error(fmt::format("--engine: unknown engine '{}' (allowed: {}, each optionally @VERSION, or a profile .json file)",
                                   name, allowed));
   }
-  std::sort(same.begin(), same.end(), [](const auto& x, const auto& y) { return version_less(x.version, y.version); });
-  const auto text_of = [](const engine_profile& e) -> std::pair<std::string, std::string> {
-    for (const auto& f : detail::embedded_files())
-      if (f.path.starts_with("engines/") && f.path.ends_with(".json")) {
-        const engine_profile p = parse_engine_profile(f.text, f.path);
-        if (p.engine == e.engine && p.version == e.version) return {std::string(f.text), std::string(f.path)};
-      }
+  std::sort(same.begin(), same.end(), [](const auto* x, const auto* y) { return version_less(x->version, y->version); });
+  // The first file with that engine and version (a duplicate pair resolves to the earlier file).
+  const auto file_of = [&all](const engine_profile& e) -> const embedded_engine& {
+    for (const auto& f : all)
+      if (f.profile.engine == e.engine && f.profile.version == e.version) return f;
     throw std::logic_error("engine profile without its file: " + e.engine);
   };
-  if (version.empty()) return text_of(same.back());  // the newest
-  for (const auto& e : same)
-    if (e.version == version || e.version.starts_with(version + ".")) return text_of(e);
+  if (version.empty()) return file_of(*same.back());  // the newest
+  for (const auto* e : same)
+    if (e->version == version || e->version.starts_with(version + ".")) return file_of(*e);
   std::string known;
-  for (const auto& e : same) known += (known.empty() ? "" : ", ") + e.engine + "@" + e.version;
+  for (const auto* e : same) known += (known.empty() ? "" : ", ") + e->engine + "@" + e->version;
   throw input_error(fmt::format("--engine: no profile of {} version {} (known: {})", key, version, known));
+}
+
+}  // namespace
+
+engine_profile resolve_engine(std::string_view name) {
+  if (is_profile_path(name)) {
+    const std::string path(name);
+    return parse_engine_profile(read_input_file(path, "--engine"), path);
+  }
+  return pick_engine(embedded_engines(), name).profile;
+}
+
+std::pair<std::string, std::string> engine_profile_text(std::string_view name) {
+  if (is_profile_path(name)) {
+    const std::string path(name);
+    return {read_input_file(path, "--engine"), path};
+  }
+  const embedded_engine& e = pick_engine(embedded_engines(), name);
+  return {std::string(e.text), std::string(e.path)};
 }
 
 coefficients default_coefficients() {

@@ -8,6 +8,7 @@
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/tensor_inventory.hpp"
+#include "test_support.hpp"
 
 namespace gm = gpucal::model;
 
@@ -85,12 +86,7 @@ TEST(catalog, engines_and_default_coefficients_load) {
   EXPECT_EQ(gm::resolve_engine("vllm").version, "0.33.0");
   EXPECT_EQ(gm::resolve_engine("VLLM@0.19").version, "0.19.0");
   EXPECT_EQ(gm::resolve_engine("sglang").version, "0.5.23");  // 0.5.23 is newer than 0.5.3: versions compare by number
-  try {
-    gm::resolve_engine("vllm@0.7");
-    FAIL();
-  } catch (const gpucal::input_error& e) {
-    EXPECT_NE(std::string(e.what()).find("vllm@0.11.0, vllm@0.19.0, vllm@0.33.0"), std::string::npos) << e.what();
-  }
+  expect_input_error([] { gm::resolve_engine("vllm@0.7"); }, {"vllm@0.11.0, vllm@0.19.0, vllm@0.33.0"});
   EXPECT_THROW(gm::resolve_engine("vllm@0.1"), gpucal::input_error);  // a prefix of no version: 0.1 is not 0.11
   const auto c = gm::default_coefficients();
   EXPECT_EQ(c.source, "default");

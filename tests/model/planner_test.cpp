@@ -408,13 +408,7 @@ TEST(planner, long_outputs_and_long_prompts_keep_sane_tails) {
   const gm::throughput_model perf2(m, gpu, mem2.settings, c.throughput, engine);
   ASSERT_EQ(mem2.settings.max_num_batched_tokens, 8192);
   const auto r2 = gm::solve_replica(perf2, mem2, {1, 8193, 100, 10, 1, 0}, 1);
-  const auto chunk_of = [&](double tokens) {
-    const auto pf = perf2.prefill(tokens);
-    double overhead = 0;
-    for (const auto& op : pf.ops)
-      if (op.name == "step_overhead") overhead = op.time_s;
-    return pf.total_s - overhead;
-  };
+  const auto chunk_of = [&](double tokens) { return perf2.prefill(tokens).total_s - perf2.step_overhead_s(); };
   EXPECT_NEAR(r2.prefill_chunk_s, (chunk_of(8192) + chunk_of(1)) / 2, 1e-12);
 }
 

@@ -11,6 +11,7 @@
 
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
+#include "test_support.hpp"
 
 namespace gm = gpucal::model;
 
@@ -163,12 +164,8 @@ TEST(simulator, poisson_arrivals_and_lengths) {
 
 TEST(simulator, bad_lengths_and_traces_name_the_flag_or_line) {
   for (const char* bad : {"0", "-5", "1.5", "abc", "uniform:5", "uniform:9:3", "lognormal:100:0", "normal:1:2", "nan"}) {
-    try {
-      gm::parse_length_dist(bad, "--prompt-len");
-      ADD_FAILURE() << bad;
-    } catch (const gpucal::input_error& e) {
-      EXPECT_NE(std::string(e.what()).find("--prompt-len"), std::string::npos) << e.what();
-    }
+    SCOPED_TRACE(bad);
+    expect_input_error([&] { gm::parse_length_dist(bad, "--prompt-len"); }, {"--prompt-len"});
   }
   const auto trace = gm::parse_trace("{\"arrival_s\": 1.5, \"prompt_tokens\": 10, \"output_tokens\": 5}\n\n"
                                      "{\"timestamp\": 0.5, \"input_length\": 20, \"output_length\": 2}\n",
@@ -183,13 +180,8 @@ TEST(simulator, bad_lengths_and_traces_name_the_flag_or_line) {
            {"{\"arrival_s\": 1, \"prompt_tokens\": 2.5, \"output_tokens\": 5}\n", "prompt_tokens"},
            {"[1, 2, 3]\n", "line 1: not a JSON object"},
            {"\n\n", "holds no request"}}) {
-    try {
-      gm::parse_trace(text, "t.jsonl");
-      ADD_FAILURE() << text;
-    } catch (const gpucal::input_error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("t.jsonl"), std::string::npos) << e.what();
-    }
+    SCOPED_TRACE(text);
+    expect_input_error([&text = text] { gm::parse_trace(text, "t.jsonl"); }, {needle.c_str(), "t.jsonl"});
   }
 }
 
@@ -220,7 +212,6 @@ TEST(simulator, static_batch_sum_by_hand) {
 }
 
 TEST(step_policy, complete_refuses_a_step_other_than_the_one_in_flight) {
-  const deployment d;
   struct pool_of_counts final : gm::kv_pool {
     void add_sequence(std::int64_t) override {}
     bool append(std::int64_t, std::int64_t) override { return true; }

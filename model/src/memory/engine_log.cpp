@@ -10,12 +10,11 @@
 #include "gpucal/model/calibration.hpp"
 #include "gpucal/model/errors.hpp"
 #include "gpucal/model/memory_model.hpp"
+#include "gpucal/model/units.hpp"
 
 namespace gpucal::model {
 
 namespace {
-
-constexpr double gib = 1024.0 * 1024.0 * 1024.0;
 
 // The number right after `key` in `line` (commas between digits ignored), or nullopt.
 std::optional<double> number_after(std::string_view line, std::string_view key) {
@@ -149,8 +148,6 @@ estimate_options options_of(const vllm_log& log) {
   return o;
 }
 
-double median(std::vector<double> v) { return median_of(std::move(v)); }
-
 fit_result spread_fit(const std::string& name, const std::string& what, const std::vector<double>& points, double value) {
   fit_result r;
   r.name = name;
@@ -190,7 +187,8 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
   // The GPU as each log saw it: its logged total stands in for the catalog's.
   const auto coefficients_for = [&](const vllm_log& log, const engine_profile& p) {
     coefficients c = defaults;
-    if (log.total_memory_gib) c.usable_memory_bytes = static_cast<std::int64_t>(std::llround(*log.total_memory_gib * gib));
+    if (log.total_memory_gib)
+      c.usable_memory_bytes = static_cast<std::int64_t>(std::llround(*log.total_memory_gib * static_cast<double>(gib_bytes)));
     c.memory = p.with_fits(c.memory);
     return c;
   };
@@ -198,7 +196,7 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
   // Activation: the profile run's torch peak against the model's forward and sampler peak.
   std::vector<activation_point> points;
   std::vector<double> non_torch_tp1;
-  std::vector<std::pair<const usable*, double>> non_torch_tp;
+  std::vector<double> non_torch_tp;  // at tp > 1
   for (const usable& u : all) {
     if (u.held_out || u.log->workers.empty()) continue;
     if (u.log->pp > 1) {
@@ -220,9 +218,9 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
         peak = std::max(peak, w.activation_gib);
         nt = std::max(nt, w.non_torch_gib);
       }
-      points.push_back({s.max_num_batched_tokens, rows, a.forward_bytes, a.sampler_bytes, peak * gib});
-      if (u.log->tp == 1) non_torch_tp1.push_back(nt * gib);
-      else non_torch_tp.emplace_back(&u, nt * gib);
+      points.push_back({s.max_num_batched_tokens, rows, a.forward_bytes, a.sampler_bytes, peak * static_cast<double>(gib_bytes)});
+      if (u.log->tp == 1) non_torch_tp1.push_back(nt * static_cast<double>(gib_bytes));
+      else non_torch_tp.push_back(nt * static_cast<double>(gib_bytes));
     } catch (const input_error& e) {
       out.skipped.push_back(fmt::format("{}: {}", u.log->path, e.what()));
     }
@@ -238,13 +236,13 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
     out.skipped.push_back(fmt::format("activation: not fitted ({})", e.what()));
   }
   if (!non_torch_tp1.empty()) {
-    const double nt1 = median(non_torch_tp1);
+    const double nt1 = median_of(non_torch_tp1);
     out.fitted["non_torch_bytes"] = {nt1, "fitted", from + ": median non-torch forward increase at tp = 1"};
     out.fits.push_back(spread_fit("non_torch/tp1", "median of the logs' non-torch increase", non_torch_tp1, nt1));
     if (!non_torch_tp.empty()) {
       std::vector<double> above;
-      for (const auto& [u, nt] : non_torch_tp) above.push_back(std::max(0.0, nt - nt1));
-      const double nccl = median(above);
+      for (const double nt : non_torch_tp) above.push_back(std::max(0.0, nt - nt1));
+      const double nccl = median_of(above);
       out.fitted["nccl_bytes_per_gpu"] = {nccl, "fitted",
                                           from + ": median non-torch forward increase at tp > 1 above the tp = 1 median (NCCL's "
                                                  "lazily connected buffers)"};
@@ -269,7 +267,7 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
       k.pp = u.log->pp;
       k.held_out = u.held_out;
       k.measured_kv_gib = *u.log->available_kv_gib;
-      k.predicted_kv_gib = static_cast<double>(e.kv_pool_bytes) / gib;
+      k.predicted_kv_gib = to_gib(e.kv_pool_bytes);
       if (u.log->kv_tokens) {
         k.measured_tokens = static_cast<double>(*u.log->kv_tokens);
         k.predicted_tokens = static_cast<double>(e.max_tokens);
@@ -280,6 +278,19 @@ engine_log_fit fit_engine_to_logs(const std::vector<vllm_log>& logs, const engin
     }
   }
   return out;
+}
+
+kv_error_stats engine_log_fit::kv_error(bool held_out) const {
+  std::vector<double> v;
+  for (const auto& c : checks)
+    if (c.held_out == held_out) v.push_back(std::fabs(c.error_pct()));
+  kv_error_stats s;
+  s.logs = v.size();
+  if (!v.empty()) {
+    s.median_pct = median_of(v);
+    s.max_pct = *std::max_element(v.begin(), v.end());
+  }
+  return s;
 }
 
 }  // namespace gpucal::model

@@ -255,4 +255,21 @@ engine_profile parse_engine_profile(std::string_view json_text, std::string_view
   return p;
 }
 
+std::string fitted_profile_json(std::string_view base_text, std::string_view base_where,
+                                const std::map<std::string, coefficient>& fitted, const std::vector<std::string>& log_paths,
+                                std::string_view gpu_slug) {
+  // ordered_json keeps the base profile's key order.
+  nlohmann::ordered_json profile = nlohmann::ordered_json::parse(base_text);
+  nlohmann::ordered_json terms = nlohmann::ordered_json::object();
+  for (const auto& [k, c] : fitted) terms[k] = {{"value", c.value}, {"source", c.source}, {"note", c.note}};
+  profile["display_name"] = profile["display_name"].get<std::string>() + ", fitted to startup logs";
+  profile["fitted"] = terms;
+  std::string files;
+  for (const auto& path : log_paths) files += (files.empty() ? "" : ", ") + path;
+  profile["sources"].push_back({{"fact", fmt::format("fitted terms: gpucal fit-engine over {} logs on {} (base profile {})",
+                                                     log_paths.size(), gpu_slug, base_where)},
+                                {"where", files.size() > 2000 ? files.substr(0, 1997) + "..." : files}});
+  return profile.dump(2) + "\n";
+}
+
 }  // namespace gpucal::model

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
 #include <tuple>
 
 #include "gpucal/model/errors.hpp"
@@ -246,7 +245,7 @@ kv_plan plan_kv_cache(const std::vector<layer_cache>& caches, const kv_cache_rul
         continue;
       }
       largest = std::max(largest, c.state_bytes);
-      checkpoint_align = checked_mul(checkpoint_align / std::gcd(checkpoint_align, c.checkpoint_alignment), c.checkpoint_alignment, "the state checkpoint alignment");
+      checkpoint_align = checked_lcm(checkpoint_align, c.checkpoint_alignment, "the state checkpoint alignment");
     }
     state_page = largest;
     if (first_attention != caches.end() && first_attention->tokens_per_entry > 1) {
@@ -256,7 +255,7 @@ kv_plan plan_kv_cache(const std::vector<layer_cache>& caches, const kv_cache_rul
       const std::int64_t per_token = ceil_div(first_attention->bytes_per_token, first_attention->tokens_per_entry);
       std::int64_t align = std::max<std::int64_t>(16, rules.block_size);
       if (mla) align = std::max(align, rules.mla_state_align);
-      if (rules.state_prefix_caching) align = checked_mul(align / std::gcd(align, checkpoint_align), checkpoint_align, "the state block alignment");
+      if (rules.state_prefix_caching) align = checked_lcm(align, checkpoint_align, "the state block alignment");
       const std::int64_t block = checked_mul(align, ceil_div(largest, checked_mul(align, per_token, "the state block alignment")), "the state block");
       p.block_size = std::max(rules.block_size, block);
       state_page = checked_mul(p.block_size, per_token, "the state page");

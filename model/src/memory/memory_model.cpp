@@ -323,10 +323,11 @@ memory_estimate estimate_stages(const model_spec& m, const gpu_spec& gpu, const 
   one.pp = 1;
   std::vector<memory_estimate> each;
   for (const auto& st : stages) each.push_back(estimate_memory(st, gpu, engine, coeffs, one));
-  const auto tightest = std::min_element(each.begin(), each.end(), [](const auto& a, const auto& b) {
-    return a.fits != b.fits ? !a.fits : a.num_blocks < b.num_blocks;
-  });
-  memory_estimate r = *tightest;
+  const auto tightest = static_cast<std::size_t>(
+      std::min_element(each.begin(), each.end(), [](const auto& a, const auto& b) {
+        return a.fits != b.fits ? !a.fits : a.num_blocks < b.num_blocks;
+      }) - each.begin());
+  memory_estimate r = each[tightest];
   r.model = m;
   const tensor_inventory whole = build_inventory(m, opt.tp);
   r.params = whole.total_params();
@@ -352,11 +353,10 @@ memory_estimate estimate_stages(const model_spec& m, const gpu_spec& gpu, const 
                         })->shortfall_bytes;
     r.spare_bytes = 0;
   }
+  const auto& shown = r.stages[tightest];
   r.notes.push_back(fmt::format("pipeline parallel over {} stages of {} GPU(s) each: figures per GPU of stage {} (layers {}-{}), "
                                 "the one with the fewest KV blocks",
-                                opt.pp, opt.tp, tightest - each.begin() + 1, r.stages[static_cast<std::size_t>(tightest - each.begin())].first_layer,
-                                r.stages[static_cast<std::size_t>(tightest - each.begin())].first_layer +
-                                    r.stages[static_cast<std::size_t>(tightest - each.begin())].layers - 1));
+                                opt.pp, opt.tp, tightest + 1, shown.first_layer, shown.first_layer + shown.layers - 1));
   return r;
 }
 

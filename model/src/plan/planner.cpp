@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include "gpucal/model/catalog.hpp"
 #include "gpucal/model/errors.hpp"
@@ -66,6 +67,52 @@ std::vector<double> count_pmf(double mean, double var) {
     sum += pmf.back();
   }
   return pmf;
+}
+
+// The p99 batch at concurrency c (a Poisson-like count), at most cap requests.
+double batch_p99_at(double c, double cap) { return std::min(cap, c + 2.326 * std::sqrt(c)); }
+
+// The p99 of the batch averaged over a request's life at concurrency c (variance
+// about 2c/3), at most cap requests.
+double burst_batch_p99_at(double c, double cap) { return std::min(cap, c + 2.326 * std::sqrt(2 * c / 3)); }
+
+// f(r) computed once per replica count r: the bisection below asks some counts twice.
+template <class F>
+class by_replica_count {
+ public:
+  explicit by_replica_count(F f) : f_(std::move(f)) {}
+  const std::invoke_result_t<F&, int>& operator()(int r) {
+    auto it = memo_.find(r);
+    if (it == memo_.end()) it = memo_.emplace(r, f_(r)).first;
+    return it->second;
+  }
+
+ private:
+  F f_;
+  std::map<int, std::invoke_result_t<F&, int>> memo_;
+};
+
+// The fewest replicas r in [1, max_r] with ok(r), given ok(max_r): feasibility only
+// improves with more replicas, so the boundary is bisected.
+template <class Ok>
+int fewest_replicas(int max_r, Ok ok) {
+  int lo = 0, hi = max_r;  // ok(lo) fails (or lo = 0), ok(hi) holds
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    (ok(mid) ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+// The failure closest to a plan (the latest stage; the last of equals) names the
+// family; its reason is prefixed with `prefix`.
+void name_family(rejection& family, std::string_view prefix) {
+  const candidate_failure* closest = &family.by_tp.front();
+  for (const auto& f : family.by_tp)
+    if (f.stage >= closest->stage) closest = &f;
+  family.tp = closest->tp;
+  family.kind = closest->kind;
+  family.reason = std::string(prefix) + closest->reason;
 }
 
 // Little's law as a fixed point: the smallest C with rhs(C) <= C, rhs(C) the requests
@@ -153,6 +200,11 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   // mean / (1 - a^2), successive steps correlated by a.
   const double lambda_u = arrival_qps * chunks_per_prompt;
   const double a = lambda_u * chunk;
+  // Mean and variance of the chunks queued at a step whose decode part lasts d.
+  const auto queued_chunks = [&](double d) {
+    const double mean = lambda_u * d / (1 - a);
+    return std::pair{mean, mean / (1 - a * a)};
+  };
   if (a >= 1) {
     r.failure_kind = "throughput";
     r.failure_stage = 3;
@@ -163,7 +215,7 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   // Mean TTFT at decode step d: the rest of a length-biased step (E[T^2] / 2E[T]),
   // then the prompt's chunks with the J prompts of its arrival step (E[J] = arrival E_lb[T]).
   const auto ttft_mean_at = [&](double d) {
-    const double m1 = lambda_u * d / (1 - a), v1 = m1 / (1 - a * a);
+    const auto [m1, v1] = queued_chunks(d);
     const double et = d + chunk * m1, et2 = et * et + chunk * chunk * v1;
     const double lb = et2 / et;
     return chunks_per_prompt * (d + chunk) + lb / 2 + arrival_qps * lb * chunk;
@@ -181,10 +233,9 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   r.decode_step_s = perf.decode_step(std::max(c, 1.0), mean_context).total_s;
   r.tpot_mean_s = r.decode_step_s / slack;
   r.itl_mean_s = r.tpot_mean_s;
-  r.batch_p99 = std::min(cap, c + 2.326 * std::sqrt(c));
+  r.batch_p99 = batch_p99_at(c, cap);
   const double d = r.decode_step_s;
-  const double k_mean = lambda_u * d / (1 - a);
-  const double k_var = k_mean / (1 - a * a);
+  const auto [k_mean, k_var] = queued_chunks(d);
   // ITL: one step's duration, the decode part at the p99 batch.
   const double d99 = perf.decode_step(std::max(r.batch_p99, 1.0), mean_context).total_s;
   r.itl_p99_s = std::max(r.itl_mean_s, d99 + count_quantile(k_mean, k_var, 0.99) * chunk);
@@ -194,7 +245,7 @@ replica_state solve_replica(const throughput_model& perf, const memory_estimate&
   // Bursts that bring a request more chunks also bring more requests: its decode steps
   // run at a batch above C (the batch averaged over a request's life, Poisson-like
   // count: variance about 2C/3), taken at the same percentile.
-  const double d_burst = perf.decode_step(std::max(std::min(cap, c + 2.326 * std::sqrt(2 * c / 3)), 1.0), mean_context).total_s;
+  const double d_burst = perf.decode_step(std::max(burst_batch_p99_at(c, cap), 1.0), mean_context).total_s;
   r.tpot_p99_s = std::max(r.tpot_mean_s, d_burst + r.chunks_per_request_p99 * chunk / gaps);
   // TTFT: a prompt arrives within a step (length-biased: T_k = d + k chunk with weight
   // pi_k T_k), waits out the rest of it (uniform), then its chunks run, each step also
@@ -284,9 +335,9 @@ replica_state solve_decode_replica(const throughput_model& perf, const memory_es
   const double c = r.concurrency;
   r.decode_step_s = step(c);
   r.tpot_mean_s = r.itl_mean_s = r.decode_step_s;
-  r.batch_p99 = std::min(cap, c + 2.326 * std::sqrt(c));
+  r.batch_p99 = batch_p99_at(c, cap);
   r.itl_p99_s = std::max(r.itl_mean_s, step(r.batch_p99));
-  r.tpot_p99_s = std::max(r.tpot_mean_s, step(std::min(cap, c + 2.326 * std::sqrt(2 * c / 3))));
+  r.tpot_p99_s = std::max(r.tpot_mean_s, step(burst_batch_p99_at(c, cap)));
   r.output_tokens_per_s = arrival_qps * w.output_len;
   check_targets(r, mem, w, false);
   return r;
@@ -305,8 +356,31 @@ double md1_wait_p99(double rho, double s) {
   return s * std::log(rho / 0.01) / hi;
 }
 
+// One tensor inventory per tp, shared by every GPU, format, KV dtype and mode.
+class inventory_cache {
+ public:
+  explicit inventory_cache(const model_spec& m) : m_(m) {}
+  // build_inventory(m, tp), or nullptr where it fails (estimate_memory reports why).
+  const tensor_inventory* at(int tp) {
+    auto it = by_tp_.find(tp);
+    if (it == by_tp_.end()) {
+      try {
+        it = by_tp_.emplace(tp, build_inventory(m_, tp)).first;
+      } catch (const input_error&) {
+        return nullptr;
+      }
+    }
+    return &it->second;
+  }
+
+ private:
+  const model_spec& m_;
+  std::map<int, tensor_inventory> by_tp_;
+};
+
 void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_profile& engine, const coefficients& gc,
-                        const workload& w, const plan_options& opt, const std::map<std::string, double>& prices, plan_result& out) {
+                        const workload& w, const plan_options& opt, const std::map<std::string, double>& prices,
+                        inventory_cache& inventories, plan_result& out) {
   const double link = opt.kv_link_gbps ? *opt.kv_link_gbps : gpu.nvlink_gbps ? *gpu.nvlink_gbps : gpu.pcie_gbps.value_or(0);
   const auto price = prices.find(gpu.slug);
   for (const auto& kv : opt.kv_cache_dtypes) {
@@ -316,7 +390,8 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
       std::string quant;
       memory_estimate mem;
       std::optional<throughput_model> perf;
-      double kv_bytes = 0;  // one prompt's KV on one GPU of this side
+      double kv_bytes = 0;   // one prompt's KV on one GPU of this side
+      double prefill_s = 0;  // one prompt's prefill on this side, seconds
     };
     std::vector<side> sides;  // every tp x weight format that holds the model and a prompt's KV
     rejection family{gpu.name, "disagg", kv, 0, "", "", {}};
@@ -331,20 +406,22 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
         eo.kv_cache_dtype = kv;
         eo.max_model_len = static_cast<std::int64_t>(std::ceil(w.prompt_len + w.output_len));
         eo.max_num_batched_tokens = opt.max_num_batched_tokens;
-        side sd{tp, quant, {}, std::nullopt, 0};
+        side sd{tp, quant, {}, std::nullopt, 0, 0};
         try {
-          sd.mem = estimate_memory(m, gpu, engine, gc, eo);
+          const tensor_inventory* inv = inventories.at(tp);
+          sd.mem = estimate_memory(m, gpu, engine, gc, eo, inv);
           if (!sd.mem.fits) {
             family.by_tp.push_back({tp, 1, "memory", fmt::format("{} weights: a replica cannot hold one prompt's KV or the weights: {}",
                                                                  quant, sd.mem.failures.front()), 1});
             continue;
           }
-          sd.perf.emplace(m, gpu, sd.mem.settings, gc.throughput, engine);
+          sd.perf.emplace(m, gpu, sd.mem.settings, gc.throughput, engine, inv);
         } catch (const input_error& e) {
           family.by_tp.push_back({tp, 1, "unsupported", e.what(), 0});
           continue;
         }
         sd.kv_bytes = static_cast<double>(sd.mem.kv.bytes_per_token) * w.prompt_len;
+        sd.prefill_s = sd.perf->prefill(w.prompt_len).total_s;
         sides.push_back(std::move(sd));
       }
     }
@@ -358,18 +435,14 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
     for (const side& d : sides) {
       const int max_r = opt.max_gpus / d.tp;
       if (max_r < 1) continue;
-      const auto at = [&](int r) { return solve_decode_replica(*d.perf, d.mem, w, w.qps / r); };
-      const replica_state top = at(max_r);
+      by_replica_count at([&](int r) { return solve_decode_replica(*d.perf, d.mem, w, w.qps / r); });
+      const replica_state& top = at(max_r);
       if (!top.failure.empty()) {
         family.by_tp.push_back({d.tp, 1, top.failure_kind, fmt::format("decode pool ({} weights), even with {} replicas: {}", d.quant, max_r,
                                                                         top.failure), top.failure_stage});
         continue;
       }
-      int lo = 0, hi = max_r;
-      while (hi - lo > 1) {
-        const int mid = (lo + hi) / 2;
-        (at(mid).failure.empty() ? hi : lo) = mid;
-      }
+      const int hi = fewest_replicas(max_r, [&](int r) { return at(r).failure.empty(); });
       decodes.push_back({&d, hi, at(hi)});
     }
     // Prefill pools for each decode pool: the fewest replicas whose TTFT p99 (queue +
@@ -381,20 +454,18 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
     };
     for (const decode_choice& dc : decodes) {
       for (const side& p : sides) {
-        const double s = p.perf->prefill(w.prompt_len).total_s;
+        const double s = p.prefill_s;
         const double transfer = link > 0 ? std::max(p.kv_bytes, dc.d->kv_bytes) / (link * 1e9) : 0;
         const int budget_gpus = opt.max_gpus - dc.replicas * dc.d->tp;
         const int max_r = budget_gpus / p.tp;
+        // The p99 wait in the prefill queue, seconds, by prefill replica count.
+        by_replica_count wait_p99([&](int r) { return md1_wait_p99(w.qps / r * s, s); });
         const auto ttft = [&](int r) {
           const double rho = w.qps / r * s;
-          return rho >= 1 ? INFINITY : md1_wait_p99(rho, s) + s + transfer + dc.state.decode_step_s;
+          return rho >= 1 ? INFINITY : wait_p99(r) + s + transfer + dc.state.decode_step_s;
         };
         if (max_r < 1 || ttft(max_r) > w.ttft_p99_s) continue;
-        int lo = 0, hi = max_r;
-        while (hi - lo > 1) {
-          const int mid = (lo + hi) / 2;
-          (ttft(mid) <= w.ttft_p99_s ? hi : lo) = mid;
-        }
+        const int hi = fewest_replicas(max_r, [&](int r) { return ttft(r) <= w.ttft_p99_s; });
         plan x;
         x.mode = "disagg";
         x.gpu = gpu.name;
@@ -422,7 +493,7 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
         dp.decode_replicas = dc.replicas;
         dp.prefill_s = s;
         dp.prefill_share = rho;
-        dp.prefill_wait_p99_s = md1_wait_p99(rho, s);
+        dp.prefill_wait_p99_s = wait_p99(hi);
         dp.kv_bytes = std::max(p.kv_bytes, dc.d->kv_bytes);
         dp.kv_link_gbps = link;
         dp.kv_transfer_s = transfer;
@@ -444,12 +515,7 @@ void plan_disaggregated(const model_spec& m, const gpu_spec& gpu, const engine_p
                                 5});
       if (family.by_tp.empty())
         family.by_tp.push_back({0, 1, "unsupported", "no tp and weight format holds the model", 0});
-      const candidate_failure* closest = &family.by_tp.front();
-      for (const auto& f : family.by_tp)
-        if (f.stage >= closest->stage) closest = &f;
-      family.tp = closest->tp;
-      family.kind = closest->kind;
-      family.reason = "disagg: " + closest->reason;
+      name_family(family, "disagg: ");
       out.rejected.push_back(std::move(family));
     }
   }
@@ -490,24 +556,12 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
   out.ranked_by_cost = out.unpriced.empty() && !gpus.empty();
 
   std::set<std::string> sources;
-  // One tensor inventory per tp, shared by every GPU, format and KV dtype.
-  std::map<int, tensor_inventory> inventories;
-  const auto inventory_at = [&](int tp) -> const tensor_inventory* {
-    auto it = inventories.find(tp);
-    if (it == inventories.end()) {
-      try {
-        it = inventories.emplace(tp, build_inventory(m, tp)).first;
-      } catch (const input_error&) {
-        return nullptr;  // estimate_memory reports why
-      }
-    }
-    return &it->second;
-  };
+  inventory_cache inventories(m);
   for (const gpu_spec* gpu : gpus) {
     const auto own = opt.coefficients_by_gpu.find(gpu->slug);
     const coefficients& gc = own != opt.coefficients_by_gpu.end() ? own->second : c;
     sources.insert(gc.source);
-    if (opt.disaggregated) plan_disaggregated(m, *gpu, engine, gc, w, opt, prices, out);
+    if (opt.disaggregated) plan_disaggregated(m, *gpu, engine, gc, w, opt, prices, inventories, out);
     for (const auto& quant : opt.aggregated ? opt.quantizations : std::vector<std::string>{}) {
       for (const auto& kv : opt.kv_cache_dtypes) {
         if ((quant == "fp8" || kv == "fp8") && !gpu->supports("fp8")) continue;  // not a choice on this GPU
@@ -531,7 +585,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           memory_estimate mem;
           std::optional<throughput_model> perf;
           try {
-            const tensor_inventory* inv = pp == 1 ? inventory_at(tp) : nullptr;
+            const tensor_inventory* inv = pp == 1 ? inventories.at(tp) : nullptr;
             mem = estimate_memory(m, *gpu, engine, gc, eo, inv);
             if (pp == 1 && mem.charged_bytes <= mem.budget_bytes) node_holds_it = true;
             if (!mem.fits) {
@@ -553,12 +607,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           }
           // Fewest replicas that carry the load: feasibility only improves with more.
           const int max_r = opt.max_gpus / (tp * pp);
-          std::map<int, replica_state> solved;  // by replica count: the search asks some twice
-          const auto at = [&](int r) -> const replica_state& {
-            auto it = solved.find(r);
-            if (it == solved.end()) it = solved.emplace(r, solve_replica(*perf, mem, w, w.qps / r)).first;
-            return it->second;
-          };
+          by_replica_count at([&](int r) { return solve_replica(*perf, mem, w, w.qps / r); });
           const replica_state& at_max = at(max_r);
           if (!at_max.failure.empty()) {
             reject(at_max.failure_kind,
@@ -566,11 +615,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
                    at_max.failure_stage);
             continue;
           }
-          int lo = 0, hi = max_r;  // at(lo) fails (or lo = 0), at(hi) carries the load
-          while (hi - lo > 1) {
-            const int mid = (lo + hi) / 2;
-            (at(mid).failure.empty() ? hi : lo) = mid;
-          }
+          const int hi = fewest_replicas(max_r, [&](int r) { return at(r).failure.empty(); });
           plan p;
           p.gpu = gpu->name;
           p.gpu_slug = gpu->slug;
@@ -589,12 +634,7 @@ plan_result plan_deployment(const model_spec& m, const workload& w, const plan_o
           planned = true;
         }
         if (!planned && !family.by_tp.empty()) {
-          const candidate_failure* closest = &family.by_tp.front();
-          for (const auto& f : family.by_tp)
-            if (f.stage >= closest->stage) closest = &f;
-          family.tp = closest->tp;
-          family.kind = closest->kind;
-          family.reason = closest->reason;
+          name_family(family, "");
           out.rejected.push_back(std::move(family));
         }
       }
@@ -649,11 +689,11 @@ serve_command command_for(const model_spec& m, int tp, int pp, const std::string
   const auto fraction = fmt::format("{:g}", s.memory_fraction);
   serve_command c;
   if (quantization == "int8")
-    c.notes.push_back("int8 weights: serve a W8A8 (INT8) checkpoint of the model, e.g. an llm-compressor export; the engine reads its format "
-                      "from the checkpoint's quantization_config");
+    c.notes.push_back({"int8 weights: serve a W8A8 (INT8) checkpoint of the model, e.g. an llm-compressor export; the engine reads its format "
+                       "from the checkpoint's quantization_config"});
   if (quantization == "int4")
-    c.notes.push_back("int4 weights: serve an AWQ or GPTQ (W4A16) checkpoint of the model; the engine reads its format from the "
-                      "checkpoint's quantization_config");
+    c.notes.push_back({"int4 weights: serve an AWQ or GPTQ (W4A16) checkpoint of the model; the engine reads its format from the "
+                       "checkpoint's quantization_config"});
   if (engine == "vllm") {
     c.args = {"vllm", "serve", model, "--tensor-parallel-size", std::to_string(tp)};
     if (pp > 1) c.args.insert(c.args.end(), {"--pipeline-parallel-size", std::to_string(pp)});
@@ -664,8 +704,9 @@ serve_command command_for(const model_spec& m, int tp, int pp, const std::string
                                  "--gpu-memory-utilization", fraction});
     if (!role.empty()) {
       c.args.insert(c.args.end(), {"--kv-transfer-config", R"({"kv_connector":"NixlConnector","kv_role":"kv_both"})"});
-      c.notes.push_back(fmt::format("{} pool: vLLM's NixlConnector moves the KV; a P/D proxy (vLLM's disaggregated examples, llm-d) "
-                                    "routes each request to a prefill then a decode instance", role));
+      c.notes.push_back({fmt::format("{} pool: vLLM's NixlConnector moves the KV; a P/D proxy (vLLM's disaggregated examples, llm-d) "
+                                     "routes each request to a prefill then a decode instance", role),
+                         role == "decode"});
     }
   } else if (engine == "sglang") {
     c.args = {"python3", "-m", "sglang.launch_server", "--model-path", model, "--tp-size", std::to_string(tp)};
@@ -677,16 +718,16 @@ serve_command command_for(const model_spec& m, int tp, int pp, const std::string
                                  "--mem-fraction-static", fraction});
     if (!role.empty()) {
       c.args.insert(c.args.end(), {"--disaggregation-mode", std::string(role), "--disaggregation-transfer-backend", "nixl"});
-      c.notes.push_back(fmt::format("{} pool: SGLang's router in PD mode pairs the prefill and decode instances", role));
+      c.notes.push_back({fmt::format("{} pool: SGLang's router in PD mode pairs the prefill and decode instances", role), role == "decode"});
     }
   } else {
     throw input_error(fmt::format("--engine: no serve command for '{}' (allowed: vllm, sglang)", engine));
   }
   if (replicas > 1)
-    c.notes.push_back(fmt::format("{} replicas of this command, each on its own {} GPU(s), behind a load balancer", replicas, tp * pp));
+    c.notes.push_back({fmt::format("{} replicas of this command, each on its own {} GPU(s), behind a load balancer", replicas, tp * pp), true});
   if (pp > 1 && tp * pp > 8)
-    c.notes.push_back(fmt::format("{} GPUs per replica span {} nodes: start the engine's multi-node runtime (Ray for vLLM) first",
-                                  tp * pp, (tp * pp + 7) / 8));
+    c.notes.push_back({fmt::format("{} GPUs per replica span {} nodes: start the engine's multi-node runtime (Ray for vLLM) first",
+                                   tp * pp, (tp * pp + 7) / 8)});
   return c;
 }
 

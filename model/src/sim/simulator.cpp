@@ -333,17 +333,13 @@ sim_result simulate(const throughput_model& perf, const memory_estimate& mem, si
       t = idle_to;
       continue;
     }
-    // The step's time.
-    std::int64_t decodes = 0, prefill_seqs = 0;
-    double context = 0;
-    for (const policy_chunk& c : step.chunks) {
-      if (c.decode) {
-        ++decodes;
-        context += static_cast<double>(c.start + 1);
-      } else {
-        ++prefill_seqs;
-      }
-    }
+    // The step's time. A decode chunk is one token, so the step decodes
+    // decode_tokens sequences; every other chunk is a prefill chunk.
+    const std::int64_t decodes = step.decode_tokens;
+    const std::int64_t prefill_seqs = static_cast<std::int64_t>(step.chunks.size()) - decodes;
+    double context = 0;  // tokens, summed over the decoding sequences
+    for (const policy_chunk& c : step.chunks)
+      if (c.decode) context += static_cast<double>(c.start + 1);
     double dt = 0;
     if (decodes > 0) dt += timer.decode(decodes, context / static_cast<double>(decodes));
     if (prefill_seqs > 0) dt += timer.prefill(step.prefill_tokens, prefill_seqs) - (decodes > 0 ? perf.step_overhead_s() : 0);

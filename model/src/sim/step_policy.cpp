@@ -122,12 +122,11 @@ std::vector<std::int64_t> step_policy::complete(const policy_step& step) {
   if (in_flight_ && step.chunks.size() != last_.size())
     throw std::invalid_argument(fmt::format("scheduler::complete: {} chunks for the {} of the step in flight", step.chunks.size(),
                                             last_.size()));
-  // The step must be the one schedule() returned last: the same chunks in the same order.
+  // The step must be the one schedule() returned last: the same chunks in the same order
+  // (a step with chunks is in flight here, with as many chunks as last_, checked above).
   for (std::size_t i = 0; i < step.chunks.size(); ++i) {
     const policy_chunk& c = step.chunks[i];
-    const bool same = i < last_.size() && last_[i].id == c.id && last_[i].start == c.start && last_[i].tokens == c.tokens &&
-                      last_[i].samples == c.samples;
-    if (!same || step.chunks.size() != last_.size())
+    if (last_[i].id != c.id || last_[i].start != c.start || last_[i].tokens != c.tokens || last_[i].samples != c.samples)
       throw std::invalid_argument(fmt::format("scheduler::complete: request {} at position {} is not the last plan's", c.id, c.start));
   }
   std::vector<std::int64_t> finished;

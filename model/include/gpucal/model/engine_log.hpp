@@ -2,6 +2,7 @@
 // engine-profile coefficients fitted to many of them (`gpucal fit-engine`).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -60,11 +61,19 @@ struct engine_log_check {
   double error_pct() const { return 100 * (predicted_kv_gib - measured_kv_gib) / measured_kv_gib; }
 };
 
+/// The size of the available-KV errors (|engine_log_check::error_pct()|) over some logs.
+struct kv_error_stats {
+  double median_pct = 0, max_pct = 0;  ///< 0 when there is no log
+  std::size_t logs = 0;
+};
+
 struct engine_log_fit {
   std::map<std::string, coefficient> fitted;  ///< for engine_profile::fitted
   std::vector<fit_result> fits;               ///< with residuals
   std::vector<engine_log_check> checks;       ///< every log, predicted with the fitted profile
   std::vector<std::string> skipped;           ///< logs not used, with the reason
+  /// Over the checks held out of the fit (`held_out`), or over those it used.
+  kv_error_stats kv_error(bool held_out) const;
 };
 
 /// Fits the memory terms a vLLM profile charges to the logs' own figures:

@@ -98,4 +98,13 @@ struct engine_profile {
 /// Parses one profile (schema gpucal.engine/1); errors name the field.
 engine_profile parse_engine_profile(std::string_view json_text, std::string_view where);
 
+/// The profile `gpucal fit-engine` writes, whose "fitted" parse_engine_profile
+/// reads back: `base_text` (a profile's JSON, read from `base_where`) with
+/// ", fitted to startup logs" after its display_name, `fitted` under "fitted",
+/// and a source naming the logs fitted to (`log_paths`) and the GPU
+/// (`gpu_slug`). Indented by two spaces, ending in a newline.
+std::string fitted_profile_json(std::string_view base_text, std::string_view base_where,
+                                const std::map<std::string, coefficient>& fitted, const std::vector<std::string>& log_paths,
+                                std::string_view gpu_slug);
+
 }  // namespace gpucal::model

@@ -139,9 +139,13 @@ struct plan {
 /// The command that starts one replica of a plan, as an argument list, and
 /// what it needs beyond the flags.
 struct serve_command {
-  std::vector<std::string> args;   ///< e.g. {"vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "2", ...}
-  std::vector<std::string> notes;  ///< e.g. that an int4 plan needs an AWQ or GPTQ checkpoint
-  std::string text() const;        ///< the arguments joined by spaces, quoted where needed
+  struct note {
+    std::string text;       ///< e.g. that an int4 plan needs an AWQ or GPTQ checkpoint
+    bool restated = false;  ///< said already beside the command: its replica count, or the prefill pool's note for the decode pool
+  };
+  std::vector<std::string> args;  ///< e.g. {"vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "2", ...}
+  std::vector<note> notes;        ///< in the order they are given
+  std::string text() const;       ///< the arguments joined by spaces, quoted where needed
 };
 
 /// For a disaggregated plan, serve_command_for gives the prefill pool's command

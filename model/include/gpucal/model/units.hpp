@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <numeric>
 #include <string>
 
 #include "gpucal/model/errors.hpp"
@@ -26,6 +27,11 @@ inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what
   std::int64_t r = 0;
   if (__builtin_mul_overflow(a, b, &r)) throw input_error(std::string(what) + " overflows 64-bit integers: the config's sizes are out of range");
   return r;
+}
+
+/// lcm(a, b) for positive a and b, or input_error naming `what` when it leaves int64.
+inline std::int64_t checked_lcm(std::int64_t a, std::int64_t b, const char* what) {
+  return checked_mul(a / std::gcd(a, b), b, what);
 }
 
 /// a + b, or input_error naming `what` when the sum leaves int64.
