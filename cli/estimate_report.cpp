@@ -97,9 +97,8 @@ std::string estimate_text(const memory_estimate& e) {
   if (const auto& d = e.model.on_disk) {
     // The checkpoint's own bytes beside the ones counted from the config, by role.
     const auto counted = model::checkpoint_bytes_by_role(e.model);
-    std::int64_t counted_total = 0;
-    for (const auto& [_, b] : counted) counted_total += b;
-    const auto pct = [](std::int64_t a, std::int64_t b) { return b > 0 ? fmt::format("{:+.2f}%", 100.0 * (a - b) / b) : std::string("-"); };
+    const std::int64_t counted_total = model::checkpoint_bytes(e.model);
+    const auto pct = [](std::int64_t a, std::int64_t b) { return b > 0 ? fmt::format("{:+.2f}%", 100.0 * static_cast<double>(a - b) / static_cast<double>(b)) : std::string("-"); };
     o += d->files > 0 ? fmt::format("\nCheckpoint on disk: {} file(s), {} tensors, from the {}\n", d->files, d->tensors, d->source)
                       : fmt::format("\nCheckpoint on disk: from the {}\n", d->source);
     o += fmt::format("  {:<40} {:>18} {:>17} {:>17}\n", "role", "on disk bytes", "counted bytes", "counted vs disk");

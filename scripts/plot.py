@@ -255,7 +255,7 @@ def main(argv):
         raise BadInput(f"-o: '{out}' does not end in .png")
     try:
         with open(path, "rb") as f:
-            text = f.read(64 << 20 + 1)
+            text = f.read((64 << 20) + 1)
     except OSError as e:
         raise BadInput(f"{path}: cannot read ({e.strerror})")
     if len(text) > 64 << 20:

@@ -52,18 +52,23 @@ inline cli_result run_gpucal(const std::vector<std::string>& args) {
   return {code, out.str(), err.str()};
 }
 
+/// Runs `args` and checks the bad-input contract, with `needle` in the error
+/// line; returns the result for further checks.
+inline cli_result expect_refused(const std::vector<std::string>& args, const std::string& needle) {
+  const cli_result r = run_gpucal(args);
+  std::string joined;
+  for (const auto& a : args) joined += a + " ";
+  SCOPED_TRACE(joined);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  return r;
+}
+
 /// Each case: the arguments and a string the error line must contain.
 inline void expect_bad_input(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
-  for (const auto& [args, needle] : cases) {
-    const cli_result r = run_gpucal(args);
-    std::string joined;
-    for (const auto& a : args) joined += a + " ";
-    SCOPED_TRACE(joined);
-    EXPECT_EQ(r.code, 2);
-    EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
+  for (const auto& [args, needle] : cases) expect_refused(args, needle);
 }
 
 }  // namespace gpucal::test

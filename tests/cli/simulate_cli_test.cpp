@@ -1,24 +1,27 @@
 // `gpucal simulate` on the command line: the JSON it promises, and bad input.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "cli_runner.hpp"
 
-namespace fs = std::filesystem;
 using gpucal::test::expect_bad_input;
 using gpucal::test::run_gpucal;
 using json = nlohmann::json;
 
 namespace {
 
-TEST(simulate_cli, json_holds_the_latency_percentiles) {
-  const auto r = run_gpucal({"simulate", "--model", "llama-3.1-8b", "--gpu", "h100", "--qps", "5", "--prompt-len", "512",
-                             "--output-len", "uniform:32:128", "--requests", "300", "--seed", "1", "--json"});
+class simulate_cli : public gpucal::test::scratch_test {
+protected:
+  simulate_cli() : scratch_test("gpucal_sim_") {}
+};
+
+TEST_F(simulate_cli, json_holds_the_latency_percentiles) {
+  const std::vector<std::string> args = {"simulate", "--model", "llama-3.1-8b", "--gpu", "h100", "--qps", "5", "--prompt-len", "512",
+                                         "--output-len", "uniform:32:128", "--requests", "300", "--seed", "1", "--json"};
+  const auto r = run_gpucal(args);
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);
   EXPECT_EQ(j.at("schema"), "gpucal.simulate/1");
@@ -33,18 +36,14 @@ TEST(simulate_cli, json_holds_the_latency_percentiles) {
   }
   EXPECT_EQ(j.at("workload").at("output_len").at("shape"), "uniform");
   // The same seed gives the same run.
-  const auto again = run_gpucal({"simulate", "--model", "llama-3.1-8b", "--gpu", "h100", "--qps", "5", "--prompt-len", "512",
-                                 "--output-len", "uniform:32:128", "--requests", "300", "--seed", "1", "--json"});
+  const auto again = run_gpucal(args);
   EXPECT_EQ(again.out, r.out);
 }
 
-TEST(simulate_cli, a_trace_and_bad_input) {
-  const fs::path dir = fs::temp_directory_path() / ("gpucal_sim_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string good = (dir / "good.jsonl").string(), bad = (dir / "bad.jsonl").string();
-  std::ofstream(good) << "{\"arrival_s\": 0, \"prompt_tokens\": 100, \"output_tokens\": 3}\n"
-                         "{\"arrival_s\": 0.5, \"prompt_tokens\": 200, \"output_tokens\": 4}\n";
-  std::ofstream(bad) << "{\"arrival_s\": 0, \"prompt_tokens\": 100, \"output_tokens\": 3}\n{\"arrival_s\": 1}\n";
+TEST_F(simulate_cli, a_trace_and_bad_input) {
+  const std::string good = write("good.jsonl", "{\"arrival_s\": 0, \"prompt_tokens\": 100, \"output_tokens\": 3}\n"
+                                               "{\"arrival_s\": 0.5, \"prompt_tokens\": 200, \"output_tokens\": 4}\n");
+  const std::string bad = write("bad.jsonl", "{\"arrival_s\": 0, \"prompt_tokens\": 100, \"output_tokens\": 3}\n{\"arrival_s\": 1}\n");
   const auto r = run_gpucal({"simulate", "--model", "llama-3.1-8b", "--gpu", "h100", "--trace", good, "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("requests"), 2);
@@ -66,7 +65,6 @@ TEST(simulate_cli, a_trace_and_bad_input) {
       {with({"--trace", good, "--qps", "3"}), "--trace"},
       {with({"--qps", "1", "--prompt-len", "200000", "--output-len", "5"}), "exceeds"},
   });
-  fs::remove_all(dir);
 }
 
 }  // namespace

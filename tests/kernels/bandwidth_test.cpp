@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "device_vectors.hpp"
 #include "gpu_fixture.hpp"
 #include "gpucal/kernels/bandwidth.hpp"
 #include "gpucal/kernels/cuda_check.hpp"
@@ -16,17 +17,54 @@ namespace gk = gpucal::kernels;
 
 namespace {
 
-class bandwidth_test : public gpucal::test::gpu_test {
-protected:
-  int grid() const { return gk::bandwidth_grid(device_->sm_count); }
-};
-
 std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::vector<std::uint8_t> v(n);
   for (auto& b : v) b = static_cast<std::uint8_t>(rng());
   return v;
 }
+
+class bandwidth_test : public gpucal::test::gpu_test {
+protected:
+  int grid() const { return gk::bandwidth_grid(device_->sm_count); }
+
+  // Random bytes from `seed` through `launch(dst, src, bytes)`, a copy probe:
+  // every byte copied, nothing written past the end.
+  template <typename Launch>
+  void check_copy(std::size_t bytes, unsigned seed, Launch launch) {
+    const auto src_host = random_bytes(bytes, seed);
+    gk::device_buffer<std::uint8_t> src(bytes + 16), dst(bytes + 64);
+    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), src_host.data(), bytes, cudaMemcpyHostToDevice));
+    GPUCAL_CUDA_CHECK(cudaMemset(dst.data(), 0xCD, dst.bytes()));
+    launch(dst.data(), src.data(), bytes);
+    const auto out = gpucal::test::from_device(dst);
+    for (std::size_t i = 0; i < bytes; ++i) ASSERT_EQ(out[i], src_host[i]) << "byte " << i;
+    for (std::size_t i = bytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xCD) << "guard byte " << i;
+  }
+
+  // Random bytes from `seed` through `launch(src, bytes, block_sums)`, a read
+  // probe making `passes` sweeps: the block sums add up to the wrapping sum of
+  // the little-endian uint32 words, once per pass.
+  template <typename Launch>
+  void check_read(std::size_t bytes, unsigned seed, int passes, Launch launch) {
+    const auto host = random_bytes(bytes, seed);
+    std::uint32_t one = 0;
+    for (std::size_t i = 0; i + 4 <= bytes; i += 4) {
+      std::uint32_t w;
+      std::memcpy(&w, &host[i], 4);
+      one += w;
+    }
+    const auto expected = static_cast<std::uint32_t>(one * static_cast<std::uint32_t>(passes));  // wrapping
+    gk::device_buffer<std::uint8_t> src(bytes + 16);
+    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), host.data(), bytes, cudaMemcpyHostToDevice));
+    gk::device_buffer<std::uint32_t> sums(static_cast<std::size_t>(grid()));
+    GPUCAL_CUDA_CHECK(cudaMemset(sums.data(), 0xFF, sums.bytes()));  // every block must overwrite its slot
+    launch(src.data(), bytes, sums.data());
+    std::uint32_t got = 0;
+    for (std::uint32_t s : gpucal::test::from_device(sums)) got += s;
+    EXPECT_EQ(got, expected);
+  }
+};
 
 // Byte sizes: zero, below one vector, vector multiples, awkward tails, and a few MiB.
 const std::size_t sizes[] = {0, 4, 12, 16, 20, 1000, 4096 + 12, (3u << 20) + 4};
@@ -49,38 +87,19 @@ TEST_F(bandwidth_test, write_fills_every_byte_and_nothing_past_it) {
 TEST_F(bandwidth_test, copy_moves_every_byte) {
   for (std::size_t bytes : sizes) {
     SCOPED_TRACE(bytes);
-    const auto src_host = random_bytes(bytes, static_cast<unsigned>(bytes) + 1);
-    gk::device_buffer<std::uint8_t> src(bytes + 16), dst(bytes + 64);
-    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), src_host.data(), bytes, cudaMemcpyHostToDevice));
-    GPUCAL_CUDA_CHECK(cudaMemset(dst.data(), 0xCD, dst.bytes()));
-    gk::bandwidth_copy(dst.data(), src.data(), bytes, grid(), nullptr);
-    std::vector<std::uint8_t> out(dst.size());
-    GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), dst.data(), dst.bytes(), cudaMemcpyDeviceToHost));
-    for (std::size_t i = 0; i < bytes; ++i) ASSERT_EQ(out[i], src_host[i]) << "byte " << i;
-    for (std::size_t i = bytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xCD) << "guard byte " << i;
+    ASSERT_NO_FATAL_FAILURE(check_copy(bytes, static_cast<unsigned>(bytes) + 1, [&](void* dst, const void* src, std::size_t n) {
+      gk::bandwidth_copy(dst, src, n, grid(), nullptr);
+    }));
   }
 }
 
 TEST_F(bandwidth_test, read_sums_every_word) {
   for (std::size_t bytes : sizes) {
     SCOPED_TRACE(bytes);
-    const auto host = random_bytes(bytes, static_cast<unsigned>(bytes) + 7);
-    std::uint32_t expected = 0;  // wrapping sum of little-endian uint32 words
-    for (std::size_t i = 0; i + 4 <= bytes; i += 4) {
-      std::uint32_t w;
-      std::memcpy(&w, &host[i], 4);
-      expected += w;
-    }
-    gk::device_buffer<std::uint8_t> src(bytes + 16);
-    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), host.data(), bytes, cudaMemcpyHostToDevice));
-    gk::device_buffer<std::uint32_t> sums(static_cast<std::size_t>(grid()));
-    GPUCAL_CUDA_CHECK(cudaMemset(sums.data(), 0xFF, sums.bytes()));  // every block must overwrite its slot
-    gk::bandwidth_read(src.data(), bytes, sums.data(), grid(), nullptr);
-    std::vector<std::uint32_t> out(sums.size());
-    GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), sums.data(), sums.bytes(), cudaMemcpyDeviceToHost));
-    std::uint32_t got = 0;
-    for (std::uint32_t s : out) got += s;
-    EXPECT_EQ(got, expected);
+    ASSERT_NO_FATAL_FAILURE(check_read(bytes, static_cast<unsigned>(bytes) + 7, 1,
+                                       [&](const void* src, std::size_t n, std::uint32_t* sums) {
+                                         gk::bandwidth_read(src, n, sums, grid(), nullptr);
+                                       }));
   }
 }
 
@@ -90,24 +109,10 @@ TEST_F(bandwidth_test, v2_read_sums_every_word_once_per_pass) {
   for (std::size_t bytes : sizes) {
     for (int passes : {1, 3, 64}) {
       SCOPED_TRACE(::testing::Message() << bytes << " bytes, " << passes << " passes");
-      const auto host = random_bytes(bytes, static_cast<unsigned>(bytes) + 11);
-      std::uint32_t one = 0;
-      for (std::size_t i = 0; i + 4 <= bytes; i += 4) {
-        std::uint32_t w;
-        std::memcpy(&w, &host[i], 4);
-        one += w;
-      }
-      const auto expected = static_cast<std::uint32_t>(one * static_cast<std::uint32_t>(passes));  // wrapping
-      gk::device_buffer<std::uint8_t> src(bytes + 16);
-      if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), host.data(), bytes, cudaMemcpyHostToDevice));
-      gk::device_buffer<std::uint32_t> sums(static_cast<std::size_t>(grid()));
-      GPUCAL_CUDA_CHECK(cudaMemset(sums.data(), 0xFF, sums.bytes()));
-      gk::bandwidth_read_v2(src.data(), bytes, passes, sums.data(), grid(), nullptr);
-      std::vector<std::uint32_t> out(sums.size());
-      GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), sums.data(), sums.bytes(), cudaMemcpyDeviceToHost));
-      std::uint32_t got = 0;
-      for (std::uint32_t s : out) got += s;
-      EXPECT_EQ(got, expected);
+      ASSERT_NO_FATAL_FAILURE(check_read(bytes, static_cast<unsigned>(bytes) + 11, passes,
+                                         [&](const void* src, std::size_t n, std::uint32_t* sums) {
+                                           gk::bandwidth_read_v2(src, n, passes, sums, grid(), nullptr);
+                                         }));
     }
   }
 }
@@ -115,15 +120,9 @@ TEST_F(bandwidth_test, v2_read_sums_every_word_once_per_pass) {
 TEST_F(bandwidth_test, v2_copy_moves_every_byte) {
   for (std::size_t bytes : sizes) {
     SCOPED_TRACE(bytes);
-    const auto src_host = random_bytes(bytes, static_cast<unsigned>(bytes) + 5);
-    gk::device_buffer<std::uint8_t> src(bytes + 16), dst(bytes + 64);
-    if (bytes) GPUCAL_CUDA_CHECK(cudaMemcpy(src.data(), src_host.data(), bytes, cudaMemcpyHostToDevice));
-    GPUCAL_CUDA_CHECK(cudaMemset(dst.data(), 0xCD, dst.bytes()));
-    gk::bandwidth_copy_v2(dst.data(), src.data(), bytes, 5, grid(), nullptr);
-    std::vector<std::uint8_t> out(dst.size());
-    GPUCAL_CUDA_CHECK(cudaMemcpy(out.data(), dst.data(), dst.bytes(), cudaMemcpyDeviceToHost));
-    for (std::size_t i = 0; i < bytes; ++i) ASSERT_EQ(out[i], src_host[i]) << "byte " << i;
-    for (std::size_t i = bytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xCD) << "guard byte " << i;
+    ASSERT_NO_FATAL_FAILURE(check_copy(bytes, static_cast<unsigned>(bytes) + 5, [&](void* dst, const void* src, std::size_t n) {
+      gk::bandwidth_copy_v2(dst, src, n, 5, grid(), nullptr);
+    }));
   }
 }
 
